@@ -167,6 +167,9 @@ class Log {
   virtual Status close() = 0;
 };
 
+/// OK if `name` is a valid topic name: 1-200 characters of [a-zA-Z0-9._-], not "." or "..".
+Status validate_topic_name(std::string_view name);
+
 /// Open (creating if needed) an embedded log in config.data_dir, recovering from any crash.
 Result<std::unique_ptr<Log>> open_embedded_log(const LogConfig& config);
 

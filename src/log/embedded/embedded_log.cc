@@ -1,0 +1,376 @@
+// EmbeddedLog: the Log interface over local segment files. Layout under data_dir:
+//   LOCK                          flock'ed by the owning process
+//   topics/<topic>/topic.meta     partitions, retention, compression (key=value lines)
+//   topics/<topic>/<partition>/   segments (see partition.h, docs/log-format.md)
+//   groups/offsets.log            committed consumer-group offsets
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <shared_mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include "log/embedded/offset_store.h"
+#include "log/embedded/partition.h"
+#include "spate/log.h"
+
+namespace spate {
+
+std::string_view compression_name(Compression c) {
+  switch (c) {
+    case Compression::kNone: return "none";
+    case Compression::kLz4: return "lz4";
+    case Compression::kZstd: return "zstd";
+  }
+  return "none";
+}
+
+std::string_view fsync_policy_name(FsyncPolicy p) {
+  switch (p) {
+    case FsyncPolicy::kAlways: return "always";
+    case FsyncPolicy::kInterval: return "interval";
+    case FsyncPolicy::kNever: return "never";
+  }
+  return "interval";
+}
+
+Status validate_topic_name(std::string_view name) {
+  if (name.empty() || name.size() > 200 || name == "." || name == "..") {
+    return InvalidArgument("invalid topic name \"" + std::string(name) +
+                           "\": 1-200 characters of [a-zA-Z0-9._-], not \".\" or \"..\"");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return InvalidArgument("invalid topic name \"" + std::string(name) +
+                             "\": only [a-zA-Z0-9._-] allowed");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+struct Topic {
+  TopicInfo meta;
+  std::vector<std::unique_ptr<Partition>> partitions;
+};
+
+std::string encode_meta(const TopicInfo& t) {
+  std::ostringstream o;
+  o << "version=1\n"
+    << "partitions=" << t.partitions << "\n"
+    << "retention_ms=" << t.retention.ms << "\n"
+    << "retention_bytes=" << t.retention.bytes << "\n"
+    << "compression=" << compression_name(t.compression) << "\n";
+  return o.str();
+}
+
+Result<TopicInfo> decode_meta(const std::string& name, const std::string& text) {
+  TopicInfo t;
+  t.name = name;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string k = line.substr(0, eq), v = line.substr(eq + 1);
+    try {
+      if (k == "partitions") t.partitions = static_cast<uint32_t>(std::stoul(v));
+      if (k == "retention_ms") t.retention.ms = std::stoll(v);
+      if (k == "retention_bytes") t.retention.bytes = std::stoll(v);
+    } catch (...) {
+      return Corruption("bad topic.meta for " + name + ": " + line);
+    }
+    if (k == "compression") {
+      t.compression = v == "lz4" ? Compression::kLz4 : v == "zstd" ? Compression::kZstd
+                                                                   : Compression::kNone;
+    }
+  }
+  if (t.partitions == 0 || t.partitions > 100000) {
+    return Corruption("bad partition count in topic.meta for " + name);
+  }
+  return t;
+}
+
+class EmbeddedLog final : public Log {
+ public:
+  explicit EmbeddedLog(LogConfig cfg)
+      : cfg_(std::move(cfg)),
+        fs_(cfg_.fs ? cfg_.fs : default_fs()),
+        clock_(cfg_.clock ? cfg_.clock : system_clock()),
+        offsets_(fs_, path_join(cfg_.data_dir, "groups")) {}
+
+  ~EmbeddedLog() override { (void)close(); }
+
+  Status open() {
+    if (cfg_.data_dir.empty()) return InvalidArgument("log data_dir is empty");
+    SPATE_RETURN_IF_ERROR(fs_->create_dirs(path_join(cfg_.data_dir, "topics")));
+    std::string lock_path = path_join(cfg_.data_dir, "LOCK");
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0) return IoError("cannot open " + lock_path);
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      std::string pid(32, '\0');
+      ssize_t n = ::pread(lock_fd_, pid.data(), pid.size(), 0);
+      pid.resize(n > 0 ? static_cast<size_t>(n) : 0);
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == '\0')) pid.pop_back();
+      ::close(lock_fd_);
+      lock_fd_ = -1;
+      return Unavailable("data directory " + cfg_.data_dir +
+                         " is in use by another spate process" +
+                         (pid.empty() ? "" : " (pid " + pid + ")"));
+    }
+    std::string me = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(lock_fd_, 0) == 0) (void)!::pwrite(lock_fd_, me.data(), me.size(), 0);
+
+    SPATE_RETURN_IF_ERROR(offsets_.open());
+    SPATE_ASSIGN_OR_RETURN(auto names, fs_->list_dir(path_join(cfg_.data_dir, "topics")));
+    for (const auto& name : names) {
+      if (!validate_topic_name(name).ok()) continue;
+      std::string dir = topic_dir(name);
+      auto text = fs_->read_file(path_join(dir, "topic.meta"));
+      if (!text.ok()) continue;  // half-created topic: ignore (meta is written last)
+      SPATE_ASSIGN_OR_RETURN(TopicInfo meta, decode_meta(name, *text));
+      auto t = std::make_unique<Topic>();
+      t->meta = meta;
+      SPATE_RETURN_IF_ERROR(open_partitions(*t));
+      topics_[name] = std::move(t);
+    }
+    bg_ = std::thread([this] { background(); });
+    return Status::Ok();
+  }
+
+  Status create_topic(const TopicSpec& spec) override { return create(spec, false); }
+  Status ensure_topic(const TopicSpec& spec) override { return create(spec, true); }
+
+  std::vector<std::string> list_topics() const override {
+    std::shared_lock lk(mu_);
+    std::vector<std::string> out;
+    for (const auto& [n, t] : topics_) out.push_back(n);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  Result<TopicInfo> describe_topic(std::string_view topic) const override {
+    std::shared_lock lk(mu_);
+    auto it = topics_.find(std::string(topic));
+    if (it == topics_.end()) return NotFound("topic \"" + std::string(topic) + "\" does not exist");
+    TopicInfo info = it->second->meta;
+    info.partition_info.clear();
+    for (const auto& p : it->second->partitions) info.partition_info.push_back(p->info());
+    return info;
+  }
+
+  Result<int64_t> append(std::string_view topic, uint32_t partition, const RecordIn* records,
+                         size_t count) override {
+    Partition* p;
+    {
+      std::shared_lock lk(mu_);
+      auto it = topics_.find(std::string(topic));
+      if (it == topics_.end()) {
+        lk.unlock();
+        if (!cfg_.auto_create_topics) {
+          return NotFound("topic \"" + std::string(topic) + "\" does not exist");
+        }
+        TopicSpec spec;
+        spec.name = std::string(topic);
+        spec.partitions = cfg_.default_partitions;
+        SPATE_RETURN_IF_ERROR(ensure_topic(spec));
+        return append(topic, partition, records, count);
+      }
+      SPATE_ASSIGN_OR_RETURN(p, partition_of(*it->second, partition));
+    }
+    return p->append(records, count);
+  }
+
+  Result<FetchResult> fetch(std::string_view topic, uint32_t partition, int64_t offset,
+                            const FetchOptions& opts) override {
+    SPATE_ASSIGN_OR_RETURN(Partition * p, find(topic, partition));
+    return p->fetch(offset, opts);
+  }
+
+  Result<int64_t> offset_for_timestamp(std::string_view topic, uint32_t partition,
+                                       int64_t ts_ms) override {
+    SPATE_ASSIGN_OR_RETURN(Partition * p, find(topic, partition));
+    return p->offset_for_timestamp(ts_ms);
+  }
+
+  Status commit_offsets(std::string_view group, std::string_view topic,
+                        const std::map<uint32_t, int64_t>& offsets) override {
+    SPATE_ASSIGN_OR_RETURN(TopicInfo info, describe_topic(topic));
+    for (const auto& [p, o] : offsets) {
+      if (p >= info.partitions) {
+        return InvalidArgument("partition " + std::to_string(p) + " out of range for topic " +
+                               std::string(topic));
+      }
+      if (o < 0 || o > info.partition_info[p].end_offset) {
+        return OutOfRange("commit offset " + std::to_string(o) + " beyond end of " +
+                          std::string(topic) + "/" + std::to_string(p));
+      }
+    }
+    return offsets_.commit(group, topic, offsets);
+  }
+
+  Result<std::optional<int64_t>> committed_offset(std::string_view group, std::string_view topic,
+                                                  uint32_t partition) override {
+    SPATE_RETURN_IF_ERROR(find(topic, partition).status());
+    return offsets_.get(group, topic, partition);
+  }
+
+  Status enforce_retention() override {
+    std::shared_lock lk(mu_);
+    for (const auto& [n, t] : topics_) {
+      for (const auto& p : t->partitions) SPATE_RETURN_IF_ERROR(p->enforce_retention().status());
+    }
+    return Status::Ok();
+  }
+
+  Status close() override {
+    {
+      std::lock_guard lk(bg_mu_);
+      if (closed_) return Status::Ok();
+      closed_ = true;
+    }
+    bg_cv_.notify_all();
+    if (bg_.joinable()) bg_.join();
+    Status result;
+    {
+      std::unique_lock lk(mu_);
+      for (auto& [n, t] : topics_) {
+        for (auto& p : t->partitions) {
+          Status s = p->close();
+          if (result.ok()) result = s;
+        }
+      }
+    }
+    Status s = offsets_.close();
+    if (result.ok()) result = s;
+    if (lock_fd_ >= 0) {
+      ::close(lock_fd_);
+      lock_fd_ = -1;
+    }
+    return result;
+  }
+
+ private:
+  std::string topic_dir(const std::string& name) const {
+    return path_join(path_join(cfg_.data_dir, "topics"), name);
+  }
+
+  PartitionOptions partition_options(const TopicInfo& meta) const {
+    PartitionOptions o;
+    o.segment_bytes = cfg_.segment_bytes;
+    o.segment_ms = cfg_.segment_ms;
+    o.fsync = cfg_.fsync;
+    o.index_interval_bytes = cfg_.index_interval_bytes;
+    o.compression = meta.compression;
+    o.retention = meta.retention;
+    o.fs = fs_;
+    o.clock = clock_;
+    return o;
+  }
+
+  Status open_partitions(Topic& t) {
+    for (uint32_t i = 0; i < t.meta.partitions; ++i) {
+      auto p = std::make_unique<Partition>(path_join(topic_dir(t.meta.name), std::to_string(i)),
+                                           i, partition_options(t.meta));
+      SPATE_RETURN_IF_ERROR(p->open().with_context("opening " + t.meta.name + "/" +
+                                                   std::to_string(i)));
+      t.partitions.push_back(std::move(p));
+    }
+    return Status::Ok();
+  }
+
+  Status create(const TopicSpec& spec, bool ok_if_exists) {
+    SPATE_RETURN_IF_ERROR(validate_topic_name(spec.name));
+    if (spec.partitions == 0 || spec.partitions > 100000) {
+      return InvalidArgument("partitions must be between 1 and 100000");
+    }
+    std::unique_lock lk(mu_);
+    if (topics_.count(spec.name)) {
+      if (ok_if_exists) return Status::Ok();
+      return AlreadyExists("topic \"" + spec.name + "\" already exists");
+    }
+    auto t = std::make_unique<Topic>();
+    t->meta.name = spec.name;
+    t->meta.partitions = spec.partitions;
+    t->meta.retention = spec.retention.value_or(cfg_.retention);
+    t->meta.compression = spec.compression.value_or(cfg_.compression);
+    std::string dir = topic_dir(spec.name);
+    SPATE_RETURN_IF_ERROR(fs_->create_dirs(dir));
+    SPATE_RETURN_IF_ERROR(open_partitions(*t));
+    // The meta file is written last and atomically: a topic without it is ignored on open.
+    SPATE_RETURN_IF_ERROR(fs_->write_file_atomic(path_join(dir, "topic.meta"), encode_meta(t->meta)));
+    SPATE_RETURN_IF_ERROR(fs_->sync_dir(path_join(cfg_.data_dir, "topics")));
+    topics_[spec.name] = std::move(t);
+    return Status::Ok();
+  }
+
+  Result<Partition*> partition_of(const Topic& t, uint32_t partition) const {
+    if (partition >= t.partitions.size()) {
+      return NotFound("partition " + std::to_string(partition) + " of topic \"" + t.meta.name +
+                      "\" does not exist (it has " + std::to_string(t.partitions.size()) + ")");
+    }
+    return t.partitions[partition].get();
+  }
+
+  Result<Partition*> find(std::string_view topic, uint32_t partition) const {
+    std::shared_lock lk(mu_);
+    auto it = topics_.find(std::string(topic));
+    if (it == topics_.end()) return NotFound("topic \"" + std::string(topic) + "\" does not exist");
+    return partition_of(*it->second, partition);
+  }
+
+  void background() {
+    int64_t next_retention = clock_->now_ms() + cfg_.retention_check_interval_ms;
+    std::unique_lock lk(bg_mu_);
+    while (!closed_) {
+      int64_t tick = cfg_.fsync == FsyncPolicy::kInterval
+                         ? std::max<int64_t>(1, cfg_.fsync_interval_ms)
+                         : std::min<int64_t>(1000, cfg_.retention_check_interval_ms);
+      bg_cv_.wait_for(lk, std::chrono::milliseconds(tick));
+      if (closed_) break;
+      lk.unlock();
+      if (cfg_.fsync == FsyncPolicy::kInterval) {
+        std::shared_lock tl(mu_);
+        for (const auto& [n, t] : topics_) {
+          for (const auto& p : t->partitions) (void)p->sync_if_dirty();
+        }
+      }
+      if (clock_->now_ms() >= next_retention) {
+        (void)enforce_retention();
+        next_retention = clock_->now_ms() + cfg_.retention_check_interval_ms;
+      }
+      lk.lock();
+    }
+  }
+
+  LogConfig cfg_;
+  FileSystem* fs_;
+  Clock* clock_;
+  OffsetStore offsets_;
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
+  int lock_fd_ = -1;
+
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool closed_ = false;
+  std::thread bg_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Log>> open_embedded_log(const LogConfig& config) {
+  auto log = std::make_unique<EmbeddedLog>(config);
+  SPATE_RETURN_IF_ERROR(log->open());
+  return std::unique_ptr<Log>(std::move(log));
+}
+
+}  // namespace spate

@@ -1,0 +1,115 @@
+// Partition: one partition of an embedded-log topic — a directory of segments.
+//
+// Contract:
+//  - open() recovers: the active (last) segment is scanned batch by batch; a torn or corrupt
+//    tail (short batch, bad CRC, offset discontinuity) is truncated to the last good batch and
+//    its indexes are rebuilt. Older segments are trusted (they were fsynced when rolled) unless
+//    their index files are inconsistent, in which case those indexes are rebuilt.
+//  - append() is thread-safe; concurrent appends are grouped (one leader writes every queued
+//    batch with one writev and, under FsyncPolicy::kAlways, one fdatasync). It returns the base
+//    offset only after the batch is durable under the policy; records become visible to fetch()
+//    at the same moment. A failed write is rolled back (file truncated); a failed fsync puts the
+//    partition into a failed state where every append returns the error (the data on disk is
+//    then unknown until the log is reopened and recovered).
+//  - fetch() is thread-safe and lock-free with respect to appends except for a short snapshot of
+//    the segment list. A fetch sees a prefix of the partition.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/fs.h"
+#include "spate/log.h"
+
+namespace spate {
+
+struct PartitionOptions {
+  uint64_t segment_bytes = 128ULL << 20;
+  int64_t segment_ms = 24LL * 3600 * 1000;
+  FsyncPolicy fsync = FsyncPolicy::kInterval;
+  uint32_t index_interval_bytes = 4096;
+  Compression compression = Compression::kNone;
+  RetentionConfig retention;
+  FileSystem* fs = nullptr;
+  Clock* clock = nullptr;
+};
+
+struct RecoveryStats {
+  uint64_t truncated_bytes = 0;
+  uint32_t rebuilt_indexes = 0;
+  uint64_t scanned_bytes = 0;
+};
+
+class Partition {
+ public:
+  Partition(std::string dir, uint32_t id, PartitionOptions opts);
+  ~Partition();
+  Partition(const Partition&) = delete;
+  Partition& operator=(const Partition&) = delete;
+
+  Status open();
+  Result<int64_t> append(const RecordIn* records, size_t count);
+  Result<FetchResult> fetch(int64_t offset, const FetchOptions& opts);
+  Result<int64_t> offset_for_timestamp(int64_t ts_ms);
+
+  /// fsync the active segment if anything was written since the last sync.
+  Status sync_if_dirty();
+  /// Delete whole segments beyond retention (never the active one). Returns segments deleted.
+  Result<int> enforce_retention();
+  Status close();
+
+  PartitionInfo info() const;
+  int64_t end_offset() const { return end_offset_.load(std::memory_order_acquire); }
+  const RecoveryStats& recovery_stats() const { return recovery_; }
+
+ private:
+  struct Segment;
+  struct Writer;
+
+  Status recover_segment(Segment& seg, bool is_active);
+  Status rebuild_indexes(Segment& seg, uint64_t valid_size);
+  Status open_segment_files(Segment& seg, bool for_write);
+  Result<std::shared_ptr<Segment>> create_segment(int64_t base_offset);
+  Status roll_locked();
+  Status write_group(std::vector<Writer*>& group);
+  std::vector<std::shared_ptr<Segment>> snapshot() const;
+  Status read_segment(const std::shared_ptr<Segment>& seg, int64_t offset, const FetchOptions& opts,
+                      FetchResult* out, size_t* bytes);
+
+  std::string dir_;
+  uint32_t id_;
+  PartitionOptions opts_;
+  FileSystem* fs_;
+  Clock* clock_;
+
+  // Segment list: guarded by segments_mu_ (shared for readers, exclusive for roll/retention).
+  mutable std::shared_mutex segments_mu_;
+  std::vector<std::shared_ptr<Segment>> segments_;
+
+  // Group commit queue: guarded by mu_.
+  std::mutex mu_;
+  std::deque<Writer*> writers_;
+  Status failed_;  // sticky write/sync failure
+
+  std::atomic<int64_t> end_offset_{0};
+  std::atomic<bool> dirty_{false};
+  std::mutex sync_mu_;  // serialises background sync with the leader's sync
+
+  // Tail waiters.
+  std::mutex wait_mu_;
+  std::condition_variable wait_cv_;
+
+  RecoveryStats recovery_;
+  bool closed_ = false;
+};
+
+}  // namespace spate
