@@ -1,0 +1,209 @@
+#include "cli/run.h"
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "base/clock.h"
+#include "event/json.h"
+#include "server/admin.h"
+#include "server/http_server.h"
+#include "spate/config.h"
+#include "spate/log.h"
+#include "spate/metrics.h"
+#include "spate/version.h"
+
+namespace spate::cli {
+namespace {
+
+void setup_logging(const LoggingConfig& cfg) {
+  auto logger = spdlog::stderr_color_mt("spate");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(cfg.level));
+  if (cfg.format == "json") {
+    spdlog::set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%v"})");
+  } else {
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  }
+}
+
+std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, bool ready,
+                        uint16_t port) {
+  std::string out = "{\"name\":";
+  json::append_quoted(&out, pc.name);
+  out += fmt::format(",\"version\":\"{}\",\"uptime_seconds\":{:.3f},\"ready\":{},\"port\":{}",
+                     SPATE_VERSION, (system_clock()->now_ms() - started_ms) / 1000.0,
+                     ready ? "true" : "false", port);
+  out += fmt::format(
+      ",\"components\":[{{\"name\":\"log\",\"kind\":\"{}\",\"state\":\"running\","
+      "\"fsync\":\"{}\"}},{{\"name\":\"admin\",\"kind\":\"http\",\"state\":\"running\"}}]",
+      pc.log.kind, fsync_policy_name(pc.log.fsync));
+  out += ",\"topics\":[";
+  bool first = true;
+  for (const auto& name : log.list_topics()) {
+    auto info = log.describe_topic(name);
+    if (!info.ok()) continue;
+    if (!first) out += ",";
+    first = false;
+    out += "{\"name\":";
+    json::append_quoted(&out, name);
+    out += fmt::format(",\"partitions\":{},\"partition_info\":[", info->partitions);
+    for (size_t i = 0; i < info->partition_info.size(); ++i) {
+      const auto& p = info->partition_info[i];
+      out += fmt::format("{}{{\"partition\":{},\"start_offset\":{},\"end_offset\":{},"
+                         "\"size_bytes\":{}}}",
+                         i ? "," : "", p.partition, p.start_offset, p.end_offset, p.size_bytes);
+    }
+    out += "]}";
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace
+
+int run_pipeline(const RunOptions& opts) {
+  // Block the stop signals before any thread starts so only sigwait() below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto pc_r = load_pipeline_file(opts.config_path);
+  if (!pc_r.ok()) {
+    std::fprintf(stderr, "%s\n", pc_r.status().message().c_str());
+    return 2;
+  }
+  PipelineConfig pc = std::move(pc_r).value();
+  if (!opts.data_dir.empty()) {
+    pc.data_dir = opts.data_dir;
+    pc.log.data_dir = opts.data_dir + "/log";
+  }
+  if (opts.port) {
+    if (*opts.port < 0 || *opts.port > 65535) {
+      std::fprintf(stderr, "spate: --port must be 0..65535\n");
+      return 2;
+    }
+    pc.server.port = static_cast<uint16_t>(*opts.port);
+  }
+  setup_logging(pc.logging);
+  int64_t started_ms = system_clock()->now_ms();
+  std::atomic<bool> ready{false};
+  MetricsRegistry& metrics = global_metrics();
+  register_process_metrics(metrics);
+
+  // Admin server first, so /health answers (and /ready says 503) while the log recovers.
+  HttpServerConfig hc;
+  hc.host = pc.server.host;
+  hc.port = pc.server.port;
+  HttpServer server(hc);
+  std::unique_ptr<Log> log;
+  std::atomic<Log*> log_ptr{nullptr};
+  AdminHooks hooks;
+  hooks.ready = [&] { return ready.load(); };
+  hooks.status_json = [&]() -> std::string {
+    Log* l = log_ptr.load();
+    if (l == nullptr) {
+      return fmt::format("{{\"name\":\"{}\",\"version\":\"{}\",\"ready\":false,\"topics\":[]}}",
+                         json_escape(pc.name), SPATE_VERSION);
+    }
+    return status_json(pc, *l, started_ms, ready.load(), server.port());
+  };
+  hooks.metrics = &metrics;
+  install_admin_routes(server, hooks);
+  std::unique_ptr<HttpServer> metrics_server;
+  if (pc.server.metrics_port != 0 && pc.server.metrics_port != pc.server.port) {
+    HttpServerConfig mc = hc;
+    mc.port = pc.server.metrics_port;
+    metrics_server = std::make_unique<HttpServer>(mc);
+    install_admin_routes(*metrics_server, hooks);
+  }
+  Status s = server.start();
+  if (!s.ok()) {
+    spdlog::error("cannot start the admin server on {}:{}: {}", hc.host, hc.port, s.to_string());
+    return 1;
+  }
+  if (metrics_server) {
+    s = metrics_server->start();
+    if (!s.ok()) {
+      spdlog::error("cannot start the metrics server on port {}: {}", pc.server.metrics_port,
+                    s.to_string());
+      return 1;
+    }
+  }
+  spdlog::info("spate {} pipeline \"{}\": admin on http://{}:{}", SPATE_VERSION, pc.name,
+               hc.host, server.port());
+
+  auto log_r = open_embedded_log(pc.log);
+  if (!log_r.ok()) {
+    spdlog::error("cannot open the log in {}: {}", pc.log.data_dir, log_r.status().to_string());
+    server.stop();
+    return 1;
+  }
+  log = std::move(log_r).value();
+  for (const auto& spec : pc.topics) {
+    s = log->ensure_topic(spec);
+    if (!s.ok()) {
+      spdlog::error("cannot create topic {}: {}", spec.name, s.to_string());
+      (void)log->close();
+      server.stop();
+      return 1;
+    }
+  }
+  std::vector<ScopedMetricCallback> log_metrics;
+  for (const auto& name : log->list_topics()) {
+    auto info = log->describe_topic(name);
+    if (!info.ok()) continue;
+    for (uint32_t p = 0; p < info->partitions; ++p) {
+      MetricLabels labels = {{"topic", name}, {"partition", std::to_string(p)}};
+      Log* l = log.get();
+      log_metrics.emplace_back(
+          &metrics,
+          metrics.gauge_fn("spate_log_end_offset", "Next offset to be assigned in a partition",
+                           labels, [l, name, p] {
+                             auto i = l->describe_topic(name);
+                             return i.ok() ? static_cast<double>(i->partition_info[p].end_offset)
+                                           : 0.0;
+                           }));
+      log_metrics.emplace_back(
+          &metrics, metrics.gauge_fn("spate_log_size_bytes", "Bytes on disk of a partition",
+                                    labels, [l, name, p] {
+                                      auto i = l->describe_topic(name);
+                                      return i.ok() ? static_cast<double>(
+                                                          i->partition_info[p].size_bytes)
+                                                    : 0.0;
+                                    }));
+    }
+  }
+  log_ptr = log.get();
+  ready = true;
+  spdlog::info("ready: log in {} ({} topics, fsync {})", pc.log.data_dir, log->list_topics().size(),
+               fsync_policy_name(pc.log.fsync));
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  ready = false;
+  // Reverse order: stop taking requests, then drain and fsync the log.
+  if (metrics_server) metrics_server->stop();
+  server.stop();
+  log_metrics.clear();
+  log_ptr = nullptr;
+  s = log->close();
+  if (!s.ok()) {
+    spdlog::error("closing the log: {}", s.to_string());
+    return 1;
+  }
+  spdlog::info("stopped cleanly");
+  return 0;
+}
+
+}  // namespace spate::cli
