@@ -8,7 +8,7 @@ endif
 GENERATOR := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench asan tsan clean format
+.PHONY: all deps configure build run test bench asan tsan fuzz clean format
 
 all: build
 
@@ -35,6 +35,19 @@ asan:
 
 tsan:
 	$(MAKE) test BUILD_DIR=build-tsan CMAKE_FLAGS="-DSPATE_SANITIZE=thread -DSPATE_BUILD_BENCH=OFF"
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash scripts/install-deps.sh --fuzz
+	@test -f build-fuzz/CMakeCache.txt || CC=clang CXX=clang++ cmake -S . -B build-fuzz $(GENERATOR) \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPATE_FUZZ=ON -DSPATE_SANITIZE=address \
+	  -DSPATE_BUILD_TESTS=OFF -DSPATE_BUILD_BENCH=OFF
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_config fuzz_log_segment
+	for f in config log_segment; do \
+	  mkdir -p build-fuzz/corpus/$$f && \
+	  ./build-fuzz/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    build-fuzz/corpus/$$f fuzz/corpus/$$f || exit 1; \
+	done
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

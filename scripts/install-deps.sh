@@ -9,6 +9,10 @@ PACKAGES=(
   liblz4-dev libzstd-dev libxxhash-dev libsimdjson-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+# `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,70 @@
+// Pipeline configuration: loading and validating a pipeline YAML file (docs/configuration.md).
+//
+// Contract:
+//  - load_pipeline_file()/load_pipeline_string() parse YAML, replace `${VAR}` / `${VAR:-default}`
+//    in every scalar value from the environment, convert and validate every key, and fill in
+//    defaults for every key that is absent.
+//  - On success the returned PipelineConfig is complete and valid (log.data_dir already set).
+//  - On failure the Status has code Errc::kConfig and a message listing EVERY error found, one per
+//    line, sorted by position, each formatted `FILE:LINE:COL: KEY.PATH: message` (1-based line and
+//    column; key paths like `topics[2].partitions`). A YAML syntax error is reported as
+//    `FILE:LINE:COL: YAML syntax error: ...`; an unreadable file as `cannot read FILE: <reason>`.
+//  - Loading is reentrant: it touches no global state except reading the environment (through the
+//    injected lookup, getenv by default), so concurrent loads are safe.
+//  - Relative paths (data_dir) are kept as written: they are relative to the process's current
+//    working directory, NOT to the directory of the config file.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spate/log.h"
+#include "spate/status.h"
+
+namespace spate {
+
+/// Admin HTTP server (pipeline key `server:`).
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;       // 0 = pick a free port
+  uint16_t metrics_port = 0;  // 0 = serve /metrics on the main port
+};
+
+/// Spate's own diagnostic logging (pipeline key `logging:`).
+struct LoggingConfig {
+  std::string level = "info";   // trace | debug | info | warn | error | off
+  std::string format = "text";  // text | json
+};
+
+/// A whole pipeline file.
+struct PipelineConfig {
+  std::string source_path;  // the file it was loaded from (the source name if loaded from memory)
+  std::string name = "spate";
+  std::string data_dir = "./spate-data";  // relative to the current working directory
+  ServerConfig server;
+  LogConfig log;                  // log.data_dir = data_dir + "/log", filled in by the loader
+  std::vector<TopicSpec> topics;  // partitions/retention resolved against the log's defaults
+  LoggingConfig logging;
+};
+
+/// Looks up an environment variable; nullopt = unset. Used for `${VAR}` interpolation.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
+
+/// The process environment (getenv).
+EnvLookup process_env();
+
+/// Load and validate a pipeline file. Interpolates from the process environment.
+Result<PipelineConfig> load_pipeline_file(const std::string& path);
+Result<PipelineConfig> load_pipeline_file(const std::string& path, const EnvLookup& env);
+
+/// Load and validate pipeline YAML held in memory; `source_name` is used as FILE in error
+/// messages and as source_path ("<string>" if empty).
+Result<PipelineConfig> load_pipeline_string(std::string_view yaml, std::string_view source_name);
+Result<PipelineConfig> load_pipeline_string(std::string_view yaml, std::string_view source_name,
+                                            const EnvLookup& env);
+
+}  // namespace spate

@@ -1,0 +1,221 @@
+// The pipeline file schema (docs/configuration.md). Each section is one small function over
+// config::Node; later sections (ingestion, processors, analytics) are added the same way.
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <map>
+
+#include "base/fs.h"
+#include "config/errors.h"
+#include "config/node.h"
+#include "spate/config.h"
+
+namespace spate {
+namespace {
+
+using config::Node;
+
+constexpr int64_t kMaxPartitions = 1024;
+constexpr size_t kMaxTopicName = 200;
+constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
+constexpr int64_t kInt64Min = std::numeric_limits<int64_t>::min();
+
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+
+std::string check_name_chars(std::string_view v) {
+  if (v.empty()) return "must not be empty";
+  for (char c : v) {
+    if (!is_name_char(c)) {
+      return fmt::format("may contain only letters, digits, '_', '.' and '-', got {}",
+                         config::quote(v));
+    }
+  }
+  return "";
+}
+
+std::string check_pipeline_name(std::string_view v) {
+  return check_name_chars(v);
+}
+
+std::string check_topic_name(std::string_view v) {
+  if (v.size() > kMaxTopicName) {
+    return fmt::format("must be at most {} characters, got {}", kMaxTopicName, v.size());
+  }
+  if (v == "." || v == "..") return fmt::format("must not be {}", config::quote(v));
+  return check_name_chars(v);
+}
+
+const std::vector<std::pair<std::string, Compression>>& compressions() {
+  static const std::vector<std::pair<std::string, Compression>> names = {
+      {"none", Compression::kNone}, {"lz4", Compression::kLz4}, {"zstd", Compression::kZstd}};
+  return names;
+}
+
+/// A limit that is -1 (unlimited) or positive: a duration (ms) or a size (bytes).
+void get_limit(Node& section, std::string_view key, bool is_size, int64_t* out) {
+  Node v = section.get(key);
+  int64_t x = 0;
+  const bool ok =
+      is_size ? v.as_size(&x, kInt64Min, kInt64Max) : v.as_duration_ms(&x, kInt64Min, kInt64Max);
+  if (!ok) return;
+  if (x != -1 && x <= 0) {
+    v.error(fmt::format("must be -1 (unlimited) or positive, got {}", x));
+    return;
+  }
+  *out = x;
+}
+
+void parse_retention(Node n, RetentionConfig* out) {
+  get_limit(n, "ms", /*is_size=*/false, &out->ms);
+  get_limit(n, "bytes", /*is_size=*/true, &out->bytes);
+  n.finish();
+}
+
+void parse_server(Node n, ServerConfig* out) {
+  n.get_string("host", &out->host, config::non_empty);
+  n.get_int("port", &out->port, 0, 65535);
+  n.get_int("metrics_port", &out->metrics_port, 0, 65535);
+  n.finish();
+}
+
+// fsync: always | never | {interval_ms: N}
+void parse_fsync(Node f, LogConfig* out) {
+  if (f.is_map()) {
+    int64_t ms = 0;
+    if (f.require("interval_ms").as_duration_ms(&ms, 1, kInt64Max)) {
+      out->fsync = FsyncPolicy::kInterval;
+      out->fsync_interval_ms = ms;
+    }
+    f.finish();
+    return;
+  }
+  std::string policy;
+  if (!f.as_enum(&policy, {"always", "never"}, "{interval_ms: N}")) return;
+  out->fsync = policy == "always" ? FsyncPolicy::kAlways : FsyncPolicy::kNever;
+}
+
+void parse_log(Node n, LogConfig* out) {
+  n.get_enum("kind", &out->kind, {"embedded", "kafka"});
+  n.get_size("segment_bytes", &out->segment_bytes, 4096);
+  n.get_duration_ms("segment_ms", &out->segment_ms, 1);
+  parse_fsync(n.get("fsync"), out);
+  n.get_size("index_interval_bytes", &out->index_interval_bytes, 1);
+  n.get_enum("compression", &out->compression, compressions());
+  parse_retention(n.child("retention"), &out->retention);
+  n.get_duration_ms("retention_check_interval_ms", &out->retention_check_interval_ms, 1);
+  n.get_int("default_partitions", &out->default_partitions, 1, kMaxPartitions);
+  n.get_bool("auto_create_topics", &out->auto_create_topics);
+  n.finish();
+}
+
+// Runs after parse_log: topics inherit the log's default_partitions and retention.
+void parse_topics(Node root, PipelineConfig* cfg) {
+  struct Seen {
+    int line;
+    int column;
+  };
+  std::map<std::string, Seen, std::less<>> seen;
+  for (Node item : root.list("topics")) {
+    if (!item.is_map()) {
+      item.error(fmt::format("expected a topic such as {{name: events, partitions: 4}}, got {}",
+                             item.describe()));
+      continue;
+    }
+    TopicSpec t;
+    t.partitions = cfg->log.default_partitions;
+    Node name = item.require("name");
+    const bool named = name.as_string(&t.name, check_topic_name);
+    item.get_int("partitions", &t.partitions, 1, kMaxPartitions);
+    Node retention = item.child("retention");
+    RetentionConfig r = cfg->log.retention;  // unset fields inherit the log's retention
+    parse_retention(retention, &r);
+    if (retention.is_map()) t.retention = r;
+    Compression c = Compression::kNone;
+    if (item.get_enum("compression", &c, compressions())) t.compression = c;
+    item.finish();
+    if (named) {
+      const auto it = seen.find(t.name);
+      if (it != seen.end()) {
+        name.error(fmt::format("duplicate topic name {} (first defined at {}:{})",
+                               config::quote(t.name), it->second.line, it->second.column));
+      } else {
+        seen.emplace(t.name, Seen{name.location().line, name.location().column});
+      }
+    }
+    cfg->topics.push_back(std::move(t));
+  }
+}
+
+void parse_logging(Node n, LoggingConfig* out) {
+  n.get_enum("level", &out->level, {"trace", "debug", "info", "warn", "error", "off"});
+  n.get_enum("format", &out->format, {"text", "json"});
+  n.finish();
+}
+
+Result<PipelineConfig> load(std::string_view yaml, std::string source, const EnvLookup& env) {
+  PipelineConfig cfg;
+  cfg.source_path = source;
+  config::Errors errors(std::move(source));
+  {
+    Node root = Node::parse(yaml, &errors, env);
+    if (errors.empty()) {
+      root.get_string("name", &cfg.name, check_pipeline_name);
+      root.get_string("data_dir", &cfg.data_dir, config::non_empty);
+      parse_server(root.child("server"), &cfg.server);
+      parse_log(root.child("log"), &cfg.log);
+      parse_topics(root, &cfg);
+      parse_logging(root.child("logging"), &cfg.logging);
+      root.finish();
+    }
+  }  // every Node is gone (and finished) before the errors are read
+  SPATE_RETURN_IF_ERROR(errors.status());
+  cfg.log.data_dir = path_join(cfg.data_dir, "log");
+  return cfg;
+}
+
+}  // namespace
+
+EnvLookup process_env() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    const char* v = std::getenv(std::string(name).c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+Result<PipelineConfig> load_pipeline_file(const std::string& path) {
+  return load_pipeline_file(path, process_env());
+}
+
+Result<PipelineConfig> load_pipeline_file(const std::string& path, const EnvLookup& env) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return ConfigError(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  }
+  std::string text;
+  char buf[8192];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  const int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0) return ConfigError(fmt::format("cannot read {}: {}", path, std::strerror(err)));
+  return load(text, path, env);
+}
+
+Result<PipelineConfig> load_pipeline_string(std::string_view yaml, std::string_view source_name) {
+  return load_pipeline_string(yaml, source_name, process_env());
+}
+
+Result<PipelineConfig> load_pipeline_string(std::string_view yaml, std::string_view source_name,
+                                            const EnvLookup& env) {
+  return load(yaml, source_name.empty() ? std::string("<string>") : std::string(source_name), env);
+}
+
+}  // namespace spate

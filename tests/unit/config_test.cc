@@ -1,0 +1,660 @@
+// Tests of the pipeline configuration loader (include/spate/config.h, src/config/).
+#include "spate/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/suggest.h"
+
+namespace spate {
+namespace {
+
+using Env = std::map<std::string, std::string>;
+
+EnvLookup env_of(Env vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+// One string per line, so that line numbers in the tests are the list positions (1-based).
+std::string yaml(std::initializer_list<std::string_view> lines) {
+  std::string out;
+  for (std::string_view l : lines) {
+    out += l;
+    out += '\n';
+  }
+  return out;
+}
+
+Result<PipelineConfig> load(const std::string& text, Env env = {}) {
+  return load_pipeline_string(text, "p.yaml", env_of(std::move(env)));
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t nl = s.find('\n', start);
+    if (nl == std::string::npos) nl = s.size();
+    out.push_back(s.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return out;
+}
+
+// The error lines of a failed load; fails the test if the load succeeded or the code is wrong.
+std::vector<std::string> errors_of(const Result<PipelineConfig>& r) {
+  EXPECT_FALSE(r.ok()) << "expected the load to fail";
+  if (r.ok()) return {};
+  EXPECT_EQ(r.status().code(), Errc::kConfig) << r.status().to_string();
+  return split_lines(r.status().message());
+}
+
+// The single error of a load that must fail with exactly one error.
+std::string error_of(const std::string& text, Env env = {}) {
+  std::vector<std::string> e = errors_of(load(text, std::move(env)));
+  EXPECT_EQ(e.size(), 1u) << ::testing::PrintToString(e);
+  return e.empty() ? std::string() : e[0];
+}
+
+PipelineConfig load_ok(const std::string& text, Env env = {}) {
+  Result<PipelineConfig> r = load(text, std::move(env));
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? std::move(r).value() : PipelineConfig{};
+}
+
+// A temporary directory removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("spate-config-test-" + std::to_string(::getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string write(const std::string& name, const std::string& content) const {
+    std::string p = path_ + "/" + name;
+    std::ofstream(p) << content;
+    return p;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Defaults and a full file.
+
+TEST(ConfigTest, EmptyFileGivesAllDefaults) {
+  for (const std::string text : {"", "# only a comment\n", "---\n"}) {
+    SCOPED_TRACE(text);
+    const PipelineConfig c = load_ok(text);
+    EXPECT_EQ(c.source_path, "p.yaml");
+    EXPECT_EQ(c.name, "spate");
+    EXPECT_EQ(c.data_dir, "./spate-data");
+    EXPECT_EQ(c.server.host, "127.0.0.1");
+    EXPECT_EQ(c.server.port, 8080);
+    EXPECT_EQ(c.server.metrics_port, 0);
+    EXPECT_EQ(c.log.kind, "embedded");
+    EXPECT_EQ(c.log.data_dir, "./spate-data/log");
+    EXPECT_EQ(c.log.segment_bytes, 134217728u);
+    EXPECT_EQ(c.log.segment_ms, 86400000);
+    EXPECT_EQ(c.log.fsync, FsyncPolicy::kInterval);
+    EXPECT_EQ(c.log.fsync_interval_ms, 50);
+    EXPECT_EQ(c.log.index_interval_bytes, 4096u);
+    EXPECT_EQ(c.log.compression, Compression::kNone);
+    EXPECT_EQ(c.log.retention.ms, 604800000);
+    EXPECT_EQ(c.log.retention.bytes, -1);
+    EXPECT_EQ(c.log.retention_check_interval_ms, 60000);
+    EXPECT_EQ(c.log.default_partitions, 1u);
+    EXPECT_TRUE(c.log.auto_create_topics);
+    EXPECT_TRUE(c.topics.empty());
+    EXPECT_EQ(c.logging.level, "info");
+    EXPECT_EQ(c.logging.format, "text");
+  }
+}
+
+TEST(ConfigTest, EmptySectionsKeepDefaults) {
+  const PipelineConfig c = load_ok(yaml({"server:", "log: {}", "topics:", "logging:"}));
+  EXPECT_EQ(c.server.port, 8080);
+  EXPECT_EQ(c.log.segment_bytes, 134217728u);
+  EXPECT_TRUE(c.topics.empty());
+  EXPECT_EQ(c.logging.level, "info");
+}
+
+TEST(ConfigTest, SourceNameDefaultsToString) {
+  Result<PipelineConfig> r = load_pipeline_string("name: x\n", "", env_of({}));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->source_path, "<string>");
+  Result<PipelineConfig> bad = load_pipeline_string("name: [x]\n", "", env_of({}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "<string>:1:7: name: expected a string, got a list");
+}
+
+TEST(ConfigTest, FullFileRoundTripsEveryKey) {
+  const PipelineConfig c = load_ok(yaml({
+      "name: my-pipeline_1.0",
+      "data_dir: /var/lib/spate",
+      "server:",
+      "  host: 0.0.0.0",
+      "  port: 9000",
+      "  metrics_port: 9100",
+      "log:",
+      "  kind: kafka",
+      "  segment_bytes: 1048576",
+      "  segment_ms: 3600000",
+      "  fsync: always",
+      "  index_interval_bytes: 8192",
+      "  compression: zstd",
+      "  retention: {ms: 1000, bytes: 5000000}",
+      "  retention_check_interval_ms: 1500",
+      "  default_partitions: 3",
+      "  auto_create_topics: false",
+      "topics:",
+      "  - name: events",
+      "    partitions: 8",
+      "    retention: {ms: 2000, bytes: 7000}",
+      "    compression: lz4",
+      "  - name: alerts",
+      "logging: {level: debug, format: json}",
+  }));
+  EXPECT_EQ(c.name, "my-pipeline_1.0");
+  EXPECT_EQ(c.data_dir, "/var/lib/spate");
+  EXPECT_EQ(c.server.host, "0.0.0.0");
+  EXPECT_EQ(c.server.port, 9000);
+  EXPECT_EQ(c.server.metrics_port, 9100);
+  EXPECT_EQ(c.log.kind, "kafka");
+  EXPECT_EQ(c.log.data_dir, "/var/lib/spate/log");
+  EXPECT_EQ(c.log.segment_bytes, 1048576u);
+  EXPECT_EQ(c.log.segment_ms, 3600000);
+  EXPECT_EQ(c.log.fsync, FsyncPolicy::kAlways);
+  EXPECT_EQ(c.log.index_interval_bytes, 8192u);
+  EXPECT_EQ(c.log.compression, Compression::kZstd);
+  EXPECT_EQ(c.log.retention.ms, 1000);
+  EXPECT_EQ(c.log.retention.bytes, 5000000);
+  EXPECT_EQ(c.log.retention_check_interval_ms, 1500);
+  EXPECT_EQ(c.log.default_partitions, 3u);
+  EXPECT_FALSE(c.log.auto_create_topics);
+  ASSERT_EQ(c.topics.size(), 2u);
+  EXPECT_EQ(c.topics[0].name, "events");
+  EXPECT_EQ(c.topics[0].partitions, 8u);
+  ASSERT_TRUE(c.topics[0].retention.has_value());
+  EXPECT_EQ(c.topics[0].retention->ms, 2000);
+  EXPECT_EQ(c.topics[0].retention->bytes, 7000);
+  ASSERT_TRUE(c.topics[0].compression.has_value());
+  EXPECT_EQ(*c.topics[0].compression, Compression::kLz4);
+  // A topic without overrides takes log.default_partitions and has no retention/compression.
+  EXPECT_EQ(c.topics[1].name, "alerts");
+  EXPECT_EQ(c.topics[1].partitions, 3u);
+  EXPECT_FALSE(c.topics[1].retention.has_value());
+  EXPECT_FALSE(c.topics[1].compression.has_value());
+  EXPECT_EQ(c.logging.level, "debug");
+  EXPECT_EQ(c.logging.format, "json");
+}
+
+TEST(ConfigTest, TopicRetentionOverrideInheritsUnsetFieldsFromLog) {
+  const PipelineConfig c = load_ok(yaml({
+      "log:",
+      "  retention: {ms: 1000, bytes: 5000}",
+      "topics:",
+      "  - name: a",
+      "    retention: {bytes: 99}",
+  }));
+  ASSERT_EQ(c.topics.size(), 1u);
+  ASSERT_TRUE(c.topics[0].retention.has_value());
+  EXPECT_EQ(c.topics[0].retention->ms, 1000);
+  EXPECT_EQ(c.topics[0].retention->bytes, 99);
+}
+
+TEST(ConfigTest, LoadsFromFileAndRecordsItsPath) {
+  TempDir dir;
+  const std::string path = dir.write("pipe.yaml", "name: from-file\nserver: {port: 0}\n");
+  Result<PipelineConfig> r = load_pipeline_file(path, env_of({}));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->source_path, path);
+  EXPECT_EQ(r->name, "from-file");
+  EXPECT_EQ(r->server.port, 0);  // 0 = pick a free port
+}
+
+TEST(ConfigTest, ErrorsInAFileNameTheFile) {
+  TempDir dir;
+  const std::string path = dir.write("bad.yaml", "name: ok\nlog:\n  segment_bytes: abc\n");
+  Result<PipelineConfig> r = load_pipeline_file(path, env_of({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            path +
+                ":3:18: log.segment_bytes: expected a positive integer or a size such as "
+                "\"64KiB\" or \"128MiB\", got \"abc\"");
+}
+
+TEST(ConfigTest, MissingFileIsAClearError) {
+  TempDir dir;
+  const std::string path = dir.path() + "/nope.yaml";
+  Result<PipelineConfig> r = load_pipeline_file(path, env_of({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Errc::kConfig);
+  EXPECT_EQ(r.status().message(), "cannot read " + path + ": No such file or directory");
+}
+
+TEST(ConfigTest, DirectoryIsAClearError) {
+  TempDir dir;
+  Result<PipelineConfig> r = load_pipeline_file(dir.path(), env_of({}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "cannot read " + dir.path() + ": Is a directory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interpolation.
+
+TEST(ConfigTest, InterpolatesVariablesInValues) {
+  const PipelineConfig c =
+      load_ok(yaml({
+                  "name: ${NAME}", "data_dir: ${DIR:-/tmp/default}/data", "server:",
+                  "  host: \"${HOST}\"",  // quoted scalars too
+                  "  port: ${PORT}",      // interpolated before conversion
+              }),
+              {{"NAME", "from-env"}, {"HOST", "10.0.0.1"}, {"PORT", "7070"}});
+  EXPECT_EQ(c.name, "from-env");
+  EXPECT_EQ(c.data_dir, "/tmp/default/data");
+  EXPECT_EQ(c.server.host, "10.0.0.1");
+  EXPECT_EQ(c.server.port, 7070);
+}
+
+TEST(ConfigTest, InterpolationDefaults) {
+  // Set: the value wins over the default.
+  EXPECT_EQ(load_ok("data_dir: ${D:-fallback}\n", {{"D", "set"}}).data_dir, "set");
+  // Unset or empty: the default is used (shell ":-" semantics).
+  EXPECT_EQ(load_ok("data_dir: ${D:-fallback}\n").data_dir, "fallback");
+  EXPECT_EQ(load_ok("data_dir: ${D:-fallback}\n", {{"D", ""}}).data_dir, "fallback");
+  // An empty default is allowed.
+  EXPECT_EQ(load_ok("data_dir: x${D:-}y\n").data_dir, "xy");
+  // A set-but-empty variable without a default is the empty string, not an error.
+  EXPECT_EQ(load_ok("data_dir: a${D}b\n", {{"D", ""}}).data_dir, "ab");
+  // Defaults may refer to other variables.
+  EXPECT_EQ(load_ok("data_dir: ${A:-${B}/x}\n", {{"B", "/b"}}).data_dir, "/b/x");
+  // Defaults may contain ':' and '-'.
+  EXPECT_EQ(load_ok("data_dir: ${A:-http://h:1/a-b}\n").data_dir, "http://h:1/a-b");
+}
+
+TEST(ConfigTest, InterpolationEscapesAndLiterals) {
+  // $${ is a literal ${ and is not interpolated.
+  EXPECT_EQ(load_ok("data_dir: a$${HOME}b\n", {{"HOME", "/h"}}).data_dir, "a${HOME}b");
+  // A lone $ stays as it is.
+  EXPECT_EQ(load_ok("data_dir: cost$5 $X\n").data_dir, "cost$5 $X");
+  // Substituted values are not interpolated again.
+  EXPECT_EQ(load_ok("data_dir: ${A}\n", {{"A", "${B}"}, {"B", "no"}}).data_dir, "${B}");
+}
+
+TEST(ConfigTest, UnsetVariableIsAnErrorAtItsScalar) {
+  EXPECT_EQ(error_of(yaml({"name: x", "server:", "  host: ${NOPE}"})),
+            "p.yaml:3:9: server.host: environment variable NOPE is not set "
+            "(write ${NOPE:-default} to give a default)");
+}
+
+TEST(ConfigTest, MalformedReferencesAreErrors) {
+  EXPECT_EQ(error_of("data_dir: ${OOPS\n"),
+            "p.yaml:1:11: data_dir: unterminated \"${\" in \"${OOPS\" "
+            "(write \"$${\" for a literal \"${\")");
+  EXPECT_EQ(error_of("data_dir: ${1X}\n"),
+            "p.yaml:1:11: data_dir: invalid variable reference \"${1X}\": a name is letters, "
+            "digits and _ and does not start with a digit");
+  EXPECT_EQ(error_of("data_dir: ${X:?required}\n"),
+            "p.yaml:1:11: data_dir: unsupported variable reference \"${X:?required}\": use ${X} "
+            "or ${X:-default}");
+}
+
+TEST(ConfigTest, InterpolatedValueIsValidatedAfterSubstitution) {
+  EXPECT_EQ(error_of("server: {port: \"${P}\"}\n", {{"P", "http"}}),
+            "p.yaml:1:16: server.port: expected a non-negative integer, got \"http\"");
+}
+
+TEST(ConfigTest, KeysAreNotInterpolated) {
+  EXPECT_EQ(error_of("${K}: 1\n", {{"K", "name"}}),
+            "p.yaml:1:1: ${K}: unknown key (valid keys: name, data_dir, server, log, topics, "
+            "logging)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: each kind, with its exact position and key path.
+
+TEST(ConfigTest, WrongTypeScalarExpected) {
+  EXPECT_EQ(error_of(yaml({"server:", "  host: {a: 1}"})),
+            "p.yaml:2:9: server.host: expected a string, got a map");
+  EXPECT_EQ(error_of(yaml({"log:", "  segment_ms: [1, 2]"})),
+            "p.yaml:2:15: log.segment_ms: expected a positive integer (milliseconds) or a duration "
+            "such as \"500ms\", \"10s\", \"30m\", \"24h\" or \"7d\", got a list");
+  EXPECT_EQ(error_of(yaml({"log:", "  auto_create_topics: yes"})),
+            "p.yaml:2:23: log.auto_create_topics: expected true or false, got \"yes\"");
+  // An explicit null is not silently replaced by the default.
+  EXPECT_EQ(error_of(yaml({"server:", "  port:", "  host: h"})),
+            "p.yaml:2:3: server.port: expected a non-negative integer, got null");
+}
+
+TEST(ConfigTest, WrongTypeSectionExpected) {
+  EXPECT_EQ(error_of("server: 8080\n"), "p.yaml:1:9: server: expected a map, got \"8080\"");
+  EXPECT_EQ(error_of(yaml({"log:", "  - a"})), "p.yaml:2:3: log: expected a map, got a list");
+  EXPECT_EQ(error_of("topics: events\n"), "p.yaml:1:9: topics: expected a list, got \"events\"");
+  EXPECT_EQ(error_of(yaml({"topics:", "  - events"})),
+            "p.yaml:2:5: topics[0]: expected a topic such as {name: events, partitions: 4}, got "
+            "\"events\"");
+  EXPECT_EQ(error_of("- a\n- b\n"), "p.yaml:1:1: expected a map, got a list");
+}
+
+TEST(ConfigTest, OutOfRange) {
+  EXPECT_EQ(error_of(yaml({"server:", "  port: 70000"})),
+            "p.yaml:2:9: server.port: must be between 0 and 65535, got 70000");
+  EXPECT_EQ(error_of(yaml({"log:", "  segment_bytes: 100"})),
+            "p.yaml:2:18: log.segment_bytes: must be at least 4096, got 100");
+  EXPECT_EQ(error_of(yaml({"log:", "  segment_bytes: 1KiB"})),
+            "p.yaml:2:18: log.segment_bytes: must be at least 4096, got \"1KiB\" (= 1024)");
+  EXPECT_EQ(error_of(yaml({"log:", "  default_partitions: 0"})),
+            "p.yaml:2:23: log.default_partitions: must be between 1 and 1024, got 0");
+  EXPECT_EQ(error_of(yaml({"topics:", "  - name: a", "    partitions: 1025"})),
+            "p.yaml:3:17: topics[0].partitions: must be between 1 and 1024, got 1025");
+  EXPECT_EQ(error_of(yaml({"log:", "  segment_ms: 0"})),
+            "p.yaml:2:15: log.segment_ms: must be at least 1, got 0");
+  EXPECT_EQ(error_of(yaml({"log:", "  retention: {ms: 0}"})),
+            "p.yaml:2:19: log.retention.ms: must be -1 (unlimited) or positive, got 0");
+  EXPECT_EQ(error_of(yaml({"log:", "  retention: {bytes: -2}"})),
+            "p.yaml:2:22: log.retention.bytes: must be -1 (unlimited) or positive, got -2");
+  // Too big for any integer type is a range error, not a crash or a wrap-around.
+  EXPECT_EQ(error_of(yaml({"log:", "  segment_bytes: 99999999999999999999"})),
+            "p.yaml:2:18: log.segment_bytes: must be at least 4096, got "
+            "\"99999999999999999999\"");
+  EXPECT_EQ(error_of(yaml({"log:", "  segment_bytes: 99999999TiB"})),
+            "p.yaml:2:18: log.segment_bytes: must be at least 4096, got \"99999999TiB\"");
+}
+
+TEST(ConfigTest, BadEnumWithDidYouMean) {
+  EXPECT_EQ(error_of(yaml({"log:", "  compression: lz5"})),
+            "p.yaml:2:16: log.compression: expected one of none, lz4, zstd, got \"lz5\" "
+            "(did you mean \"lz4\"?)");
+  EXPECT_EQ(error_of(yaml({"log:", "  kind: Kafka"})),
+            "p.yaml:2:9: log.kind: expected one of embedded, kafka, got \"Kafka\" "
+            "(did you mean \"kafka\"?)");
+  EXPECT_EQ(error_of("logging: {level: warning}\n"),
+            "p.yaml:1:18: logging.level: expected one of trace, debug, info, warn, error, off, "
+            "got \"warning\" (did you mean \"warn\"?)");
+  // No suggestion when nothing is close.
+  EXPECT_EQ(error_of("logging: {format: xml}\n"),
+            "p.yaml:1:19: logging.format: expected one of text, json, got \"xml\"");
+  EXPECT_EQ(error_of(yaml({"topics:", "  - name: a", "    compression: gzip"})),
+            "p.yaml:3:18: topics[0].compression: expected one of none, lz4, zstd, got \"gzip\"");
+}
+
+TEST(ConfigTest, UnknownKeyTopLevel) {
+  EXPECT_EQ(error_of(yaml({"name: x", "topcs: []"})),
+            "p.yaml:2:1: topcs: unknown key (did you mean \"topics\"?)");
+  EXPECT_EQ(error_of("colour: blue\n"),
+            "p.yaml:1:1: colour: unknown key (valid keys: name, data_dir, server, log, topics, "
+            "logging)");
+}
+
+TEST(ConfigTest, UnknownKeyNested) {
+  EXPECT_EQ(error_of(yaml({"name: x", "server:", "  prot: 1"})),
+            "p.yaml:3:3: server.prot: unknown key (did you mean \"port\"?)");
+  EXPECT_EQ(error_of(yaml({"log:", "  retention:", "    byte: 5"})),
+            "p.yaml:3:5: log.retention.byte: unknown key (did you mean \"bytes\"?)");
+  // A prefix is close enough.
+  EXPECT_EQ(error_of(yaml({"log:", "  segment: 5"})),
+            "p.yaml:2:3: log.segment: unknown key (did you mean \"segment_bytes\"?)");
+}
+
+TEST(ConfigTest, UnknownKeyInTopicItem) {
+  EXPECT_EQ(error_of(yaml({"topics:", "  - name: a", "  - name: b", "    partitons: 2"})),
+            "p.yaml:4:5: topics[1].partitons: unknown key (did you mean \"partitions\"?)");
+}
+
+TEST(ConfigTest, DuplicateTopicName) {
+  EXPECT_EQ(error_of(yaml({"topics:", "  - name: a", "  - name: b", "  - name: a"})),
+            "p.yaml:4:11: topics[2].name: duplicate topic name \"a\" (first defined at 2:11)");
+}
+
+TEST(ConfigTest, DuplicateKey) {
+  EXPECT_EQ(error_of(yaml({"server:", "  port: 1", "  port: 2"})),
+            "p.yaml:3:3: server.port: duplicate key (first defined at 2:3)");
+}
+
+TEST(ConfigTest, TopicNameRules) {
+  EXPECT_EQ(error_of(yaml({"topics:", "  - partitions: 2"})),
+            "p.yaml:2:5: topics[0].name: missing required key");
+  EXPECT_EQ(error_of(yaml({"topics:", "  - name: \"a b\""})),
+            "p.yaml:2:11: topics[0].name: may contain only letters, digits, '_', '.' and '-', got "
+            "\"a b\"");
+  EXPECT_EQ(error_of(yaml({"topics:", "  - name: .."})),
+            "p.yaml:2:11: topics[0].name: must not be \"..\"");
+  EXPECT_EQ(error_of(yaml({"topics:", "  - name: \"\""})),
+            "p.yaml:2:11: topics[0].name: must not be empty");
+  EXPECT_EQ(error_of("topics: [{name: " + std::string(201, 'x') + "}]\n"),
+            "p.yaml:1:17: topics[0].name: must be at most 200 characters, got 201");
+  EXPECT_TRUE(load("topics: [{name: " + std::string(200, 'x') + "}]\n").ok());
+  EXPECT_TRUE(load("topics: [{name: a.b_c-D9}]\n").ok());
+}
+
+TEST(ConfigTest, PipelineNameRules) {
+  EXPECT_EQ(error_of("name: my pipeline\n"),
+            "p.yaml:1:7: name: may contain only letters, digits, '_', '.' and '-', got "
+            "\"my pipeline\"");
+  EXPECT_EQ(error_of("name: ${N:-}\n"), "p.yaml:1:7: name: must not be empty");
+  EXPECT_EQ(error_of("data_dir: \"\"\n"), "p.yaml:1:11: data_dir: must not be empty");
+}
+
+TEST(ConfigTest, YamlSyntaxErrorHasPosition) {
+  EXPECT_EQ(error_of(yaml({"name: x", "server:", "  port: [1"})),
+            "p.yaml:4:1: YAML syntax error: end of sequence flow not found");
+  EXPECT_EQ(error_of(yaml({"name: x", " server: 2"})),
+            "p.yaml:2:8: YAML syntax error: illegal map value");
+}
+
+TEST(ConfigTest, UnquotedInterpolationInFlowStyleGetsAHint) {
+  EXPECT_EQ(error_of("server: {port: ${P:-1}}\n"),
+            "p.yaml:1:17: YAML syntax error: end of map flow not found (inside {...} or [...], "
+            "quote values that use ${...}: \"${VAR}\")");
+  EXPECT_EQ(load_ok("server: {port: \"${P:-1}\"}\n").server.port, 1);
+}
+
+TEST(ConfigTest, SecondDocumentIsAnError) {
+  EXPECT_EQ(error_of(yaml({"name: x", "---", "name: y"})),
+            "p.yaml:2:1: a second YAML document: a pipeline file holds exactly one");
+  // Document markers around the one document are fine.
+  EXPECT_EQ(load_ok(yaml({"---", "name: x", "..."})).name, "x");
+  EXPECT_EQ(load_ok(yaml({"name: x", "---"})).name, "x");
+}
+
+TEST(ConfigTest, InputThatHangsYamlCppLoadAllIsASyntaxError) {
+  // yaml-cpp 0.7's LoadAll() allocates without end on these (jbeder/yaml-cpp#1040).
+  EXPECT_EQ(error_of(","), "p.yaml:1:1: YAML syntax error: unexpected \",\"");
+  EXPECT_EQ(error_of(",a\n"), "p.yaml:1:1: YAML syntax error: unexpected \",\"");
+  EXPECT_EQ(error_of("---\n,\n"), "p.yaml:2:1: YAML syntax error: unexpected \",\"");
+}
+
+TEST(ConfigTest, MultipleErrorsAreAllReportedInFileOrder) {
+  const std::vector<std::string> errors = errors_of(load(yaml({
+      "name: x",
+      "topics:",
+      "  - name: a",
+      "    partitions: 0",
+      "server:",
+      "  prot: 1",
+      "  port: abc",
+      "log:",
+      "  fsync: alway",
+      "  compression: lz5",
+      "logging: {level: loud}",
+  })));
+  // NOLINTBEGIN(bugprone-suspicious-missing-comma): long lines are split into two literals.
+  EXPECT_EQ(errors,
+            (std::vector<std::string>{
+                "p.yaml:4:17: topics[0].partitions: must be between 1 and 1024, got 0",
+                "p.yaml:6:3: server.prot: unknown key (did you mean \"port\"?)",
+                "p.yaml:7:9: server.port: expected a non-negative integer, got \"abc\"",
+                "p.yaml:9:10: log.fsync: expected one of always, never, {interval_ms: N}, got "
+                "\"alway\" (did you mean \"always\"?)",
+                "p.yaml:10:16: log.compression: expected one of none, lz4, zstd, got \"lz5\" "
+                "(did you mean \"lz4\"?)",
+                "p.yaml:11:18: logging.level: expected one of trace, debug, info, warn, error, "
+                "off, got \"loud\"",
+            }));
+  // NOLINTEND(bugprone-suspicious-missing-comma)
+}
+
+TEST(ConfigTest, VeryManyErrorsAreCapped) {
+  std::string text;
+  for (int i = 0; i < 150; ++i) text += "unknown_" + std::to_string(i) + ": 1\n";
+  const std::vector<std::string> errors = errors_of(load(text));
+  ASSERT_EQ(errors.size(), 101u);
+  EXPECT_EQ(errors[0],
+            "p.yaml:1:1: unknown_0: unknown key (valid keys: name, data_dir, server, log, topics, "
+            "logging)");
+  EXPECT_EQ(errors[100], "p.yaml: ... and 50 more errors");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizes, durations, fsync.
+
+TEST(ConfigTest, SizeStrings) {
+  const std::vector<std::pair<std::string, uint64_t>> cases = {
+      {"4096", 4096},
+      {"64KiB", 64ULL << 10},
+      {"128MiB", 128ULL << 20},
+      {"1GiB", 1ULL << 30},
+      {"2TiB", 2ULL << 40},
+      {"1MB", 1000000},
+      {"5KB", 5000},
+      {"3GB", 3000000000ULL},
+      {"8192B", 8192},
+      {"16mib", 16ULL << 20},  // units are case-insensitive
+      {"\"1 GiB\"", 1ULL << 30},
+  };
+  for (const auto& [text, want] : cases) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(load_ok("log: {segment_bytes: " + text + "}\n").log.segment_bytes, want);
+  }
+  EXPECT_EQ(load_ok("log: {index_interval_bytes: 16KiB}\n").log.index_interval_bytes, 16384u);
+  EXPECT_EQ(load_ok("log: {retention: {bytes: 10GiB}}\n").log.retention.bytes, 10LL << 30);
+  EXPECT_EQ(load_ok("log: {retention: {bytes: -1}}\n").log.retention.bytes, -1);
+  for (const std::string bad : {"1.5GiB", "12XB", "MiB", "-1KiB", "1_000"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(error_of("log: {segment_bytes: " + bad + "}\n"),
+              "p.yaml:1:22: log.segment_bytes: expected a positive integer or a size such as "
+              "\"64KiB\" or \"128MiB\", got \"" +
+                  bad + "\"");
+  }
+}
+
+TEST(ConfigTest, DurationStrings) {
+  const std::vector<std::pair<std::string, int64_t>> cases = {
+      {"86400000", 86400000}, {"500ms", 500},    {"10s", 10000},     {"30m", 1800000},
+      {"24h", 86400000},      {"7d", 604800000}, {"1h30m", 5400000}, {"1m500ms", 60500},
+  };
+  for (const auto& [text, want] : cases) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(load_ok("log: {segment_ms: " + text + "}\n").log.segment_ms, want);
+  }
+  EXPECT_EQ(load_ok("log: {retention: {ms: 3d}}\n").log.retention.ms, 3LL * 86400000);
+  EXPECT_EQ(load_ok("log: {retention: {ms: -1}}\n").log.retention.ms, -1);
+  EXPECT_EQ(load_ok("log: {retention_check_interval_ms: 5s}\n").log.retention_check_interval_ms,
+            5000);
+  for (const std::string bad : {"1.5h", "10x", "h", "1h30", "10S", "-5s"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(error_of("log: {segment_ms: " + bad + "}\n"),
+              "p.yaml:1:19: log.segment_ms: expected a positive integer (milliseconds) or a "
+              "duration such as \"500ms\", \"10s\", \"30m\", \"24h\" or \"7d\", got \"" +
+                  bad + "\"");
+  }
+}
+
+TEST(ConfigTest, FsyncForms) {
+  const PipelineConfig always = load_ok("log: {fsync: always}\n");
+  EXPECT_EQ(always.log.fsync, FsyncPolicy::kAlways);
+  const PipelineConfig never = load_ok("log: {fsync: never}\n");
+  EXPECT_EQ(never.log.fsync, FsyncPolicy::kNever);
+  const PipelineConfig interval = load_ok(yaml({"log:", "  fsync:", "    interval_ms: 200"}));
+  EXPECT_EQ(interval.log.fsync, FsyncPolicy::kInterval);
+  EXPECT_EQ(interval.log.fsync_interval_ms, 200);
+  EXPECT_EQ(load_ok("log: {fsync: {interval_ms: 2s}}\n").log.fsync_interval_ms, 2000);
+}
+
+TEST(ConfigTest, FsyncErrors) {
+  EXPECT_EQ(error_of("log: {fsync: alway}\n"),
+            "p.yaml:1:14: log.fsync: expected one of always, never, {interval_ms: N}, got "
+            "\"alway\" (did you mean \"always\"?)");
+  EXPECT_EQ(error_of("log: {fsync: [always]}\n"),
+            "p.yaml:1:14: log.fsync: expected one of always, never, {interval_ms: N}, got a list");
+  EXPECT_EQ(error_of("log: {fsync: {interval_ms: 0}}\n"),
+            "p.yaml:1:28: log.fsync.interval_ms: must be at least 1, got 0");
+  EXPECT_EQ(error_of("log: {fsync: {}}\n"),
+            "p.yaml:1:14: log.fsync.interval_ms: missing required key");
+  const std::vector<std::string> e = errors_of(load("log: {fsync: {interval: 5}}\n"));
+  EXPECT_EQ(e, (std::vector<std::string>{
+                   "p.yaml:1:14: log.fsync.interval_ms: missing required key",
+                   "p.yaml:1:15: log.fsync.interval: unknown key (did you mean \"interval_ms\"?)",
+               }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// suggest(), shared with other "did you mean" users.
+
+TEST(ConfigSuggestTest, PicksTheClosestCandidate) {
+  const std::vector<std::string> keys = {"host", "port", "metrics_port"};
+  EXPECT_EQ(config::suggest("prot", keys), "port");  // transposition
+  EXPECT_EQ(config::suggest("potr", keys), "port");
+  EXPECT_EQ(config::suggest("hots", keys), "host");
+  EXPECT_EQ(config::suggest("PORT", keys), "port");             // case-insensitive
+  EXPECT_EQ(config::suggest("metrics", keys), "metrics_port");  // prefix
+  EXPECT_EQ(config::suggest("colour", keys), "");
+  EXPECT_EQ(config::suggest("", keys), "");
+  EXPECT_EQ(config::suggest("x", {"y"}), "");  // one letter is not "close" to another
+  EXPECT_EQ(config::suggest("port", {}), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every shipped example must load (with an empty environment, so only defaults apply).
+
+TEST(ConfigTest, ExamplesValidate) {
+  ASSERT_TRUE(std::filesystem::is_directory("examples"))
+      << "run from the repository root (ctest does)";
+  int count = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator("examples")) {
+    if (!entry.is_regular_file() || entry.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(entry.path().string());
+    Result<PipelineConfig> r = load_pipeline_file(entry.path().string(), env_of({}));
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    ++count;
+  }
+  EXPECT_GE(count, 1);
+}
+
+TEST(ConfigTest, QuickstartExample) {
+  Result<PipelineConfig> r = load_pipeline_file("examples/quickstart.yaml", env_of({}));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->name, "quickstart");
+  EXPECT_EQ(r->data_dir, "./spate-data/quickstart");
+  EXPECT_EQ(r->log.data_dir, "./spate-data/quickstart/log");
+  EXPECT_EQ(r->server.port, 8080);
+  ASSERT_EQ(r->topics.size(), 2u);
+  EXPECT_EQ(r->topics[0].name, "events");
+  EXPECT_EQ(r->topics[0].partitions, 4u);
+  Result<PipelineConfig> env = load_pipeline_file(
+      "examples/quickstart.yaml", env_of({{"SPATE_DATA_DIR", "/data"}, {"SPATE_PORT", "9999"}}));
+  ASSERT_TRUE(env.ok()) << env.status().to_string();
+  EXPECT_EQ(env->data_dir, "/data");
+  EXPECT_EQ(env->server.port, 9999);
+}
+
+}  // namespace
+}  // namespace spate
