@@ -1,0 +1,639 @@
+// HttpServer on Boost.Beast: one strand per connection, callback style, on an io_context run
+// by `io_threads` threads. The only translation units that include Beast are this one and
+// http_client.cc.
+#include "server/http_server.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "spate/version.h"
+
+namespace spate {
+
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers (declared in the header)
+
+namespace {
+
+char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = ascii_lower(c);
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string url_decode(std::string_view s, bool plus_as_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%' && i + 2 < s.size()) {
+      int hi = hex_value(s[i + 1]);
+      int lo = hex_value(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_as_space && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  return out;
+}
+
+std::string HttpRequest::header(std::string_view name) const {
+  auto it = headers.find(lower(name));
+  return it == headers.end() ? std::string() : it->second;
+}
+
+std::optional<std::string> HttpRequest::query_param(std::string_view name) const {
+  std::string_view q = query;
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view part = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    size_t eq = part.find('=');
+    std::string key = url_decode(part.substr(0, eq), true);
+    if (key != name) continue;
+    if (eq == std::string_view::npos) return std::string();
+    return url_decode(part.substr(eq + 1), true);
+  }
+  return std::nullopt;
+}
+
+std::string HttpResponse::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, name)) return v;
+  }
+  return {};
+}
+
+HttpResponse HttpResponse::json(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::text(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+HttpResponse HttpResponse::error(int status, std::string_view message) {
+  return json(status, "{\"error\":\"" + json_escape(message) + "\"}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+
+namespace {
+
+constexpr uint32_t kHeaderLimit = 64 * 1024;
+constexpr auto kLingerTimeout = std::chrono::milliseconds(500);
+constexpr size_t kLingerMaxBytes = 1 << 20;
+constexpr std::string_view kServerHeader = "spate/" SPATE_VERSION;
+
+struct RouteSet {
+  std::map<std::string, HttpHandler> by_method;
+};
+
+struct Routes {
+  std::map<std::string, RouteSet, std::less<>> exact;
+  std::vector<std::pair<std::string, RouteSet>> prefix;  // sorted by length, longest first
+
+  // Dispatch: the handler's response, or the built-in 404/405.
+  HttpResponse dispatch(const HttpRequest& req, bool* head_only) const {
+    *head_only = false;
+    const RouteSet* set = nullptr;
+    if (auto it = exact.find(req.path); it != exact.end()) {
+      set = &it->second;
+    } else {
+      for (const auto& [p, s] : prefix) {
+        if (req.path.compare(0, p.size(), p) == 0) {
+          set = &s;
+          break;
+        }
+      }
+    }
+    if (set == nullptr) return HttpResponse::error(404, "not found");
+    auto h = set->by_method.find(req.method);
+    if (h == set->by_method.end() && req.method == "HEAD") {
+      h = set->by_method.find("GET");
+      *head_only = h != set->by_method.end();
+    }
+    if (h == set->by_method.end()) {
+      HttpResponse r = HttpResponse::error(405, "method not allowed");
+      std::string allow;
+      for (const auto& [m, unused] : set->by_method) {
+        allow += allow.empty() ? m : ", " + m;
+        if (m == "GET" && set->by_method.count("HEAD") == 0) allow += ", HEAD";
+      }
+      r.headers.emplace_back("Allow", allow);
+      return r;
+    }
+    try {
+      return h->second(req);
+    } catch (const std::exception& e) {
+      return HttpResponse::error(500, std::string("internal error: ") + e.what());
+    } catch (...) {
+      return HttpResponse::error(500, "internal error");
+    }
+  }
+};
+
+class Connection;
+
+// State shared by the acceptor and every connection of one start()..stop() run.
+struct ServerState {
+  HttpServerConfig cfg;
+  Routes routes;
+  std::atomic<bool> stopping{false};
+  std::mutex conns_mu;
+  std::vector<std::weak_ptr<Connection>> conns;
+};
+
+// Split "/a/b?x=1" into path and query; absolute-form "http://h/a" is reduced to "/a".
+bool split_target(std::string_view target, std::string* path, std::string* query) {
+  if (target.starts_with("http://") || target.starts_with("https://")) {
+    size_t scheme_end = target.find("://") + 3;
+    size_t slash = target.find_first_of("/?", scheme_end);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    if (target.starts_with("?")) {
+      *path = "/";
+      *query = std::string(target.substr(1));
+      return true;
+    }
+  }
+  if (!target.starts_with("/")) return false;
+  size_t q = target.find('?');
+  *path = std::string(target.substr(0, q));
+  *query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
+  return true;
+}
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, std::shared_ptr<ServerState> state)
+      : stream_(std::move(socket)), state_(std::move(state)) {
+    beast::error_code ec;
+    tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = remote.address().to_string() + ":" + std::to_string(remote.port());
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+  }
+
+  void start() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
+  }
+
+  // From stop(): close now unless a response is being written (that one finishes first).
+  void stop_async() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->writing_) self->close_now();
+    });
+  }
+
+ private:
+  std::chrono::milliseconds idle() const {
+    return std::chrono::milliseconds(std::max<int64_t>(state_->cfg.idle_timeout_ms, 1));
+  }
+
+  void read_request() {
+    if (state_->stopping.load()) return close_now();
+    parser_.emplace();
+    parser_->body_limit(static_cast<std::uint64_t>(state_->cfg.max_body_bytes));
+    parser_->header_limit(kHeaderLimit);
+    stream_.expires_after(idle());
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read_error(ec);
+    if (state_->stopping.load()) return close_now();
+    const auto& req = parser_->get();
+    auto expect = req[http::field::expect];
+    if (req.version() >= 11 && !parser_->is_done() &&
+        iequals({expect.data(), expect.size()}, "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream_.expires_after(idle());
+      writing_ = true;
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code wec, size_t) {
+                         self->writing_ = false;
+                         if (wec || self->state_->stopping.load()) return self->close_now();
+                         self->read_body();
+                       });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    stream_.expires_after(idle());
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->on_read_error(ec);
+                       self->handle();
+                     });
+  }
+
+  void on_read_error(beast::error_code ec) {
+    if (ec == http::error::end_of_stream) return close_gracefully();
+    if (ec == http::error::body_limit) {
+      return send_error(
+          413, "request body larger than " + std::to_string(state_->cfg.max_body_bytes) + " bytes");
+    }
+    if (ec == http::error::header_limit) return send_error(431, "request header too large");
+    if (ec == http::error::partial_message || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted ||
+        ec.category() != http::make_error_code(http::error::bad_method).category()) {
+      return close_now();
+    }
+    send_error(400, "bad request: " + ec.message());
+  }
+
+  // Error before a request was fully read: answer and close the connection.
+  void send_error(int status, std::string_view message) {
+    if (state_->stopping.load()) return close_now();
+    HttpResponse r = HttpResponse::error(status, message);
+    send(std::move(r), 11, /*keep_alive=*/false, /*head_only=*/false);
+  }
+
+  void handle() {
+    http::request<http::string_body> msg = parser_->release();
+    parser_.reset();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.remote_address = remote_;
+    for (const auto& f : msg) {
+      std::string name = lower(std::string_view(f.name_string().data(), f.name_string().size()));
+      std::string value(f.value());
+      auto [it, inserted] = req.headers.try_emplace(std::move(name), value);
+      if (!inserted) it->second += ", " + value;
+    }
+    req.body = std::move(msg.body());
+    unsigned version = msg.version();
+    bool keep_alive = msg.keep_alive();
+
+    if (!split_target(req.target, &req.path, &req.query)) {
+      return send(HttpResponse::error(400, "bad request target"), version, false, false);
+    }
+    bool head_only = false;
+    HttpResponse res = state_->routes.dispatch(req, &head_only);
+    send(std::move(res), version, keep_alive, head_only);
+  }
+
+  void send(HttpResponse r, unsigned version, bool keep_alive, bool head_only) {
+    if (r.status < 200 || r.status > 999)
+      r = HttpResponse::error(500, "handler returned a bad status");
+    res_ = {};
+    res_.version(version == 10 ? 10 : 11);
+    res_.result(static_cast<unsigned>(r.status));
+    res_.set(http::field::server, beast::string_view(kServerHeader.data(), kServerHeader.size()));
+    if (!r.content_type.empty()) res_.set(http::field::content_type, r.content_type);
+    for (auto& [name, value] : r.headers) {
+      if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+          iequals(name, "connection") || iequals(name, "server")) {
+        continue;
+      }
+      res_.insert(name, value);
+    }
+    bool no_body = r.status == 204 || r.status == 304;
+    if (!no_body) res_.content_length(r.body.size());
+    if (!no_body && !head_only) res_.body() = std::move(r.body);
+    if (state_->stopping.load()) keep_alive = false;
+    res_.keep_alive(keep_alive);
+    close_after_write_ = !keep_alive;
+
+    stream_.expires_after(idle());
+    writing_ = true;
+    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->writing_ = false;
+      if (ec) return self->close_now();
+      if (self->close_after_write_ || self->state_->stopping.load()) {
+        return self->close_gracefully();
+      }
+      self->read_request();
+    });
+  }
+
+  // Send FIN, then read and discard what the peer still sends (briefly), so that unread
+  // request bytes do not turn our close into a RST that could destroy the response in flight.
+  void close_gracefully() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec || state_->stopping.load()) return close_now();
+    stream_.expires_after(kLingerTimeout);
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(net::buffer(drain_buf_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kLingerMaxBytes) return self->close_now();
+                              self->drain();
+                            });
+  }
+
+  void close_now() {
+    beast::error_code ec;
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  std::shared_ptr<ServerState> state_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::string remote_;
+  bool writing_ = false;
+  bool close_after_write_ = false;
+  size_t drained_ = 0;
+  std::array<char, 4096> drain_buf_{};
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// HttpServer
+
+struct HttpServer::Impl {
+  HttpServerConfig cfg;
+  Routes routes;
+
+  std::mutex mu;  // serializes start/stop/route; never taken by I/O threads
+  std::atomic<bool> running{false};
+  std::atomic<uint16_t> port{0};
+  std::unique_ptr<net::io_context> ioc;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<net::steady_timer> accept_backoff;
+  std::shared_ptr<ServerState> state;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  int threads_running = 0;
+
+  void do_accept() {
+    acceptor->async_accept(net::make_strand(*ioc), [this](beast::error_code ec, tcp::socket s) {
+      if (state->stopping.load() || ec == net::error::operation_aborted) return;
+      if (ec) {
+        // E.g. EMFILE: retry shortly instead of spinning.
+        accept_backoff->expires_after(std::chrono::milliseconds(50));
+        accept_backoff->async_wait([this](beast::error_code tec) {
+          if (!tec && !state->stopping.load()) do_accept();
+        });
+        return;
+      }
+      auto conn = std::make_shared<Connection>(std::move(s), state);
+      {
+        std::lock_guard lock(state->conns_mu);
+        if (state->conns.size() >= 64 && state->conns.size() % 64 == 0) {
+          std::erase_if(state->conns, [](const auto& w) { return w.expired(); });
+        }
+        state->conns.push_back(conn);
+      }
+      conn->start();
+      do_accept();
+    });
+  }
+
+  void run_thread() {
+    for (;;) {
+      try {
+        ioc->run();
+        break;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "spate: http server: unexpected exception: %s\n", e.what());
+      }
+    }
+    std::lock_guard lock(done_mu);
+    --threads_running;
+    done_cv.notify_all();
+  }
+};
+
+HttpServer::HttpServer(HttpServerConfig cfg) : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = std::move(cfg);
+}
+
+HttpServer::~HttpServer() {
+  stop();
+}
+
+void HttpServer::route(std::string method, std::string path, HttpHandler handler) {
+  std::lock_guard lock(impl_->mu);
+  SPATE_CHECK(!impl_->running, "HttpServer::route() after start()");
+  SPATE_CHECK(handler != nullptr, "HttpServer::route(): empty handler for " + path);
+  impl_->routes.exact[std::move(path)].by_method[std::move(method)] = std::move(handler);
+}
+
+void HttpServer::route_prefix(std::string method, std::string prefix, HttpHandler handler) {
+  std::lock_guard lock(impl_->mu);
+  SPATE_CHECK(!impl_->running, "HttpServer::route_prefix() after start()");
+  SPATE_CHECK(handler != nullptr, "HttpServer::route_prefix(): empty handler for " + prefix);
+  auto& prefixes = impl_->routes.prefix;
+  auto it = std::find_if(prefixes.begin(), prefixes.end(),
+                         [&](const auto& p) { return p.first == prefix; });
+  if (it == prefixes.end()) {
+    prefixes.emplace_back(std::move(prefix), RouteSet{});
+    it = prefixes.end() - 1;
+  }
+  it->second.by_method[std::move(method)] = std::move(handler);
+  std::stable_sort(prefixes.begin(), prefixes.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+Status HttpServer::start() {
+  std::lock_guard lock(impl_->mu);
+  Impl& m = *impl_;
+  if (m.running) return Status(Errc::kAlreadyExists, "http server already running");
+  const HttpServerConfig& cfg = m.cfg;
+  std::string where = cfg.host + ":" + std::to_string(cfg.port);
+  int threads = std::max(cfg.io_threads, 1);
+
+  auto ioc = std::make_unique<net::io_context>(threads);
+  std::string host = cfg.host;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty()) host = "0.0.0.0";
+  beast::error_code ec;
+  net::ip::address addr = net::ip::make_address(host, ec);
+  if (ec) {
+    tcp::resolver resolver(*ioc);
+    auto results = resolver.resolve(host, std::to_string(cfg.port), ec);
+    if (ec || results.empty()) {
+      return InvalidArgument("http server: cannot resolve host '" + cfg.host +
+                             "': " + (ec ? ec.message() : "no addresses"));
+    }
+    addr = results.begin()->endpoint().address();
+  }
+  tcp::endpoint endpoint(addr, cfg.port);
+
+  auto acceptor = std::make_unique<tcp::acceptor>(net::make_strand(*ioc));
+  auto fail = [&](const char* step) {
+    return IoError("http server: " + std::string(step) + " " + where + ": " + ec.message());
+  };
+  acceptor->open(endpoint.protocol(), ec);
+  if (ec) return fail("opening socket for");
+  acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (ec) return fail("setting SO_REUSEADDR on");
+  acceptor->bind(endpoint, ec);
+  if (ec) return fail("binding");
+  acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return fail("listening on");
+  m.port = acceptor->local_endpoint(ec).port();
+  if (ec) return fail("reading the bound port of");
+
+  auto state = std::make_shared<ServerState>();
+  state->cfg = cfg;
+  state->routes = m.routes;
+  m.ioc = std::move(ioc);
+  m.acceptor = std::move(acceptor);
+  m.accept_backoff = std::make_unique<net::steady_timer>(m.acceptor->get_executor());
+  m.state = std::move(state);
+  m.work.emplace(net::make_work_guard(*m.ioc));
+  m.do_accept();
+  m.threads_running = threads;
+  for (int i = 0; i < threads; ++i) m.threads.emplace_back([&m] { m.run_thread(); });
+  m.running = true;
+  return Status::Ok();
+}
+
+// Lock-free so that handlers may call them even while stop() waits for the I/O threads.
+uint16_t HttpServer::port() const {
+  return impl_->running.load() ? impl_->port.load() : 0;
+}
+
+bool HttpServer::running() const {
+  return impl_->running.load();
+}
+
+void HttpServer::stop() {
+  std::lock_guard lock(impl_->mu);
+  Impl& m = *impl_;
+  if (!m.running) return;
+  m.state->stopping.store(true);
+  // Stop accepting: close the acceptor (and the backoff timer) on their strand.
+  net::post(m.acceptor->get_executor(), [&m] {
+    beast::error_code ec;
+    m.acceptor->close(ec);
+    m.accept_backoff->cancel();
+  });
+  {
+    std::lock_guard conns_lock(m.state->conns_mu);
+    for (auto& weak : m.state->conns) {
+      if (auto conn = weak.lock()) conn->stop_async();
+    }
+    m.state->conns.clear();
+  }
+  m.work.reset();
+  {
+    std::unique_lock done_lock(m.done_mu);
+    bool done = m.done_cv.wait_for(
+        done_lock, std::chrono::milliseconds(std::max<int64_t>(m.cfg.shutdown_grace_ms, 0)),
+        [&m] { return m.threads_running == 0; });
+    if (!done) m.ioc->stop();  // in-flight writes took too long: abandon them
+  }
+  for (auto& t : m.threads) t.join();
+  m.threads.clear();
+  // Threads are gone: close directly (in case the posted close never ran), then destroy the
+  // io_context, which destroys any handler still pending and with it the last connections.
+  beast::error_code ec;
+  m.acceptor->close(ec);
+  m.accept_backoff.reset();
+  m.acceptor.reset();
+  m.ioc.reset();
+  m.state.reset();
+  m.running = false;
+  m.port = 0;
+}
+
+}  // namespace spate
