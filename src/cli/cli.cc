@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "base/hash.h"
 #include "cli/run.h"
+#include "base/json_escape.h"
 #include "event/json.h"
 #include "spate/config.h"
 #include "spate/log.h"
@@ -142,7 +143,7 @@ int cmd_topics_create(const LogTarget& t, const std::string& name, uint32_t part
 
 std::string topic_json(const TopicInfo& info) {
   std::string out = "{\"name\":";
-  json::append_quoted(&out, info.name);
+  append_json_quoted(out, info.name);
   out += fmt::format(",\"partitions\":{},\"retention_ms\":{},\"retention_bytes\":{},"
                      "\"compression\":\"{}\",\"partition_info\":[",
                      info.partitions, info.retention.ms, info.retention.bytes,
@@ -419,22 +420,22 @@ int cmd_consume(const LogTarget& t, const ConsumeOptions& o) {
         if (o.with_metadata) {
           out += fmt::format("{{\"partition\":{},\"offset\":{},\"timestamp\":{},\"key\":",
                              parts[i], rec.offset, rec.timestamp_ms);
-          if (rec.has_key) json::append_quoted(&out, rec.key);
+          if (rec.has_key) append_json_quoted(out, rec.key);
           else out += "null";
           auto hs = r->headers_of(rec);
           if (!hs.empty()) {
             out += ",\"headers\":{";
             for (size_t h = 0; h < hs.size(); ++h) {
               if (h) out += ",";
-              json::append_quoted(&out, hs[h].key);
+              append_json_quoted(out, hs[h].key);
               out += ":";
-              json::append_quoted(&out, hs[h].value);
+              append_json_quoted(out, hs[h].value);
             }
             out += "}";
           }
           out += ",\"value\":";
           if (json::validate(rec.value).ok()) out += rec.value;
-          else json::append_quoted(&out, rec.value);
+          else append_json_quoted(out, rec.value);
           out += "}\n";
         } else {
           out.append(rec.value);

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "base/clock.h"
+#include "base/json_escape.h"
 #include "event/json.h"
 #include "server/admin.h"
 #include "server/http_server.h"
@@ -36,7 +37,7 @@ void setup_logging(const LoggingConfig& cfg) {
 std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, bool ready,
                         uint16_t port) {
   std::string out = "{\"name\":";
-  json::append_quoted(&out, pc.name);
+  append_json_quoted(out, pc.name);
   out += fmt::format(",\"version\":\"{}\",\"uptime_seconds\":{:.3f},\"ready\":{},\"port\":{}",
                      SPATE_VERSION, (system_clock()->now_ms() - started_ms) / 1000.0,
                      ready ? "true" : "false", port);
@@ -52,7 +53,7 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     if (!first) out += ",";
     first = false;
     out += "{\"name\":";
-    json::append_quoted(&out, name);
+    append_json_quoted(out, name);
     out += fmt::format(",\"partitions\":{},\"partition_info\":[", info->partitions);
     for (size_t i = 0; i < info->partition_info.size(); ++i) {
       const auto& p = info->partition_info[i];

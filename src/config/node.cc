@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <sstream>
 
+#include "base/json_escape.h"
 #include "config/interpolate.h"
 #include "config/suggest.h"
 
@@ -111,36 +112,7 @@ std::string non_empty(std::string_view value) {
   return value.empty() ? "must not be empty" : "";
 }
 
-std::string quote(std::string_view value) {
-  std::string out = "\"";
-  for (char c : value) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
+std::string quote(std::string_view value) { return json_quote(value); }
 
 namespace {
 

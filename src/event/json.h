@@ -20,7 +20,4 @@ Status validate(std::string_view doc);
 /// nullopt if the path is absent.
 Result<std::optional<std::string>> field_as_string(std::string_view doc, std::string_view path);
 
-/// Append `s` as a JSON string literal (with quotes) to `out`.
-void append_quoted(std::string* out, std::string_view s);
-
 }  // namespace spate::json

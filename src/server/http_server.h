@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/json_escape.h"
 #include "spate/status.h"
 
 namespace spate {
@@ -113,7 +114,5 @@ class HttpServer {
 /// Percent-decode `s` ("%2F" -> "/"); with plus_as_space also '+' -> ' '. Invalid escapes are
 /// kept as they are.
 std::string url_decode(std::string_view s, bool plus_as_space);
-/// Escape `s` for use inside a JSON string literal (no surrounding quotes).
-std::string json_escape(std::string_view s);
 
 }  // namespace spate
