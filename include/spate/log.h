@@ -129,6 +129,18 @@ struct TopicInfo {
   std::vector<PartitionInfo> partition_info;
 };
 
+/// Cumulative counters of a log since it was opened (for metrics).
+struct LogStats {
+  uint64_t appends = 0;          // successful append() calls
+  uint64_t records = 0;          // records appended
+  uint64_t bytes = 0;            // bytes written to segments (encoded batches)
+  uint64_t write_groups = 0;     // group-commit writes (each covers one or more appends)
+  uint64_t fsyncs = 0;           // segment fsyncs (group commit, interval flush, roll, close)
+  double fsync_seconds = 0;      // time spent in those fsyncs
+  uint64_t append_errors = 0;    // appends that failed (write, fsync, no space)
+  uint64_t recovered_truncated_bytes = 0;  // bytes cut from torn/corrupt tails when opened
+};
+
 struct FetchOptions {
   size_t max_records = 1000;
   size_t max_bytes = 1 << 20;
@@ -161,6 +173,7 @@ class Log {
   virtual Result<std::optional<int64_t>> committed_offset(std::string_view group,
                                                           std::string_view topic,
                                                           uint32_t partition) = 0;
+  virtual LogStats stats() const = 0;
   /// Delete segments beyond retention now (also runs periodically in the background).
   virtual Status enforce_retention() = 0;
   /// Flush and fsync everything, stop background work. Idempotent.

@@ -95,6 +95,12 @@ int run_pipeline(const RunOptions& opts) {
     }
     pc.server.port = static_cast<uint16_t>(*opts.port);
   }
+  if (pc.log.kind != "embedded") {
+    std::fprintf(stderr,
+                 "spate: %s: log.kind \"%s\" is not available in this build yet (only \"embedded\")\n",
+                 pc.source_path.c_str(), pc.log.kind.c_str());
+    return 2;
+  }
   setup_logging(pc.logging);
   int64_t started_ms = system_clock()->now_ms();
   std::atomic<bool> ready{false};
@@ -183,6 +189,32 @@ int run_pipeline(const RunOptions& opts) {
                                                     : 0.0;
                                     }));
     }
+  }
+  {
+    Log* l = log.get();
+    auto stat_counter = [&](const char* name, const char* help, auto field) {
+      log_metrics.emplace_back(&metrics, metrics.counter_fn(name, help, {}, [l, field] {
+        return static_cast<double>(field(l->stats()));
+      }));
+    };
+    stat_counter("spate_log_appends_total", "Successful appends (batches) to the log",
+                 [](const LogStats& s) { return s.appends; });
+    stat_counter("spate_log_appended_records_total", "Records appended to the log",
+                 [](const LogStats& s) { return s.records; });
+    stat_counter("spate_log_appended_bytes_total", "Encoded bytes written to log segments",
+                 [](const LogStats& s) { return s.bytes; });
+    stat_counter("spate_log_write_groups_total",
+                 "Group-commit writes (each carries one or more appends)",
+                 [](const LogStats& s) { return s.write_groups; });
+    stat_counter("spate_log_fsyncs_total", "fsyncs of log segments",
+                 [](const LogStats& s) { return s.fsyncs; });
+    stat_counter("spate_log_fsync_seconds_total", "Time spent in fsyncs of log segments",
+                 [](const LogStats& s) { return s.fsync_seconds; });
+    stat_counter("spate_log_append_errors_total", "Appends that failed (write, fsync, no space)",
+                 [](const LogStats& s) { return s.append_errors; });
+    stat_counter("spate_log_recovered_truncated_bytes_total",
+                 "Bytes cut from torn or corrupt segment tails when the log was opened",
+                 [](const LogStats& s) { return s.recovered_truncated_bytes; });
   }
   log_ptr = log.get();
   ready = true;

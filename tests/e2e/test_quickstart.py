@@ -37,6 +37,8 @@ try:
           or 'spate_log_end_offset{topic="events",partition="3"} 0' in body,
           "per-partition end offset metric")
     check("process_resident_memory_bytes" in body, "process metrics")
+    check("spate_log_appends_total 0" in body and "spate_log_fsyncs_total" in body,
+          "log counters are exported")
 
     code, _ = http_get(port, "/nope")
     check(code == 404, "unknown path is 404")

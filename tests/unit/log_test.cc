@@ -412,6 +412,22 @@ TEST(LogTest, ConcurrentAppendsGetDenseOffsetsAndShareFsyncs) {
   EXPECT_GT(syncs, 0);
 }
 
+TEST(LogTest, StatsCountAppendsRecordsBytesAndFsyncs) {
+  TempDir dir;
+  auto log = open_or_die(config_for(dir));  // fsync always
+  ASSERT_TRUE(log->create_topic({"t", 1}).ok());
+  append_values(*log, "t", 0, numbered(0, 3));
+  append_values(*log, "t", 0, numbered(3, 10));
+  LogStats st = log->stats();
+  EXPECT_EQ(st.appends, 2u);
+  EXPECT_EQ(st.records, 10u);
+  EXPECT_EQ(st.bytes, log->describe_topic("t")->partition_info[0].size_bytes);
+  EXPECT_EQ(st.write_groups, 2u);
+  EXPECT_GE(st.fsyncs, 2u);
+  EXPECT_GT(st.fsync_seconds, 0.0);
+  EXPECT_EQ(st.append_errors, 0u);
+}
+
 TEST(LogTest, FetchWaitsForNewRecords) {
   TempDir dir;
   auto log = open_or_die(config_for(dir));
@@ -480,6 +496,7 @@ TEST(LogTest, FullDiskFailsTheAppendCleanlyAndRecoversWhenSpaceReturns) {
   auto res = log->append("t", 0, recs.data(), recs.size());
   ASSERT_FALSE(res.ok());
   EXPECT_EQ(res.status().code(), Errc::kNoSpace);
+  EXPECT_EQ(log->stats().append_errors, 1u);
   fs.space_left = -1;  // space returns
   EXPECT_EQ(append_values(*log, "t", 0, {"after"}), 10);
   auto got = read_all(*log, "t", 0);

@@ -223,6 +223,19 @@ class EmbeddedLog final : public Log {
     return offsets_.get(group, topic, partition);
   }
 
+  LogStats stats() const override {
+    LogStats st;
+    st.appends = counters_.appends.load(std::memory_order_relaxed);
+    st.records = counters_.records.load(std::memory_order_relaxed);
+    st.bytes = counters_.bytes.load(std::memory_order_relaxed);
+    st.write_groups = counters_.write_groups.load(std::memory_order_relaxed);
+    st.fsyncs = counters_.fsyncs.load(std::memory_order_relaxed);
+    st.fsync_seconds = static_cast<double>(counters_.fsync_ns.load(std::memory_order_relaxed)) / 1e9;
+    st.append_errors = counters_.append_errors.load(std::memory_order_relaxed);
+    st.recovered_truncated_bytes = counters_.truncated_bytes.load(std::memory_order_relaxed);
+    return st;
+  }
+
   Status enforce_retention() override {
     std::shared_lock lk(mu_);
     for (const auto& [n, t] : topics_) {
@@ -273,6 +286,7 @@ class EmbeddedLog final : public Log {
     o.retention = meta.retention;
     o.fs = fs_;
     o.clock = clock_;
+    o.counters = &counters_;
     return o;
   }
 
@@ -352,6 +366,7 @@ class EmbeddedLog final : public Log {
   }
 
   LogConfig cfg_;
+  mutable LogCounters counters_;  // updated by partitions through their options
   FileSystem* fs_;
   Clock* clock_;
   OffsetStore offsets_;

@@ -198,6 +198,7 @@ Status Partition::recover_segment(Segment& seg, bool is_active) {
                         " (not the active segment; refusing to truncate)");
     }
     recovery_.truncated_bytes += file_size - pos;
+    opts_.counters->truncated_bytes.fetch_add(file_size - pos, std::memory_order_relaxed);
     SPATE_RETURN_IF_ERROR(fs_->truncate(seg.log_path, pos));
   }
   seg.next_offset = expected;
@@ -363,7 +364,7 @@ Status Partition::roll_locked() {
       SPATE_RETURN_IF_ERROR(old->time_w->append(b, 16));
     }
   }
-  SPATE_RETURN_IF_ERROR(old->log_w->sync());
+  SPATE_RETURN_IF_ERROR(timed_sync(*old->log_w));
   SPATE_RETURN_IF_ERROR(old->index_w->sync());
   SPATE_RETURN_IF_ERROR(old->time_w->sync());
   SPATE_ASSIGN_OR_RETURN(auto seg, create_segment(end_offset_.load()));
@@ -412,7 +413,7 @@ Status Partition::write_group(std::vector<Writer*>& group) {
   }
   if (opts_.fsync == FsyncPolicy::kAlways) {
     std::lock_guard sl(sync_mu_);
-    s = seg->log_w->sync();
+    s = timed_sync(*seg->log_w);
     if (!s.ok()) {
       std::lock_guard lk(mu_);
       failed_ = s.with_context("fsync failed; partition is read-only until reopened");
@@ -456,6 +457,11 @@ Status Partition::write_group(std::vector<Writer*>& group) {
   seg->next_offset.store(off, std::memory_order_release);
   seg->visible_size.store(pos, std::memory_order_release);
   end_offset_.store(off, std::memory_order_release);
+  LogCounters& c = *opts_.counters;
+  c.write_groups.fetch_add(1, std::memory_order_relaxed);
+  c.appends.fetch_add(group.size(), std::memory_order_relaxed);
+  c.records.fetch_add(static_cast<uint64_t>(off - group.front()->base), std::memory_order_relaxed);
+  c.bytes.fetch_add(pos - pos0, std::memory_order_relaxed);
   {
     std::lock_guard lk(wait_mu_);
   }
@@ -504,7 +510,10 @@ Result<int64_t> Partition::append(const RecordIn* records, size_t count) {
     if (x != &w) x->cv.notify_one();
   }
   if (!writers_.empty()) writers_.front()->cv.notify_one();
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    opts_.counters->append_errors.fetch_add(group.size(), std::memory_order_relaxed);
+    return s;
+  }
   return w.base;
 }
 
@@ -616,6 +625,15 @@ Result<int64_t> Partition::offset_for_timestamp(int64_t ts_ms) {
   return end_offset_.load(std::memory_order_acquire);
 }
 
+Status Partition::timed_sync(WritableFile& f) {
+  int64_t t0 = clock_->steady_ns();
+  Status s = f.sync();
+  opts_.counters->fsyncs.fetch_add(1, std::memory_order_relaxed);
+  opts_.counters->fsync_ns.fetch_add(static_cast<uint64_t>(clock_->steady_ns() - t0),
+                                     std::memory_order_relaxed);
+  return s;
+}
+
 Status Partition::sync_if_dirty() {
   if (!dirty_.exchange(false, std::memory_order_acq_rel)) return Status::Ok();
   std::shared_ptr<Segment> seg;
@@ -625,7 +643,7 @@ Status Partition::sync_if_dirty() {
   }
   std::lock_guard sl(sync_mu_);
   if (!seg->log_w) return Status::Ok();  // rolled (and synced) meanwhile
-  Status s = seg->log_w->sync();
+  Status s = timed_sync(*seg->log_w);
   if (!s.ok()) {
     std::lock_guard lk(mu_);
     failed_ = s.with_context("background fsync failed; partition is read-only until reopened");
@@ -695,7 +713,7 @@ Status Partition::close() {
       failed = !failed_.ok();
     }
     // A clean stop makes everything durable whatever the policy.
-    if (!failed) result = seg->log_w->sync();
+    if (!failed) result = timed_sync(*seg->log_w);
     Status c = seg->log_w->close();
     if (result.ok()) result = c;
     seg->log_w.reset();

@@ -32,6 +32,12 @@
 
 namespace spate {
 
+/// Counters shared by the partitions of one log; relaxed atomics, updated once per write group.
+struct LogCounters {
+  std::atomic<uint64_t> appends{0}, records{0}, bytes{0}, write_groups{0}, fsyncs{0},
+      fsync_ns{0}, append_errors{0}, truncated_bytes{0};
+};
+
 struct PartitionOptions {
   uint64_t segment_bytes = 128ULL << 20;
   int64_t segment_ms = 24LL * 3600 * 1000;
@@ -41,6 +47,7 @@ struct PartitionOptions {
   RetentionConfig retention;
   FileSystem* fs = nullptr;
   Clock* clock = nullptr;
+  LogCounters* counters = nullptr;  // required
 };
 
 struct RecoveryStats {
@@ -81,6 +88,7 @@ class Partition {
   Result<std::shared_ptr<Segment>> create_segment(int64_t base_offset);
   Status roll_locked();
   Status write_group(std::vector<Writer*>& group);
+  Status timed_sync(WritableFile& f);
   std::vector<std::shared_ptr<Segment>> snapshot() const;
   Status read_segment(const std::shared_ptr<Segment>& seg, int64_t offset, const FetchOptions& opts,
                       FetchResult* out, size_t* bytes);
