@@ -117,7 +117,7 @@ class Partition {
   std::condition_variable wait_cv_;
 
   RecoveryStats recovery_;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};  // written under mu_, read by tail waiters
 };
 
 }  // namespace spate
