@@ -138,16 +138,21 @@ constexpr auto kLingerTimeout = std::chrono::milliseconds(500);
 constexpr size_t kLingerMaxBytes = 1 << 20;
 constexpr std::string_view kServerHeader = "spate/" SPATE_VERSION;
 
+struct Handler {
+  HttpHandler sync;
+  AsyncHttpHandler async;
+};
+
 struct RouteSet {
-  std::map<std::string, HttpHandler> by_method;
+  std::map<std::string, Handler> by_method;
 };
 
 struct Routes {
   std::map<std::string, RouteSet, std::less<>> exact;
   std::vector<std::pair<std::string, RouteSet>> prefix;  // sorted by length, longest first
 
-  // Dispatch: the handler's response, or the built-in 404/405.
-  HttpResponse dispatch(const HttpRequest& req, bool* head_only) const {
+  // Find the handler for a request; on 404/405 fills *error and returns nullptr.
+  const Handler* find(const HttpRequest& req, bool* head_only, HttpResponse* error) const {
     *head_only = false;
     const RouteSet* set = nullptr;
     if (auto it = exact.find(req.path); it != exact.end()) {
@@ -160,7 +165,10 @@ struct Routes {
         }
       }
     }
-    if (set == nullptr) return HttpResponse::error(404, "not found");
+    if (set == nullptr) {
+      *error = HttpResponse::error(404, "not found");
+      return nullptr;
+    }
     auto h = set->by_method.find(req.method);
     if (h == set->by_method.end() && req.method == "HEAD") {
       h = set->by_method.find("GET");
@@ -174,17 +182,22 @@ struct Routes {
         if (m == "GET" && set->by_method.count("HEAD") == 0) allow += ", HEAD";
       }
       r.headers.emplace_back("Allow", allow);
-      return r;
+      *error = std::move(r);
+      return nullptr;
     }
-    try {
-      return h->second(req);
-    } catch (const std::exception& e) {
-      return HttpResponse::error(500, std::string("internal error: ") + e.what());
-    } catch (...) {
-      return HttpResponse::error(500, "internal error");
-    }
+    return &h->second;
   }
 };
+
+HttpResponse call_sync(const HttpHandler& h, const HttpRequest& req) {
+  try {
+    return h(req);
+  } catch (const std::exception& e) {
+    return HttpResponse::error(500, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return HttpResponse::error(500, "internal error");
+  }
+}
 
 class Connection;
 
@@ -326,8 +339,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return send(HttpResponse::error(400, "bad request target"), version, false, false);
     }
     bool head_only = false;
-    HttpResponse res = state_->routes.dispatch(req, &head_only);
-    send(std::move(res), version, keep_alive, head_only);
+    HttpResponse error;
+    const Handler* h = state_->routes.find(req, &head_only, &error);
+    if (h == nullptr) return send(std::move(error), version, keep_alive, head_only);
+    if (h->sync) return send(call_sync(h->sync, req), version, keep_alive, head_only);
+    // Asynchronous: the connection reads nothing more until the handler responds (from any
+    // thread); the response is written on this connection's strand.
+    auto self = shared_from_this();
+    HttpResponder respond = [self, version, keep_alive, head_only](HttpResponse r) {
+      net::post(self->stream_.get_executor(),
+                [self, r = std::move(r), version, keep_alive, head_only]() mutable {
+                  self->send(std::move(r), version, keep_alive, head_only);
+                });
+    };
+    try {
+      h->async(std::move(req), std::move(respond));
+    } catch (const std::exception& e) {
+      send(HttpResponse::error(500, std::string("internal error: ") + e.what()), version, false,
+           head_only);
+    }
   }
 
   void send(HttpResponse r, unsigned version, bool keep_alive, bool head_only) {
@@ -470,27 +500,49 @@ HttpServer::~HttpServer() {
   stop();
 }
 
-void HttpServer::route(std::string method, std::string path, HttpHandler handler) {
+namespace {
+void add_route(Routes& routes, bool prefix, std::string method, std::string path, Handler h) {
+  if (!prefix) {
+    routes.exact[std::move(path)].by_method[std::move(method)] = std::move(h);
+    return;
+  }
+  auto& prefixes = routes.prefix;
+  auto it = std::find_if(prefixes.begin(), prefixes.end(),
+                         [&](const auto& p) { return p.first == path; });
+  if (it == prefixes.end()) {
+    prefixes.emplace_back(std::move(path), RouteSet{});
+    it = prefixes.end() - 1;
+  }
+  it->second.by_method[std::move(method)] = std::move(h);
+  std::stable_sort(prefixes.begin(), prefixes.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+}  // namespace
+
+void HttpServer::add(bool prefix, std::string method, std::string path, HttpHandler sync,
+                     AsyncHttpHandler async) {
   std::lock_guard lock(impl_->mu);
-  SPATE_CHECK(!impl_->running, "HttpServer::route() after start()");
-  SPATE_CHECK(handler != nullptr, "HttpServer::route(): empty handler for " + path);
-  impl_->routes.exact[std::move(path)].by_method[std::move(method)] = std::move(handler);
+  SPATE_CHECK(!impl_->running, "HttpServer: routes must be added before start(): " + path);
+  SPATE_CHECK(sync != nullptr || async != nullptr, "HttpServer: empty handler for " + path);
+  add_route(impl_->routes, prefix, std::move(method), std::move(path),
+            Handler{std::move(sync), std::move(async)});
+}
+
+void HttpServer::route(std::string method, std::string path, HttpHandler handler) {
+  add(false, std::move(method), std::move(path), std::move(handler), {});
 }
 
 void HttpServer::route_prefix(std::string method, std::string prefix, HttpHandler handler) {
-  std::lock_guard lock(impl_->mu);
-  SPATE_CHECK(!impl_->running, "HttpServer::route_prefix() after start()");
-  SPATE_CHECK(handler != nullptr, "HttpServer::route_prefix(): empty handler for " + prefix);
-  auto& prefixes = impl_->routes.prefix;
-  auto it = std::find_if(prefixes.begin(), prefixes.end(),
-                         [&](const auto& p) { return p.first == prefix; });
-  if (it == prefixes.end()) {
-    prefixes.emplace_back(std::move(prefix), RouteSet{});
-    it = prefixes.end() - 1;
-  }
-  it->second.by_method[std::move(method)] = std::move(handler);
-  std::stable_sort(prefixes.begin(), prefixes.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  add(true, std::move(method), std::move(prefix), std::move(handler), {});
+}
+
+void HttpServer::route_async(std::string method, std::string path, AsyncHttpHandler handler) {
+  add(false, std::move(method), std::move(path), {}, std::move(handler));
+}
+
+void HttpServer::route_prefix_async(std::string method, std::string prefix,
+                                    AsyncHttpHandler handler) {
+  add(true, std::move(method), std::move(prefix), {}, std::move(handler));
 }
 
 Status HttpServer::start() {

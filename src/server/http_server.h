@@ -75,6 +75,12 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+/// Completes an asynchronous request. Call exactly once, from any thread.
+using HttpResponder = std::function<void(HttpResponse)>;
+/// An asynchronous handler owns the request and answers later through the responder (for
+/// example once the events it carries are durable). The connection reads no further request
+/// until it has answered, so pipelined requests are still answered in order.
+using AsyncHttpHandler = std::function<void(HttpRequest, HttpResponder)>;
 
 struct HttpServerConfig {
   std::string host = "127.0.0.1";  // IP literal or resolvable name; "0.0.0.0"/"::" for all
@@ -98,6 +104,10 @@ class HttpServer {
   /// longest matching prefix wins among prefixes.
   void route_prefix(std::string method, std::string prefix, HttpHandler handler);
 
+  /// Asynchronous variants of route()/route_prefix() (see AsyncHttpHandler).
+  void route_async(std::string method, std::string path, AsyncHttpHandler handler);
+  void route_prefix_async(std::string method, std::string prefix, AsyncHttpHandler handler);
+
   /// Bind, listen, start the I/O threads. Error if already running or the address is taken.
   Status start();
   /// The bound port (the real one when the config said 0); 0 when not running.
@@ -107,6 +117,8 @@ class HttpServer {
   void stop();
 
  private:
+  void add(bool prefix, std::string method, std::string path, HttpHandler sync,
+           AsyncHttpHandler async);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

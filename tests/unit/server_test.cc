@@ -1,5 +1,8 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -633,6 +636,80 @@ TEST(AdminRoutesTest, DefaultsWithoutHooks) {
   auto metrics = http_request("127.0.0.1", server.port(), "GET", "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("admin_default_test_value 3\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace spate
+
+namespace spate {
+namespace {
+
+// Async handlers: many requests can be in flight on one I/O thread at once, each answered later
+// from another thread, and pipelined requests on one connection are still answered in order.
+TEST(ServerAsyncTest, ManyRequestsInFlightOnOneIoThreadAnsweredFromAnotherThread) {
+  HttpServerConfig cfg = test_config();
+  cfg.io_threads = 1;
+  HttpServer server(cfg);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, HttpResponder>> pending;
+  server.route_async("POST", "/later", [&](HttpRequest req, HttpResponder respond) {
+    std::lock_guard lk(mu);
+    pending.emplace_back(std::move(req.body), std::move(respond));
+    cv.notify_all();
+  });
+  ASSERT_TRUE(server.start().ok());
+  constexpr int kClients = 20;
+  std::vector<std::thread> clients;
+  std::atomic<int> good{0};
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      auto r = http_request("127.0.0.1", server.port(), "POST", "/later", "b" + std::to_string(i),
+                            {}, 10000);
+      if (r.ok() && r->status == 202 && r->body == "done:b" + std::to_string(i)) good++;
+    });
+  }
+  {
+    // All requests reach the handler before any is answered: they are in flight together.
+    std::unique_lock lk(mu);
+    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(10), [&] { return pending.size() == kClients; }));
+  }
+  std::thread responder([&] {
+    std::lock_guard lk(mu);
+    for (auto& [body, respond] : pending) respond(HttpResponse::text(202, "done:" + body));
+  });
+  responder.join();
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(good.load(), kClients);
+}
+
+TEST(ServerAsyncTest, PipelinedAsyncRequestsKeepTheirOrder) {
+  HttpServer server(test_config());
+  std::atomic<int> n{0};
+  server.route_async("POST", "/slow", [&](HttpRequest req, HttpResponder respond) {
+    // Answer the first request last-ish from a detached thread; order must still hold.
+    int k = n++;
+    std::thread([k, body = std::move(req.body), respond = std::move(respond)] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(k == 0 ? 50 : 1));
+      respond(HttpResponse::text(200, "r:" + body));
+    }).detach();
+  });
+  ASSERT_TRUE(server.start().ok());
+  RawConn c(server.port());
+  ASSERT_TRUE(c.ok());
+  std::string reqs;
+  for (int i = 0; i < 3; ++i) {
+    reqs += "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n" + std::to_string(i);
+  }
+  reqs += "GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_TRUE(c.send_all(reqs));
+  std::string out;
+  ASSERT_TRUE(c.read_until_close(&out));
+  size_t p0 = out.find("r:0"), p1 = out.find("r:1"), p2 = out.find("r:2"), nf = out.find("not found");
+  ASSERT_NE(p0, std::string::npos) << out;
+  EXPECT_LT(p0, p1);
+  EXPECT_LT(p1, p2);
+  EXPECT_LT(p2, nf);
 }
 
 }  // namespace
