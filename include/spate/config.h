@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spate/ingestion.h"
 #include "spate/log.h"
 #include "spate/status.h"
 
@@ -48,6 +49,7 @@ struct PipelineConfig {
   ServerConfig server;
   LogConfig log;                  // log.data_dir = data_dir + "/log", filled in by the loader
   std::vector<TopicSpec> topics;  // partitions/retention resolved against the log's defaults
+  IngestionConfig ingestion;
   LoggingConfig logging;
 };
 

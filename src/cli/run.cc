@@ -12,9 +12,11 @@
 #include "base/clock.h"
 #include "base/json_escape.h"
 #include "event/json.h"
+#include "ingest/sources/http_source.h"
 #include "server/admin.h"
 #include "server/http_server.h"
 #include "spate/config.h"
+#include "spate/ingestion.h"
 #include "spate/log.h"
 #include "spate/metrics.h"
 #include "spate/version.h"
@@ -107,7 +109,6 @@ int run_pipeline(const RunOptions& opts) {
   MetricsRegistry& metrics = global_metrics();
   register_process_metrics(metrics);
 
-  // Admin server first, so /health answers (and /ready says 503) while the log recovers.
   HttpServerConfig hc;
   hc.host = pc.server.host;
   hc.port = pc.server.port;
@@ -133,26 +134,10 @@ int run_pipeline(const RunOptions& opts) {
     metrics_server = std::make_unique<HttpServer>(mc);
     install_admin_routes(*metrics_server, hooks);
   }
-  Status s = server.start();
-  if (!s.ok()) {
-    spdlog::error("cannot start the admin server on {}:{}: {}", hc.host, hc.port, s.to_string());
-    return 1;
-  }
-  if (metrics_server) {
-    s = metrics_server->start();
-    if (!s.ok()) {
-      spdlog::error("cannot start the metrics server on port {}: {}", pc.server.metrics_port,
-                    s.to_string());
-      return 1;
-    }
-  }
-  spdlog::info("spate {} pipeline \"{}\": admin on http://{}:{}", SPATE_VERSION, pc.name,
-               hc.host, server.port());
-
+  Status s;
   auto log_r = open_embedded_log(pc.log);
   if (!log_r.ok()) {
     spdlog::error("cannot open the log in {}: {}", pc.log.data_dir, log_r.status().to_string());
-    server.stop();
     return 1;
   }
   log = std::move(log_r).value();
@@ -161,7 +146,18 @@ int run_pipeline(const RunOptions& opts) {
     if (!s.ok()) {
       spdlog::error("cannot create topic {}: {}", spec.name, s.to_string());
       (void)log->close();
-      server.stop();
+      return 1;
+    }
+  }
+  for (const std::string* t : {&pc.ingestion.default_topic, &pc.ingestion.dead_letter_topic}) {
+    if (!pc.ingestion.enabled || t->empty() || log->describe_topic(*t).ok()) continue;
+    TopicSpec spec;
+    spec.name = *t;
+    spec.partitions = pc.log.default_partitions;
+    s = log->ensure_topic(spec);
+    if (!s.ok()) {
+      spdlog::error("cannot create topic {}: {}", *t, s.to_string());
+      (void)log->close();
       return 1;
     }
   }
@@ -216,7 +212,40 @@ int run_pipeline(const RunOptions& opts) {
                  "Bytes cut from torn or corrupt segment tails when the log was opened",
                  [](const LogStats& s) { return s.recovered_truncated_bytes; });
   }
+  // Ingestion (HTTP source on the admin server), then the servers; /ready turns 200 last.
+  std::unique_ptr<DataIngestionEngine> ingestion;
+  if (pc.ingestion.enabled) {
+    ingestion = std::make_unique<DataIngestionEngine>(pc.ingestion, log.get(), &metrics);
+    s = ingestion->initialize();
+    if (s.ok()) s = ingestion->start();
+    if (!s.ok()) {
+      spdlog::error("cannot start ingestion: {}", s.to_string());
+      (void)log->close();
+      return 1;
+    }
+    ingest::install_http_source(server, *ingestion);
+  }
   log_ptr = log.get();
+  s = server.start();
+  if (!s.ok()) {
+    spdlog::error("cannot start the admin server on {}:{}: {}", hc.host, hc.port, s.to_string());
+    if (ingestion) ingestion->stop();
+    (void)log->close();
+    return 1;
+  }
+  if (metrics_server) {
+    s = metrics_server->start();
+    if (!s.ok()) {
+      spdlog::error("cannot start the metrics server on port {}: {}", pc.server.metrics_port,
+                    s.to_string());
+      if (ingestion) ingestion->stop();
+    (void)log->close();
+    return 1;
+    }
+  }
+  spdlog::info("spate {} pipeline \"{}\": admin on http://{}:{}", SPATE_VERSION, pc.name,
+               hc.host, server.port());
+
   ready = true;
   spdlog::info("ready: log in {} ({} topics, fsync {})", pc.log.data_dir, log->list_topics().size(),
                fsync_policy_name(pc.log.fsync));
@@ -225,7 +254,9 @@ int run_pipeline(const RunOptions& opts) {
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   ready = false;
-  // Reverse order: stop taking requests, then drain and fsync the log.
+  // Reverse order: drain ingestion while the server still delivers its answers (new requests
+  // get 503), stop the servers, then fsync and close the log.
+  if (ingestion) ingestion->stop();
   if (metrics_server) metrics_server->stop();
   server.stop();
   log_metrics.clear();

@@ -153,6 +153,40 @@ void parse_topics(Node root, PipelineConfig* cfg) {
   }
 }
 
+std::string check_field_path(std::string_view v) {
+  if (v.empty()) return "";
+  if (v.front() == '.' || v.back() == '.' || v.find("..") != std::string_view::npos) {
+    return fmt::format("expected a dotted field path such as user.id, got {}", config::quote(v));
+  }
+  return "";
+}
+
+void parse_ingestion(Node n, IngestionConfig* out) {
+  n.get_bool("enabled", &out->enabled);
+  n.get_enum("ack", &out->ack, std::vector<std::pair<std::string, AckMode>>{
+                                   {"durable", AckMode::kDurable}, {"buffered", AckMode::kBuffered}});
+  n.get_int("batch_size", &out->batch_size, 1, 1'000'000);
+  n.get_duration_ms("flush_interval_ms", &out->flush_interval_ms, 0, 60'000);
+  n.get_int("max_queue_size", &out->max_queue_size, 1, 1'000'000'000);
+  n.get_int("max_workers", &out->max_workers, 1, 256);
+  n.get_size("buffer_size", &out->buffer_size, 512, 1 << 30);
+  n.get_bool("enable_compression", &out->enable_compression);
+  n.get_size("max_body_bytes", &out->max_body_bytes, 1, 1LL << 32);
+  n.get_size("max_event_bytes", &out->max_event_bytes, 1, 1LL << 30);
+  n.get_int("max_depth", &out->max_depth, 1, 1024);
+  n.get_string("key_field", &out->key_field, check_field_path);
+  n.get_string("timestamp_field", &out->timestamp_field, check_field_path);
+  n.get_string("default_topic", &out->default_topic, [](std::string_view v) {
+    return v.empty() ? std::string() : check_topic_name(v);
+  });
+  n.get_string("dead_letter_topic", &out->dead_letter_topic, [](std::string_view v) {
+    return v.empty() ? std::string() : check_topic_name(v);
+  });
+  n.get_bool("all_or_nothing", &out->all_or_nothing);
+  n.get_bool("allow_any_topic", &out->allow_any_topic);
+  n.finish();
+}
+
 void parse_logging(Node n, LoggingConfig* out) {
   n.get_enum("level", &out->level, {"trace", "debug", "info", "warn", "error", "off"});
   n.get_enum("format", &out->format, {"text", "json"});
@@ -171,6 +205,7 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
       parse_server(root.child("server"), &cfg.server);
       parse_log(root.child("log"), &cfg.log);
       parse_topics(root, &cfg);
+      parse_ingestion(root.child("ingestion"), &cfg.ingestion);
       parse_logging(root.child("logging"), &cfg.logging);
       root.finish();
     }

@@ -23,18 +23,18 @@ try:
     check(st["name"] == "quickstart", "status names the pipeline")
     check(st["version"], "status has a version")
     topics = {t["name"]: t for t in st["topics"]}
-    check("events" in topics and topics["events"]["partitions"] == 4,
-          f"status lists topic events with 4 partitions: {topics.keys()}")
-    check("alerts" in topics, "status lists topic alerts")
-    check(all(p["end_offset"] == 0 for p in topics["events"]["partition_info"]),
+    check("user_events" in topics and topics["user_events"]["partitions"] == 4,
+          f"status lists topic user_events with 4 partitions: {topics.keys()}")
+    for t in ("system_metrics", "application_logs", "failed_messages"):
+        check(t in topics, f"status lists topic {t}")
+    check(all(p["end_offset"] == 0 for p in topics["user_events"]["partition_info"]),
           "fresh topics are empty")
     check(any(c["name"] == "log" for c in st["components"]), "status lists the log component")
 
     code, body = http_get(port, "/metrics")
     check(code == 200, "/metrics 200")
     check("# TYPE spate_build_info gauge" in body, "build info metric")
-    check('spate_log_end_offset{partition="3",topic="events"} 0' in body
-          or 'spate_log_end_offset{topic="events",partition="3"} 0' in body,
+    check('spate_log_end_offset{partition="3",topic="user_events"} 0' in body,
           "per-partition end offset metric")
     check("process_resident_memory_bytes" in body, "process metrics")
     check("spate_log_appends_total 0" in body and "spate_log_fsyncs_total" in body,
@@ -59,6 +59,8 @@ check("stopped cleanly" in err, "logs a clean stop")
 
 # After a clean stop the CLI can use the data directory and sees the topics.
 r = spate("topics", "list", "--data-dir", data)
-check(r.returncode == 0 and r.stdout.split() == ["alerts", "events"], f"topics list: {r.stdout}")
+check(r.returncode == 0 and r.stdout.split() ==
+      ["application_logs", "failed_messages", "system_metrics", "user_events"],
+      f"topics list: {r.stdout}")
 shutil.rmtree(data, ignore_errors=True)
 finish("quickstart")

@@ -325,7 +325,7 @@ TEST(ConfigTest, InterpolatedValueIsValidatedAfterSubstitution) {
 TEST(ConfigTest, KeysAreNotInterpolated) {
   EXPECT_EQ(error_of("${K}: 1\n", {{"K", "name"}}),
             "p.yaml:1:1: ${K}: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "logging)");
+            "ingestion, logging)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,7 +401,7 @@ TEST(ConfigTest, UnknownKeyTopLevel) {
             "p.yaml:2:1: topcs: unknown key (did you mean \"topics\"?)");
   EXPECT_EQ(error_of("colour: blue\n"),
             "p.yaml:1:1: colour: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "logging)");
+            "ingestion, logging)");
 }
 
 TEST(ConfigTest, UnknownKeyNested) {
@@ -519,7 +519,7 @@ TEST(ConfigTest, VeryManyErrorsAreCapped) {
   ASSERT_EQ(errors.size(), 101u);
   EXPECT_EQ(errors[0],
             "p.yaml:1:1: unknown_0: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "logging)");
+            "ingestion, logging)");
   EXPECT_EQ(errors[100], "p.yaml: ... and 50 more errors");
 }
 
@@ -639,6 +639,28 @@ TEST(ConfigTest, ExamplesValidate) {
   EXPECT_GE(count, 1);
 }
 
+TEST(ConfigTest, IngestionSection) {
+  auto r = load_pipeline_string(
+      "ingestion:\n  ack: buffered\n  batch_size: 500\n  flush_interval_ms: 2ms\n"
+      "  max_body_bytes: 1MiB\n  key_field: user.id\n  dead_letter_topic: dlq\n"
+      "  all_or_nothing: true\n",
+      "p.yaml", env_of({}));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->ingestion.ack, AckMode::kBuffered);
+  EXPECT_EQ(r->ingestion.batch_size, 500u);
+  EXPECT_EQ(r->ingestion.flush_interval_ms, 2);
+  EXPECT_EQ(r->ingestion.max_body_bytes, 1u << 20);
+  EXPECT_EQ(r->ingestion.key_field, "user.id");
+  EXPECT_EQ(r->ingestion.dead_letter_topic, "dlq");
+  EXPECT_TRUE(r->ingestion.all_or_nothing);
+  EXPECT_EQ(error_of("ingestion:\n  ack: durabel\n"),
+            "p.yaml:2:8: ingestion.ack: expected one of durable, buffered, got \"durabel\" "
+            "(did you mean \"durable\"?)");
+  EXPECT_EQ(error_of("ingestion:\n  key_field: a..b\n"),
+            "p.yaml:2:14: ingestion.key_field: expected a dotted field path such as user.id, got "
+            "\"a..b\"");
+}
+
 TEST(ConfigTest, QuickstartExample) {
   Result<PipelineConfig> r = load_pipeline_file("examples/quickstart.yaml", env_of({}));
   ASSERT_TRUE(r.ok()) << r.status().to_string();
@@ -646,9 +668,13 @@ TEST(ConfigTest, QuickstartExample) {
   EXPECT_EQ(r->data_dir, "./spate-data/quickstart");
   EXPECT_EQ(r->log.data_dir, "./spate-data/quickstart/log");
   EXPECT_EQ(r->server.port, 8080);
-  ASSERT_EQ(r->topics.size(), 2u);
-  EXPECT_EQ(r->topics[0].name, "events");
+  ASSERT_EQ(r->topics.size(), 4u);
+  EXPECT_EQ(r->topics[0].name, "user_events");
   EXPECT_EQ(r->topics[0].partitions, 4u);
+  EXPECT_EQ(r->ingestion.dead_letter_topic, "failed_messages");
+  EXPECT_EQ(r->ingestion.default_topic, "user_events");
+  EXPECT_EQ(r->ingestion.key_field, "user_id");
+  EXPECT_EQ(r->ingestion.ack, AckMode::kDurable);
   Result<PipelineConfig> env = load_pipeline_file(
       "examples/quickstart.yaml", env_of({{"SPATE_DATA_DIR", "/data"}, {"SPATE_PORT", "9999"}}));
   ASSERT_TRUE(env.ok()) << env.status().to_string();

@@ -1,0 +1,130 @@
+// DataIngestionEngine: Spate's front door. Events arrive (HTTP today; webhooks, files and
+// databases are sources of the same engine), are decoded, checked and routed into log topics,
+// and are acknowledged only once durable.
+//
+// Contract:
+//  - submit() takes one request body (a JSON object, a JSON array of objects, or NDJSON),
+//    splits it into events, rejects the bad ones with a reason each (and writes them to the
+//    dead-letter topic when one is configured), and appends the good ones to their topic's
+//    partitions. The completion callback runs exactly once, with per-event results:
+//      ack = durable  (default): after every accepted event is durable in the log under its
+//                     fsync policy (and every dead-lettered one too);
+//      ack = buffered: as soon as the events are queued (lossy if the process dies).
+//  - Backpressure: at most max_queue_size events are queued or being appended; a submit that
+//    would exceed it is refused whole (IngestStatus::kOverloaded, HTTP 429) — nothing of it is
+//    half accepted. Memory stays bounded by max_queue_size × max_event_bytes plus bodies.
+//  - Thread safety: submit() may be called from any number of threads once start() returned.
+//    initialize()/start()/stop() are called from one controlling thread. stop() refuses new
+//    work, drains everything queued (each completion still runs), then stops the shard threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spate/log.h"
+#include "spate/status.h"
+
+namespace spate {
+
+class MetricsRegistry;
+
+enum class AckMode { kDurable, kBuffered };
+
+/// Pipeline key `ingestion:` (names follow the reference design's IngestionConfig).
+struct IngestionConfig {
+  bool enabled = true;
+  AckMode ack = AckMode::kDurable;
+  size_t batch_size = 1000;            // max events per log append
+  int64_t flush_interval_ms = 0;       // linger for a fuller batch (0: append what is queued)
+  size_t max_queue_size = 100'000;     // events queued or in flight across all shards
+  int max_workers = 2;                 // shard threads (appenders)
+  size_t buffer_size = 1 << 16;        // per-connection read buffer hint (bytes)
+  bool enable_compression = true;      // accept Content-Encoding gzip / zstd
+  size_t max_body_bytes = 16 << 20;    // per request, after decompression
+  size_t max_event_bytes = 1 << 20;    // per event
+  uint32_t max_depth = 64;             // JSON nesting depth per event
+  std::string key_field;               // dotted path of the partitioning key ("" = none)
+  std::string timestamp_field;         // dotted path of the event time ("" = arrival time)
+  std::string default_topic;           // for POST /ingest (no topic in the path)
+  std::string dead_letter_topic;       // rejected events go here with the reason ("" = none)
+  bool all_or_nothing = false;         // one bad event rejects the whole request (400)
+  bool allow_any_topic = false;        // POST /ingest/{topic} may name topics not in `topics:`
+};
+
+/// Where a request came from (for metrics and metadata).
+struct IngestSource {
+  std::string name = "http";  // metric label `source`
+  std::string request_id;     // optional, echoed into the event headers
+};
+
+enum class BodyFormat { kAuto, kJson, kNdjson };
+
+struct EventError {
+  size_t index;        // 0-based position of the event in the request
+  std::string reason;  // one line
+};
+
+enum class IngestStatus {
+  kOk,           // processed: see accepted / rejected
+  kBadRequest,   // the body as a whole is unusable (400), or all_or_nothing and a bad event
+  kTooLarge,     // body over max_body_bytes (413)
+  kUnsupported,  // unsupported media type / encoding (415)
+  kNotFound,     // unknown topic (404)
+  kOverloaded,   // queue full: retry later (429)
+  kUnavailable,  // stopping, or the log failed (503)
+};
+
+struct IngestResult {
+  IngestStatus status = IngestStatus::kOk;
+  std::string message;  // for non-kOk statuses
+  size_t accepted = 0;
+  size_t rejected = 0;
+  std::vector<EventError> errors;
+  int retry_after_seconds = 0;
+};
+
+struct IngestRequest {
+  std::string topic;    // "" = default_topic
+  std::string body;     // owned: events stay views into it until appended
+  BodyFormat format = BodyFormat::kAuto;
+  IngestSource source;
+};
+
+class DataIngestionEngine {
+ public:
+  /// The engine opens and owns an embedded log configured by `log`.
+  DataIngestionEngine(IngestionConfig config, LogConfig log, MetricsRegistry* metrics = nullptr);
+  /// The engine appends to a log owned by the caller (which must outlive the engine).
+  DataIngestionEngine(IngestionConfig config, Log* log, MetricsRegistry* metrics = nullptr);
+  ~DataIngestionEngine();
+  DataIngestionEngine(const DataIngestionEngine&) = delete;
+  DataIngestionEngine& operator=(const DataIngestionEngine&) = delete;
+
+  /// Open the log (if owned), check that the default and dead-letter topics exist.
+  Status initialize();
+  /// Start the shard threads.
+  Status start();
+  /// Refuse new work, drain what is queued, stop the threads. Idempotent.
+  void stop();
+
+  /// Process one request body; `done` runs exactly once (possibly before submit returns).
+  void submit(IngestRequest request, std::function<void(IngestResult)> done);
+  /// submit() and wait.
+  IngestResult submit_sync(IngestRequest request);
+
+  /// Events currently queued or being appended.
+  size_t queued_events() const;
+  const IngestionConfig& config() const;
+  Log* log() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace spate

@@ -1,0 +1,655 @@
+// DataIngestionEngine: decode on the submitting thread, append on shard threads.
+//
+// A request is split into events and each event parsed once (simdjson DOM) on the thread that
+// calls submit() — for HTTP an I/O thread, which avoids copying the body to another thread. The
+// resulting records (views into the request's body) go to the shard that owns their partition.
+// A shard takes everything queued, merges what goes to the same partition into appends of at
+// most batch_size records, and completes each request once all of its records are durable.
+#include <simdjson.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/hash.h"
+#include "ingest/decode.h"
+#include "spate/ingestion.h"
+#include "spate/metrics.h"
+
+namespace spate {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct SourceMetrics {
+  Counter* accepted;
+  Counter* rejected;
+  Counter* dead_lettered;
+  Gauge* queue_size;
+};
+
+// Shared by every submission of one request.
+struct RequestState {
+  std::string body;  // owns the bytes every RecordIn of the request points into
+  std::vector<std::string> keys;
+  std::vector<std::string> reasons;  // dead-letter header values
+  std::vector<RecordHeader> headers;
+  IngestResult result;
+  std::function<void(IngestResult)> done;
+  bool responded = false;  // buffered acks respond before completion
+  std::atomic<int> remaining{0};
+  std::mutex mu;  // guards `failure`
+  Status failure;
+  SteadyClock::time_point started;
+  SourceMetrics* metrics = nullptr;
+};
+
+struct Submission {
+  std::shared_ptr<RequestState> req;
+  std::string topic;
+  uint32_t partition = 0;
+  std::vector<RecordIn> records;
+  bool dead_letter = false;
+};
+
+// Looks up `path` ("a.b.c") in an object element.
+bool find_path(simdjson::dom::element e, std::string_view path, simdjson::dom::element* out) {
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    std::string_view part = path.substr(start, dot == std::string_view::npos ? path.npos : dot - start);
+    simdjson::dom::object obj;
+    if (e.get_object().get(obj)) return false;
+    if (obj.at_key(part).get(e)) return false;
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  *out = e;
+  return true;
+}
+
+// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+// RFC 3339 "2026-11-29T10:00:00.123Z" / "+02:00" to epoch ms; false if malformed.
+bool parse_rfc3339(std::string_view s, int64_t* ms) {
+  auto num = [&](size_t pos, size_t n, int* v) {
+    if (pos + n > s.size()) return false;
+    int x = 0;
+    for (size_t i = 0; i < n; ++i) {
+      char c = s[pos + i];
+      if (c < '0' || c > '9') return false;
+      x = x * 10 + (c - '0');
+    }
+    *v = x;
+    return true;
+  };
+  int y, mo, d, h, mi, se;
+  if (!num(0, 4, &y) || s.size() < 19 || s[4] != '-' || !num(5, 2, &mo) || s[7] != '-' ||
+      !num(8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, &h) ||
+      s[13] != ':' || !num(14, 2, &mi) || s[16] != ':' || !num(17, 2, &se)) {
+    return false;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return false;
+  size_t p = 19;
+  int frac_ms = 0;
+  if (p < s.size() && s[p] == '.') {
+    ++p;
+    int digits = 0;
+    while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
+      if (digits < 3) frac_ms = frac_ms * 10 + (s[p] - '0');
+      ++digits;
+      ++p;
+    }
+    if (digits == 0) return false;
+    for (int k = digits; k < 3; ++k) frac_ms *= 10;
+  }
+  int offset_min = 0;
+  if (p < s.size() && (s[p] == 'Z' || s[p] == 'z')) {
+    ++p;
+  } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
+    int oh, om;
+    if (!num(p + 1, 2, &oh) || p + 3 >= s.size() || s[p + 3] != ':' || !num(p + 4, 2, &om)) {
+      return false;
+    }
+    offset_min = (oh * 60 + om) * (s[p] == '+' ? 1 : -1);
+    p += 6;
+  } else {
+    return false;
+  }
+  if (p != s.size()) return false;
+  int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  *ms = ((days * 24 + h) * 60 + mi) * 60'000LL + se * 1000LL + frac_ms - offset_min * 60'000LL;
+  return true;
+}
+
+class Shard {
+ public:
+  Shard(Log* log, size_t batch_size, int64_t flush_interval_ms, std::atomic<size_t>* queued)
+      : log_(log), batch_size_(batch_size), flush_interval_ms_(flush_interval_ms), queued_(queued) {}
+
+  void start() { thread_ = std::thread([this] { run(); }); }
+
+  void push(std::unique_ptr<Submission> s) {
+    {
+      std::lock_guard lk(mu_);
+      if (!exited_) {
+        pending_events_ += s->records.size();
+        queue_.push_back(std::move(s));
+      }
+    }
+    if (!s) {
+      cv_.notify_one();
+      return;
+    }
+    // Raced with stop(): the shard is gone, fail the submission instead of losing it.
+    {
+      std::lock_guard lk(s->req->mu);
+      if (s->req->failure.ok()) s->req->failure = Unavailable("ingestion is stopping");
+    }
+    queued_->fetch_sub(s->records.size(), std::memory_order_relaxed);
+    finish(s->req);
+  }
+
+  // Drain everything queued, then stop.
+  void stop() {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::vector<std::unique_ptr<Submission>> work;
+    while (true) {
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty() && stopping_) {
+          exited_ = true;
+          return;
+        }
+        if (flush_interval_ms_ > 0 && pending_events_ < batch_size_ && !stopping_) {
+          cv_.wait_for(lk, std::chrono::milliseconds(flush_interval_ms_),
+                       [&] { return stopping_ || pending_events_ >= batch_size_; });
+        }
+        work.clear();
+        while (!queue_.empty()) {
+          work.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+        pending_events_ = 0;
+      }
+      process(work);
+    }
+  }
+
+  void process(std::vector<std::unique_ptr<Submission>>& work) {
+    // Merge submissions for the same topic/partition, keeping their order.
+    std::vector<bool> done(work.size(), false);
+    for (size_t i = 0; i < work.size(); ++i) {
+      if (done[i]) continue;
+      group_.clear();
+      for (size_t j = i; j < work.size(); ++j) {
+        if (!done[j] && work[j]->partition == work[i]->partition && work[j]->topic == work[i]->topic) {
+          group_.push_back(work[j].get());
+          done[j] = true;
+        }
+      }
+      append_group();
+    }
+    for (auto& s : work) {
+      queued_->fetch_sub(s->records.size(), std::memory_order_relaxed);
+      if (s->req->metrics) s->req->metrics->queue_size->sub(static_cast<double>(s->records.size()));
+      finish(s->req);
+    }
+  }
+
+  // Append the records of group_ in chunks of batch_size; a failure fails every submission
+  // whose records were in the failed chunk or after it.
+  void append_group() {
+    records_.clear();
+    owners_.clear();
+    for (Submission* s : group_) {
+      for (const RecordIn& r : s->records) {
+        records_.push_back(r);
+        owners_.push_back(s);
+      }
+    }
+    const std::string& topic = group_.front()->topic;
+    uint32_t partition = group_.front()->partition;
+    size_t pos = 0;
+    while (pos < records_.size()) {
+      size_t n = std::min(batch_size_, records_.size() - pos);
+      auto r = log_->append(topic, partition, records_.data() + pos, n);
+      if (!r.ok()) {
+        for (size_t k = pos; k < records_.size(); ++k) {
+          RequestState& req = *owners_[k]->req;
+          std::lock_guard lk(req.mu);
+          if (req.failure.ok()) req.failure = r.status();
+        }
+        return;
+      }
+      pos += n;
+    }
+  }
+
+  static void finish(const std::shared_ptr<RequestState>& req);
+
+ public:
+  static void complete(RequestState& req);
+
+ private:
+  Log* log_;
+  size_t batch_size_;
+  int64_t flush_interval_ms_;
+  std::atomic<size_t>* queued_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Submission>> queue_;
+  size_t pending_events_ = 0;
+  bool stopping_ = false;
+  bool exited_ = false;
+  std::thread thread_;
+  // Reused per group (no allocation in steady state).
+  std::vector<Submission*> group_;
+  std::vector<RecordIn> records_;
+  std::vector<Submission*> owners_;
+};
+
+void Shard::finish(const std::shared_ptr<RequestState>& req) {
+  if (req->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(*req);
+}
+
+// All submissions of the request are done: report (unless a buffered ack already did).
+void Shard::complete(RequestState& req) {
+  Status failure;
+  {
+    std::lock_guard lk(req.mu);
+    failure = req.failure;
+  }
+  if (req.responded) return;
+  IngestResult res = std::move(req.result);
+  if (!failure.ok()) {
+    res.status = IngestStatus::kUnavailable;
+    res.message = "events could not be stored: " + failure.to_string();
+    res.retry_after_seconds = 1;
+  }
+  auto done = std::move(req.done);
+  req.responded = true;
+  done(std::move(res));
+}
+
+}  // namespace
+
+struct DataIngestionEngine::Impl {
+  IngestionConfig cfg;
+  LogConfig log_cfg;
+  std::unique_ptr<Log> owned_log;
+  Log* log = nullptr;
+  MetricsRegistry* metrics;
+  std::vector<std::unique_ptr<Shard>> shards;
+  std::atomic<size_t> queued{0};
+  std::atomic<bool> running{false};
+  std::atomic<uint32_t> rr{0};
+
+  // topic -> partition count
+  std::shared_mutex topics_mu;
+  std::map<std::string, uint32_t, std::less<>> topics;
+
+  std::mutex source_mu;
+  std::map<std::string, std::unique_ptr<SourceMetrics>, std::less<>> sources;
+  Histogram* processing_seconds = nullptr;
+  Counter* validation_errors = nullptr;
+  Counter* accepted_total = nullptr;
+  Gauge* throughput = nullptr;
+  std::thread ticker;
+  std::mutex ticker_mu;
+  std::condition_variable ticker_cv;
+
+  SourceMetrics* source_metrics(const std::string& name) {
+    std::lock_guard lk(source_mu);
+    auto it = sources.find(name);
+    if (it != sources.end()) return it->second.get();
+    auto m = std::make_unique<SourceMetrics>();
+    m->accepted = &metrics->counter("ingestion_messages_total", "Events received by ingestion",
+                                    {{"source", name}, {"status", "accepted"}});
+    m->rejected = &metrics->counter("ingestion_messages_total", "Events received by ingestion",
+                                    {{"source", name}, {"status", "rejected"}});
+    m->dead_lettered = &metrics->counter("ingestion_dead_lettered_total",
+                                         "Rejected events written to the dead-letter topic",
+                                         {{"source", name}});
+    m->queue_size = &metrics->gauge("ingestion_queue_size",
+                                    "Events queued for or being appended to the log",
+                                    {{"source", name}});
+    return sources.emplace(name, std::move(m)).first->second.get();
+  }
+
+  // Partition count of a topic, or 0 if it does not exist (and may not be created).
+  uint32_t partitions_of(const std::string& topic) {
+    {
+      std::shared_lock lk(topics_mu);
+      auto it = topics.find(topic);
+      if (it != topics.end()) return it->second;
+    }
+    auto info = log->describe_topic(topic);
+    if (!info.ok()) {
+      if (!cfg.allow_any_topic || !validate_topic_name(topic).ok()) return 0;
+      TopicSpec spec;
+      spec.name = topic;
+      spec.partitions = log_cfg.default_partitions;
+      if (!log->ensure_topic(spec).ok()) return 0;
+      info = log->describe_topic(topic);
+      if (!info.ok()) return 0;
+    }
+    std::unique_lock lk(topics_mu);
+    topics[topic] = info->partitions;
+    return info->partitions;
+  }
+
+  void submit(IngestRequest req, std::function<void(IngestResult)> done);
+};
+
+DataIngestionEngine::DataIngestionEngine(IngestionConfig config, LogConfig log,
+                                         MetricsRegistry* metrics)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = std::move(config);
+  impl_->log_cfg = std::move(log);
+  impl_->metrics = metrics ? metrics : &global_metrics();
+}
+
+DataIngestionEngine::DataIngestionEngine(IngestionConfig config, Log* log,
+                                         MetricsRegistry* metrics)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = std::move(config);
+  impl_->log = log;
+  impl_->metrics = metrics ? metrics : &global_metrics();
+}
+
+DataIngestionEngine::~DataIngestionEngine() { stop(); }
+
+Status DataIngestionEngine::initialize() {
+  Impl& m = *impl_;
+  if (m.cfg.batch_size == 0) return InvalidArgument("ingestion.batch_size must be positive");
+  if (m.cfg.max_workers <= 0) return InvalidArgument("ingestion.max_workers must be positive");
+  if (m.log == nullptr) {
+    SPATE_ASSIGN_OR_RETURN(m.owned_log, open_embedded_log(m.log_cfg));
+    m.log = m.owned_log.get();
+  }
+  for (const std::string* t : {&m.cfg.default_topic, &m.cfg.dead_letter_topic}) {
+    if (t->empty()) continue;
+    if (!m.log->describe_topic(*t).ok()) {
+      TopicSpec spec;
+      spec.name = *t;
+      spec.partitions = m.log_cfg.default_partitions;
+      SPATE_RETURN_IF_ERROR(m.log->ensure_topic(spec).with_context("ingestion topic " + *t));
+    }
+  }
+  m.processing_seconds = &m.metrics->histogram(
+      "ingestion_processing_seconds", "Time from receiving a request to acknowledging it", {});
+  m.validation_errors = &m.metrics->counter("ingestion_validation_errors_total",
+                                            "Events rejected as invalid", {});
+  m.accepted_total = &m.metrics->counter("ingestion_accepted_total",
+                                         "Events accepted into the log (all sources)", {});
+  m.throughput = &m.metrics->gauge("ingestion_throughput_per_second",
+                                   "Events accepted per second over the last second", {});
+  return Status::Ok();
+}
+
+Status DataIngestionEngine::start() {
+  Impl& m = *impl_;
+  if (m.log == nullptr) return Internal("DataIngestionEngine::start() before initialize()");
+  if (m.running.exchange(true)) return Status::Ok();
+  for (int i = 0; i < m.cfg.max_workers; ++i) {
+    m.shards.push_back(std::make_unique<Shard>(m.log, m.cfg.batch_size, m.cfg.flush_interval_ms,
+                                               &m.queued));
+    m.shards.back()->start();
+  }
+  m.ticker = std::thread([&m] {
+    double last = m.accepted_total->value();
+    std::unique_lock lk(m.ticker_mu);
+    while (m.running.load()) {
+      m.ticker_cv.wait_for(lk, std::chrono::seconds(1));
+      double now = m.accepted_total->value();
+      m.throughput->set(now - last);
+      last = now;
+    }
+  });
+  return Status::Ok();
+}
+
+void DataIngestionEngine::stop() {
+  Impl& m = *impl_;
+  if (!m.running.exchange(false)) {
+    if (m.owned_log) (void)m.owned_log->close();
+    return;
+  }
+  for (auto& s : m.shards) s->stop();  // drains: every queued request completes
+  m.shards.clear();
+  m.ticker_cv.notify_all();
+  if (m.ticker.joinable()) m.ticker.join();
+  if (m.owned_log) (void)m.owned_log->close();
+}
+
+size_t DataIngestionEngine::queued_events() const { return impl_->queued.load(); }
+const IngestionConfig& DataIngestionEngine::config() const { return impl_->cfg; }
+Log* DataIngestionEngine::log() const { return impl_->log; }
+
+void DataIngestionEngine::submit(IngestRequest req, std::function<void(IngestResult)> done) {
+  impl_->submit(std::move(req), std::move(done));
+}
+
+IngestResult DataIngestionEngine::submit_sync(IngestRequest request) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<IngestResult> out;
+  submit(std::move(request), [&](IngestResult r) {
+    std::lock_guard lk(mu);
+    out = std::move(r);
+    cv.notify_all();
+  });
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return out.has_value(); });
+  return std::move(*out);
+}
+
+void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(IngestResult)> done) {
+  const auto started = SteadyClock::now();
+  auto fail = [&](IngestStatus st, std::string msg) {
+    IngestResult r;
+    r.status = st;
+    r.message = std::move(msg);
+    if (st == IngestStatus::kOverloaded || st == IngestStatus::kUnavailable) r.retry_after_seconds = 1;
+    done(std::move(r));
+  };
+  if (!running.load()) return fail(IngestStatus::kUnavailable, "ingestion is not running");
+  std::string topic = req.topic.empty() ? cfg.default_topic : req.topic;
+  if (topic.empty()) {
+    return fail(IngestStatus::kNotFound,
+                "no topic: POST /ingest/{topic}, or set ingestion.default_topic");
+  }
+  uint32_t partitions = partitions_of(topic);
+  if (partitions == 0) return fail(IngestStatus::kNotFound, "topic \"" + topic + "\" does not exist");
+  uint32_t dlq_partitions = cfg.dead_letter_topic.empty() ? 0 : partitions_of(cfg.dead_letter_topic);
+
+  auto state = std::make_shared<RequestState>();
+  state->body = std::move(req.body);
+  state->started = started;
+  state->metrics = source_metrics(req.source.name);
+  std::vector<ingest::RawEvent> raw;
+  Status split = ingest::split_events(state->body, req.format, &raw);
+  if (!split.ok()) return fail(IngestStatus::kBadRequest, split.message());
+
+  // Parse and check every event; build the records per partition.
+  thread_local simdjson::dom::parser parser;
+  const int64_t now_ms = system_clock()->now_ms();
+  std::vector<std::vector<RecordIn>> by_part(partitions);
+  std::vector<RecordIn> dead;
+  std::vector<size_t> dead_index;
+  IngestResult& res = state->result;
+  uint32_t sticky = rr.fetch_add(1, std::memory_order_relaxed) % partitions;
+  state->keys.reserve(cfg.key_field.empty() ? 0 : raw.size());
+  for (const auto& ev : raw) {
+    std::string reason;
+    simdjson::dom::element doc;
+    if (ev.json.size() > cfg.max_event_bytes) {
+      reason = "event is " + std::to_string(ev.json.size()) + " bytes, over the limit of " +
+               std::to_string(cfg.max_event_bytes);
+    } else if (auto err = parser.parse(ev.json.data(), ev.json.size()).get(doc)) {
+      reason = std::string("invalid JSON: ") + simdjson::error_message(err);
+    } else if (!doc.is_object()) {
+      reason = "event must be a JSON object";
+    }
+    RecordIn rec;
+    rec.value = ev.json;
+    rec.timestamp_ms = now_ms;
+    uint32_t part = sticky;
+    if (reason.empty() && !cfg.timestamp_field.empty()) {
+      simdjson::dom::element ts;
+      if (find_path(doc, cfg.timestamp_field, &ts)) {
+        int64_t ms = 0;
+        double d;
+        std::string_view sv;
+        if (!ts.get_int64().get(ms)) {
+          rec.timestamp_ms = ms;
+        } else if (!ts.get_double().get(d)) {
+          rec.timestamp_ms = static_cast<int64_t>(d);
+        } else if (!ts.get_string().get(sv) && parse_rfc3339(sv, &ms)) {
+          rec.timestamp_ms = ms;
+        } else {
+          reason = "field " + cfg.timestamp_field +
+                   " must be epoch milliseconds or an RFC 3339 time";
+        }
+        if (reason.empty() && rec.timestamp_ms <= 0) {
+          reason = "field " + cfg.timestamp_field + " must be a positive time";
+        }
+      }
+    }
+    if (reason.empty() && !cfg.key_field.empty()) {
+      simdjson::dom::element k;
+      if (find_path(doc, cfg.key_field, &k)) {
+        std::string_view sv;
+        if (!k.get_string().get(sv)) {
+          state->keys.emplace_back(sv);
+        } else {
+          state->keys.push_back(simdjson::minify(k));
+        }
+        rec.key = std::string_view(state->keys.back());
+        part = partition_for_key(*rec.key, partitions);
+      }
+    }
+    if (!reason.empty()) {
+      res.errors.push_back({ev.index, std::move(reason)});
+      ++res.rejected;
+      RecordIn d;
+      d.value = ev.json;
+      d.timestamp_ms = now_ms;
+      dead.push_back(d);
+      dead_index.push_back(ev.index);
+      continue;
+    }
+    by_part[part].push_back(rec);
+    ++res.accepted;
+  }
+  validation_errors->inc(res.rejected);
+  if (res.rejected > 0 && cfg.all_or_nothing) {
+    res.status = IngestStatus::kBadRequest;
+    res.message = std::to_string(res.rejected) + " invalid event(s); nothing was accepted";
+    res.accepted = 0;
+    state->metrics->rejected->inc(raw.size());
+    return done(std::move(res));
+  }
+  // Dead letters carry the reason, source and index as headers.
+  if (dlq_partitions > 0 && !dead.empty()) {
+    state->reasons.reserve(dead.size() * 2);
+    state->headers.reserve(dead.size() * 3);
+    for (size_t i = 0; i < dead.size(); ++i) {
+      state->reasons.push_back(res.errors[i].reason);
+      state->reasons.push_back(std::to_string(dead_index[i]));
+      size_t h = state->headers.size();
+      state->headers.push_back({"error", state->reasons[state->reasons.size() - 2]});
+      state->headers.push_back({"source", req.source.name});
+      state->headers.push_back({"index", state->reasons.back()});
+      dead[i].headers = &state->headers[h];
+      dead[i].header_count = 3;
+    }
+  }
+  // Reserve queue space for everything this request appends, or refuse it whole.
+  size_t total = res.accepted + (dlq_partitions > 0 ? dead.size() : 0);
+  if (queued.fetch_add(total, std::memory_order_acq_rel) + total > cfg.max_queue_size && total > 0) {
+    queued.fetch_sub(total, std::memory_order_acq_rel);
+    return fail(IngestStatus::kOverloaded,
+                "ingestion queue is full (" + std::to_string(cfg.max_queue_size) + " events)");
+  }
+  state->metrics->accepted->inc(res.accepted);
+  state->metrics->rejected->inc(res.rejected);
+  accepted_total->inc(res.accepted);
+  state->metrics->queue_size->add(static_cast<double>(total));
+
+  std::vector<std::unique_ptr<Submission>> subs;
+  for (uint32_t p = 0; p < partitions; ++p) {
+    if (by_part[p].empty()) continue;
+    auto s = std::make_unique<Submission>();
+    s->req = state;
+    s->topic = topic;
+    s->partition = p;
+    s->records = std::move(by_part[p]);
+    subs.push_back(std::move(s));
+  }
+  if (dlq_partitions > 0 && !dead.empty()) {
+    auto s = std::make_unique<Submission>();
+    s->req = state;
+    s->topic = cfg.dead_letter_topic;
+    s->partition = sticky % dlq_partitions;
+    s->records = std::move(dead);
+    s->dead_letter = true;
+    state->metrics->dead_lettered->inc(s->records.size());
+    subs.push_back(std::move(s));
+  }
+  Histogram* hist = processing_seconds;
+  auto user_done = std::move(done);
+  state->done = [hist, started, user_done = std::move(user_done)](IngestResult r) {
+    hist->observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
+    user_done(std::move(r));
+  };
+  if (subs.empty()) {
+    Shard::complete(*state);
+    return;
+  }
+  if (cfg.ack == AckMode::kBuffered) {
+    IngestResult early = state->result;
+    auto d = state->done;
+    state->responded = true;  // set before any shard can complete the request
+    state->remaining.store(static_cast<int>(subs.size()), std::memory_order_release);
+    for (auto& s : subs) {
+      size_t shard = (std::hash<std::string>{}(s->topic) + s->partition) % shards.size();
+      shards[shard]->push(std::move(s));
+    }
+    d(std::move(early));
+    return;
+  }
+  state->remaining.store(static_cast<int>(subs.size()), std::memory_order_release);
+  for (auto& s : subs) {
+    size_t shard = (std::hash<std::string>{}(s->topic) + s->partition) % shards.size();
+    shards[shard]->push(std::move(s));
+  }
+}
+
+}  // namespace spate
