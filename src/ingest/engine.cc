@@ -38,6 +38,7 @@ struct SourceMetrics {
 // Shared by every submission of one request.
 struct RequestState {
   std::string body;  // owns the bytes every RecordIn of the request points into
+  std::string source;  // owns the bytes of the dead letters' "source" header
   std::vector<std::string> keys;
   std::vector<std::string> reasons;  // dead-letter header values
   std::vector<RecordHeader> headers;
@@ -491,6 +492,7 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
 
   auto state = std::make_shared<RequestState>();
   state->body = std::move(req.body);
+  state->source = req.source.name;
   state->started = started;
   state->metrics = source_metrics(req.source.name);
   std::vector<ingest::RawEvent> raw;
@@ -585,7 +587,7 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       state->reasons.push_back(std::to_string(dead_index[i]));
       size_t h = state->headers.size();
       state->headers.push_back({"error", state->reasons[state->reasons.size() - 2]});
-      state->headers.push_back({"source", req.source.name});
+      state->headers.push_back({"source", state->source});
       state->headers.push_back({"index", state->reasons.back()});
       dead[i].headers = &state->headers[h];
       dead[i].header_count = 3;

@@ -1,0 +1,333 @@
+// Ingestion: body decoding and splitting, and the engine end to end over a real embedded log.
+#include <gtest/gtest.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "fault_fs.h"
+#include "ingest/decode.h"
+#include "ingest/sources/http_source.h"
+#include "spate/ingestion.h"
+#include "spate/metrics.h"
+#include "test_util.h"
+
+namespace spate {
+namespace {
+
+using ingest::RawEvent;
+
+std::vector<std::string> split(std::string_view body, BodyFormat f = BodyFormat::kAuto) {
+  std::vector<RawEvent> out;
+  Status s = ingest::split_events(body, f, &out);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  std::vector<std::string> v;
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].index, i);
+    v.emplace_back(out[i].json);
+  }
+  return v;
+}
+
+std::string split_error(std::string_view body, BodyFormat f = BodyFormat::kAuto) {
+  std::vector<RawEvent> out;
+  return ingest::split_events(body, f, &out).message();
+}
+
+TEST(DecodeTest, SplitsObjectsArraysAndNdjson) {
+  EXPECT_EQ(split(R"( {"a":1} )"), (std::vector<std::string>{R"({"a":1})"}));
+  EXPECT_EQ(split(R"([{"a":1}, {"b":[1,2,{"c":"]}"}]} ,{"d":"x\"y,"}])"),
+            (std::vector<std::string>{R"({"a":1})", R"({"b":[1,2,{"c":"]}"}]})", R"({"d":"x\"y,"})"}));
+  EXPECT_EQ(split("[]"), std::vector<std::string>{});
+  EXPECT_EQ(split("{\"a\":1}\n\n{\"b\":2}\r\n  \n{\"c\":3}"),
+            (std::vector<std::string>{R"({"a":1})", R"({"b":2})", R"({"c":3})"}));
+  // A pretty-printed object is one event, not one per line.
+  EXPECT_EQ(split("{\n  \"a\": 1,\n  \"b\": 2\n}\n"),
+            (std::vector<std::string>{"{\n  \"a\": 1,\n  \"b\": 2\n}"}));
+  // Declared NDJSON: each line is an event even if it is broken.
+  EXPECT_EQ(split("{\"a\":1}\nnot json", BodyFormat::kNdjson),
+            (std::vector<std::string>{R"({"a":1})", "not json"}));
+  // Declared JSON that is not an array: one event (parsed later).
+  EXPECT_EQ(split("{\"a\":1}\n{\"b\":2}", BodyFormat::kJson),
+            (std::vector<std::string>{"{\"a\":1}\n{\"b\":2}"}));
+}
+
+TEST(DecodeTest, BrokenArraysAreClearErrors) {
+  EXPECT_EQ(split_error(""), "empty body");
+  EXPECT_EQ(split_error("   \n"), "empty body");
+  EXPECT_EQ(split_error("[{\"a\":1}"), "unterminated JSON array body");
+  EXPECT_EQ(split_error("[{\"a\":1},]"), "trailing comma in JSON array body");
+  EXPECT_EQ(split_error("[{\"a\":1},,{}]"), "empty element in JSON array body");
+  EXPECT_EQ(split_error("[{}] x"), "unexpected data after the JSON array");
+  EXPECT_EQ(split_error("[}]"), "unbalanced '}' in JSON array body");
+}
+
+std::string gzip(std::string_view in) {
+  z_stream z{};
+  deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, in.size()) + 32, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+TEST(DecodeTest, DecompressGzipAndZstdWithLimits) {
+  std::string body(100000, 'x');
+  auto g = ingest::decompress("gzip", gzip(body), 1 << 20);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  EXPECT_EQ(*g, body);
+  std::string z(ZSTD_compressBound(body.size()), '\0');
+  z.resize(ZSTD_compress(z.data(), z.size(), body.data(), body.size(), 3));
+  auto zz = ingest::decompress("zstd", z, 1 << 20);
+  ASSERT_TRUE(zz.ok()) << zz.status().to_string();
+  EXPECT_EQ(*zz, body);
+  // A decompression bomb stops at the limit.
+  EXPECT_EQ(ingest::decompress("gzip", gzip(body), 1000).status().code(), Errc::kOutOfRange);
+  EXPECT_EQ(ingest::decompress("zstd", z, 1000).status().code(), Errc::kOutOfRange);
+  // Corrupt and truncated input.
+  EXPECT_EQ(ingest::decompress("gzip", "not gzip at all", 1000).status().code(),
+            Errc::kInvalidArgument);
+  std::string g2 = gzip(body);
+  EXPECT_EQ(ingest::decompress("gzip", g2.substr(0, g2.size() / 2), 1 << 20).status().code(),
+            Errc::kInvalidArgument);
+  EXPECT_EQ(ingest::decompress("zstd", z.substr(0, z.size() / 2), 1 << 20).status().code(),
+            Errc::kInvalidArgument);
+  EXPECT_EQ(ingest::decompress("br", "x", 10).status().code(), Errc::kNotFound);
+  EXPECT_EQ(*ingest::decompress("identity", "abc", 10), "abc");
+  EXPECT_EQ(ingest::decompress("", "abcdef", 3).status().code(), Errc::kOutOfRange);
+}
+
+// ------------------------------------------------------------------------------- engine
+
+struct Fixture {
+  testing::TempDir dir;
+  std::unique_ptr<Log> log;
+  MetricsRegistry metrics;
+  std::unique_ptr<DataIngestionEngine> engine;
+
+  explicit Fixture(IngestionConfig cfg, FileSystem* fs = nullptr) {
+    LogConfig lc;
+    lc.data_dir = dir.sub("log");
+    lc.fsync = FsyncPolicy::kAlways;
+    lc.fs = fs;
+    log = std::move(open_embedded_log(lc)).value();
+    EXPECT_TRUE(log->create_topic({"events", 3}).ok());
+    EXPECT_TRUE(log->create_topic({"dlq", 1}).ok());
+    engine = std::make_unique<DataIngestionEngine>(cfg, log.get(), &metrics);
+    EXPECT_TRUE(engine->initialize().ok());
+    EXPECT_TRUE(engine->start().ok());
+  }
+  ~Fixture() { engine->stop(); }
+
+  IngestResult send(std::string body, std::string topic = "events",
+                    BodyFormat f = BodyFormat::kAuto) {
+    IngestRequest r;
+    r.topic = std::move(topic);
+    r.body = std::move(body);
+    r.format = f;
+    return engine->submit_sync(std::move(r));
+  }
+
+  std::vector<std::string> all(const std::string& topic, std::vector<RecordView>* meta = nullptr,
+                               std::vector<std::vector<std::pair<std::string, std::string>>>* hdrs = nullptr) {
+    std::vector<std::string> out;
+    auto info = log->describe_topic(topic);
+    for (uint32_t p = 0; p < info->partitions; ++p) {
+      auto r = log->fetch(topic, p, 0, {});
+      for (const auto& rec : r->records()) {
+        out.emplace_back(rec.value);
+        if (meta) meta->push_back(rec);
+        if (hdrs) {
+          std::vector<std::pair<std::string, std::string>> h;
+          for (auto& x : r->headers_of(rec)) h.emplace_back(x.key, x.value);
+          hdrs->push_back(h);
+        }
+      }
+    }
+    return out;
+  }
+};
+
+TEST(IngestEngineTest, MixedBatchAcceptsGoodEventsAndDeadLettersBadOnes) {
+  IngestionConfig cfg;
+  cfg.dead_letter_topic = "dlq";
+  cfg.max_event_bytes = 100;
+  Fixture f(cfg);
+  std::string big = "{\"pad\":\"" + std::string(200, 'p') + "\"}";
+  auto r = f.send("{\"a\":1}\nnot json\n[1,2]\n" + big + "\n{\"b\":2}\n", "events",
+                  BodyFormat::kNdjson);
+  EXPECT_EQ(r.status, IngestStatus::kOk);
+  EXPECT_EQ(r.accepted, 2u);
+  EXPECT_EQ(r.rejected, 3u);
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].index, 1u);
+  EXPECT_NE(r.errors[0].reason.find("invalid JSON"), std::string::npos);
+  EXPECT_EQ(r.errors[1].index, 2u);
+  EXPECT_EQ(r.errors[1].reason, "event must be a JSON object");
+  EXPECT_EQ(r.errors[2].index, 3u);
+  EXPECT_NE(r.errors[2].reason.find("over the limit of 100"), std::string::npos);
+  auto good = f.all("events");
+  std::sort(good.begin(), good.end());
+  EXPECT_EQ(good, (std::vector<std::string>{"{\"a\":1}", "{\"b\":2}"}));
+  std::vector<std::vector<std::pair<std::string, std::string>>> hdrs;
+  auto dead = f.all("dlq", nullptr, &hdrs);
+  ASSERT_EQ(dead.size(), 3u);
+  EXPECT_EQ(dead[0], "not json");
+  EXPECT_EQ(dead[1], "[1,2]");
+  ASSERT_EQ(hdrs[0].size(), 3u);
+  EXPECT_EQ(hdrs[0][0].first, "error");
+  EXPECT_NE(hdrs[0][0].second.find("invalid JSON"), std::string::npos);
+  EXPECT_EQ(hdrs[0][1], (std::pair<std::string, std::string>{"source", "http"}));
+  EXPECT_EQ(hdrs[0][2], (std::pair<std::string, std::string>{"index", "1"}));
+  std::string m = f.metrics.render_prometheus();
+  EXPECT_NE(m.find("ingestion_messages_total{source=\"http\",status=\"accepted\"} 2"), std::string::npos) << m;
+  EXPECT_NE(m.find("ingestion_messages_total{source=\"http\",status=\"rejected\"} 3"), std::string::npos);
+  EXPECT_NE(m.find("ingestion_validation_errors_total 3"), std::string::npos);
+  EXPECT_NE(m.find("ingestion_dead_lettered_total{source=\"http\"} 3"), std::string::npos);
+}
+
+TEST(IngestEngineTest, AllOrNothingRejectsTheWholeRequest) {
+  IngestionConfig cfg;
+  cfg.all_or_nothing = true;
+  Fixture f(cfg);
+  auto r = f.send("[{\"a\":1}, 7, {\"b\":2}]");
+  EXPECT_EQ(r.status, IngestStatus::kBadRequest);
+  EXPECT_EQ(r.accepted, 0u);
+  EXPECT_EQ(r.rejected, 1u);
+  EXPECT_TRUE(f.all("events").empty());
+  EXPECT_EQ(f.send("[{\"a\":1}]").accepted, 1u);
+}
+
+TEST(IngestEngineTest, KeyFieldPartitionsAndTimestampFieldSetsEventTime) {
+  IngestionConfig cfg;
+  cfg.key_field = "user.id";
+  cfg.timestamp_field = "ts";
+  Fixture f(cfg);
+  std::string body;
+  for (int i = 0; i < 60; ++i) {
+    body += "{\"user\":{\"id\":\"u" + std::to_string(i % 6) + "\"},\"n\":" + std::to_string(i) +
+            ",\"ts\":" + (i % 2 ? "\"2026-11-29T10:00:00.250Z\"" : "1700000000123") + "}\n";
+  }
+  auto r = f.send(body);
+  ASSERT_EQ(r.accepted, 60u);
+  std::vector<RecordView> meta;
+  auto vals = f.all("events", &meta);
+  ASSERT_EQ(meta.size(), 60u);
+  std::map<std::string, std::set<int64_t>> parts_of_key;
+  for (size_t i = 0; i < meta.size(); ++i) {
+    ASSERT_TRUE(meta[i].has_key);
+    bool odd = vals[i].find("2026-11-29") != std::string::npos;
+    EXPECT_EQ(meta[i].timestamp_ms, odd ? 1795946400250 : 1700000000123) << vals[i];
+  }
+  // Same key -> same partition, and per-key order is kept.
+  auto info = f.log->describe_topic("events");
+  std::map<std::string, std::vector<int>> order;
+  for (uint32_t p = 0; p < info->partitions; ++p) {
+    auto fr = f.log->fetch("events", p, 0, {});
+    for (const auto& rec : fr->records()) {
+      std::string k(rec.key);
+      parts_of_key[k].insert(p);
+      std::string v(rec.value);
+      order[k].push_back(std::stoi(v.substr(v.find("\"n\":") + 4)));
+    }
+  }
+  EXPECT_EQ(parts_of_key.size(), 6u);
+  for (auto& [k, ps] : parts_of_key) EXPECT_EQ(ps.size(), 1u) << k;
+  for (auto& [k, ns] : order) EXPECT_TRUE(std::is_sorted(ns.begin(), ns.end())) << k;
+  // A malformed timestamp is a per-event rejection.
+  auto bad = f.send("{\"ts\":\"yesterday\"}");
+  EXPECT_EQ(bad.rejected, 1u);
+  EXPECT_NE(bad.errors[0].reason.find("RFC 3339"), std::string::npos);
+}
+
+TEST(IngestEngineTest, UnknownTopicIsNotFoundUnlessAllowed) {
+  IngestionConfig cfg;
+  Fixture f(cfg);
+  EXPECT_EQ(f.send("{}", "nope").status, IngestStatus::kNotFound);
+  EXPECT_EQ(f.send("{}", "").status, IngestStatus::kNotFound);  // no default topic
+  IngestionConfig any;
+  any.allow_any_topic = true;
+  any.default_topic = "events";
+  Fixture g(any);
+  EXPECT_EQ(g.send("{}", "fresh").status, IngestStatus::kOk);
+  EXPECT_TRUE(g.log->describe_topic("fresh").ok());
+  EXPECT_EQ(g.send("{\"d\":1}", "").accepted, 1u);
+}
+
+TEST(IngestEngineTest, FullQueueRefusesTheWholeRequest) {
+  IngestionConfig cfg;
+  cfg.max_queue_size = 5;
+  Fixture f(cfg);
+  auto r = f.send("[{},{},{},{},{},{}]");
+  EXPECT_EQ(r.status, IngestStatus::kOverloaded);
+  EXPECT_EQ(r.retry_after_seconds, 1);
+  EXPECT_TRUE(f.all("events").empty());
+  EXPECT_EQ(ingest::result_http_status(r), 429);
+  EXPECT_EQ(f.send("[{},{},{},{},{}]").accepted, 5u);
+  EXPECT_EQ(f.engine->queued_events(), 0u);
+}
+
+TEST(IngestEngineTest, ConcurrentRequestsAreAllDurableOnAck) {
+  IngestionConfig cfg;
+  Fixture f(cfg);
+  std::vector<std::thread> threads;
+  std::atomic<size_t> acked{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        auto r = f.send("{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) + "}");
+        if (r.status == IngestStatus::kOk) acked += r.accepted;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(acked.load(), 400u);
+  EXPECT_EQ(f.all("events").size(), 400u);
+  // Group commit merged some of them: fewer writes than requests.
+  EXPECT_LE(f.log->stats().write_groups, 400u);
+}
+
+TEST(IngestEngineTest, LogFailureAnswersUnavailableNotAccepted) {
+  testing::FaultFs fs;
+  IngestionConfig cfg;
+  Fixture f(cfg, &fs);
+  EXPECT_EQ(f.send("{\"ok\":1}").status, IngestStatus::kOk);
+  fs.fail_sync = true;
+  auto r = f.send("{\"doomed\":1}");
+  EXPECT_EQ(r.status, IngestStatus::kUnavailable);
+  EXPECT_EQ(ingest::result_http_status(r), 503);
+  EXPECT_NE(r.message.find("fsync"), std::string::npos) << r.message;
+}
+
+TEST(IngestEngineTest, BufferedAckAnswersBeforeDurabilityAndStopDrains) {
+  IngestionConfig cfg;
+  cfg.ack = AckMode::kBuffered;
+  Fixture f(cfg);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(f.send("{\"i\":" + std::to_string(i) + "}").accepted, 1u);
+  f.engine->stop();  // drains the queue
+  EXPECT_EQ(f.all("events").size(), 100u);
+  EXPECT_EQ(f.send("{}").status, IngestStatus::kUnavailable);
+}
+
+TEST(IngestEngineTest, ResultJson) {
+  IngestResult r;
+  r.accepted = 2;
+  r.rejected = 1;
+  r.errors.push_back({3, "bad \"thing\""});
+  EXPECT_EQ(ingest::result_json(r),
+            R"({"accepted":2,"rejected":1,"errors":[{"index":3,"reason":"bad \"thing\""}]})");
+  r.status = IngestStatus::kOverloaded;
+  r.message = "full";
+  EXPECT_EQ(ingest::result_json(r),
+            R"({"error":"full","accepted":2,"rejected":1,"errors":[{"index":3,"reason":"bad \"thing\""}]})");
+}
+
+}  // namespace
+}  // namespace spate
