@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +35,28 @@ namespace spate {
 class MetricsRegistry;
 
 enum class AckMode { kDurable, kBuffered };
+
+/// One option of a source, as written in the pipeline file (validated by the source itself).
+struct SourceOption {
+  std::string value;               // scalar text (after ${VAR} interpolation)
+  std::vector<std::string> items;  // for a list of scalars
+  bool is_list = false;
+  int line = 0;  // 1-based position of the value, for file:line:col errors
+  int column = 0;
+};
+
+/// One entry of `ingestion.sources`. The keys other than type/name/topic are the source type's
+/// own options; each source type validates them (see src/ingest/sources/).
+struct SourceConfig {
+  std::string type;   // registry key: "webhook", "file", "postgres", ...
+  std::string name;   // unique among sources; the metric label `source`
+  std::string topic;  // target topic ("" = ingestion.default_topic)
+  std::map<std::string, SourceOption, std::less<>> options;
+  std::string file;  // where this entry is, for errors
+  int line = 0;
+  int column = 0;
+  std::string path;  // "ingestion.sources[2]"
+};
 
 /// Pipeline key `ingestion:` (names follow the reference design's IngestionConfig).
 struct IngestionConfig {
@@ -54,6 +77,7 @@ struct IngestionConfig {
   std::string dead_letter_topic;       // rejected events go here with the reason ("" = none)
   bool all_or_nothing = false;         // one bad event rejects the whole request (400)
   bool allow_any_topic = false;        // POST /ingest/{topic} may name topics not in `topics:`
+  std::vector<SourceConfig> sources;   // more sources besides POST /ingest (always on)
 };
 
 /// Where a request came from (for metrics and metadata).

@@ -22,6 +22,7 @@
 #include "cli/run.h"
 #include "base/json_escape.h"
 #include "event/json.h"
+#include "ingest/source.h"
 #include "spate/config.h"
 #include "spate/log.h"
 #include "spate/version.h"
@@ -86,6 +87,10 @@ int cmd_validate(const std::string& path) {
   auto pc = load_pipeline_file(path);
   if (!pc.ok()) {
     std::fprintf(stderr, "%s\n", pc.status().message().c_str());
+    return kExitUsage;
+  }
+  if (Status s = ingest::validate_sources(pc->ingestion); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
     return kExitUsage;
   }
   std::printf("%s: ok (pipeline \"%s\", %zu topic%s, log %s)\n", path.c_str(), pc->name.c_str(),

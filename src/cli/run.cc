@@ -12,6 +12,8 @@
 #include "base/clock.h"
 #include "base/json_escape.h"
 #include "event/json.h"
+#include "base/fs.h"
+#include "ingest/source.h"
 #include "ingest/sources/http_source.h"
 #include "server/admin.h"
 #include "server/http_server.h"
@@ -86,6 +88,10 @@ int run_pipeline(const RunOptions& opts) {
     return 2;
   }
   PipelineConfig pc = std::move(pc_r).value();
+  if (Status vs = ingest::validate_sources(pc.ingestion); !vs.ok()) {
+    std::fprintf(stderr, "%s\n", vs.message().c_str());
+    return 2;
+  }
   if (!opts.data_dir.empty()) {
     pc.data_dir = opts.data_dir;
     pc.log.data_dir = opts.data_dir + "/log";
@@ -225,10 +231,42 @@ int run_pipeline(const RunOptions& opts) {
     }
     ingest::install_http_source(server, *ingestion);
   }
+  // Further sources (webhooks, files, databases) from ingestion.sources.
+  std::vector<std::unique_ptr<ingest::Source>> sources;
+  auto stop_sources = [&] {
+    for (auto it = sources.rbegin(); it != sources.rend(); ++it) (*it)->stop();
+  };
+  if (ingestion) {
+    ingest::register_builtin_sources();
+    for (const SourceConfig& sc : pc.ingestion.sources) {
+      ingest::SourceContext ctx;
+      ctx.engine = ingestion.get();
+      ctx.server = &server;
+      ctx.metrics = &metrics;
+      ctx.state_dir = pc.data_dir + "/sources/" + sc.name;
+      (void)default_fs()->create_dirs(ctx.state_dir);
+      const ingest::SourceType* type = ingest::find_source_type(sc.type);
+      Result<std::unique_ptr<ingest::Source>> src =
+          type ? type->create(sc, ctx) : Result<std::unique_ptr<ingest::Source>>(
+                                             ConfigError("unknown source type " + sc.type));
+      if (src.ok()) s = (*src)->start();
+      if (!src.ok() || !s.ok()) {
+        spdlog::error("cannot start source {}: {}", sc.name,
+                      src.ok() ? s.to_string() : src.status().to_string());
+        stop_sources();
+        ingestion->stop();
+        (void)log->close();
+        return 1;
+      }
+      spdlog::info("source {} ({}) started", sc.name, sc.type);
+      sources.push_back(std::move(src).value());
+    }
+  }
   log_ptr = log.get();
   s = server.start();
   if (!s.ok()) {
     spdlog::error("cannot start the admin server on {}:{}: {}", hc.host, hc.port, s.to_string());
+    stop_sources();
     if (ingestion) ingestion->stop();
     (void)log->close();
     return 1;
@@ -238,7 +276,8 @@ int run_pipeline(const RunOptions& opts) {
     if (!s.ok()) {
       spdlog::error("cannot start the metrics server on port {}: {}", pc.server.metrics_port,
                     s.to_string());
-      if (ingestion) ingestion->stop();
+      stop_sources();
+    if (ingestion) ingestion->stop();
     (void)log->close();
     return 1;
     }
@@ -256,6 +295,7 @@ int run_pipeline(const RunOptions& opts) {
   ready = false;
   // Reverse order: drain ingestion while the server still delivers its answers (new requests
   // get 503), stop the servers, then fsync and close the log.
+  stop_sources();
   if (ingestion) ingestion->stop();
   if (metrics_server) metrics_server->stop();
   server.stop();

@@ -444,6 +444,15 @@ Node Node::get(std::string_view key) {
   return Node(std::move(child));
 }
 
+std::vector<std::string> Node::keys() {
+  index();
+  std::vector<std::string> out;
+  for (const Impl::Entry& e : impl_->entries) {
+    if (e.scalar_key) out.push_back(e.key);
+  }
+  return out;
+}
+
 Node Node::child(std::string_view key) {
   Node n = get(key);
   n.index();

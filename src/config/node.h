@@ -96,6 +96,8 @@ class Node {
 
   /// The value at `key` (any type), and mark `key` as known. Absent if missing.
   Node get(std::string_view key);
+  /// The (string) keys of this map, in file order. Does not mark them as known.
+  std::vector<std::string> keys();
   /// Like get(), but the value must be a map (or null/absent = empty); reports otherwise.
   Node child(std::string_view key);
   /// The items of the list at `key` (null/absent = empty); reports a non-list.

@@ -161,7 +161,62 @@ std::string check_field_path(std::string_view v) {
   return "";
 }
 
-void parse_ingestion(Node n, IngestionConfig* out) {
+// ingestion.sources: [{type, name, topic, <type-specific options>}]. The options are kept as
+// text with their positions; each source type validates its own (src/ingest/sources/).
+void parse_sources(Node& n, const std::string& file, IngestionConfig* out) {
+  std::map<std::string, std::pair<int, int>, std::less<>> seen;
+  size_t index = 0;
+  for (Node item : n.list("sources")) {
+    SourceConfig sc;
+    sc.path = fmt::format("ingestion.sources[{}]", index++);
+    sc.file = file;
+    sc.line = item.location().line;
+    sc.column = item.location().column;
+    if (!item.is_map()) {
+      item.error(fmt::format("expected a source such as {{type: file, name: app, paths: [...]}}, "
+                             "got {}", item.describe()));
+      continue;
+    }
+    item.require("type").as_string(&sc.type, config::non_empty);
+    Node name = item.require("name");
+    const bool named = name.as_string(&sc.name, check_name_chars);
+    item.get_string("topic", &sc.topic, [](std::string_view v) {
+      return v.empty() ? std::string() : check_topic_name(v);
+    });
+    if (named) {
+      auto it = seen.find(sc.name);
+      if (it != seen.end() || sc.name == "http") {
+        name.error(sc.name == "http" ? std::string("the name \"http\" is taken by POST /ingest")
+                                     : fmt::format("duplicate source name {} (first defined at "
+                                                   "{}:{})", config::quote(sc.name),
+                                                   it->second.first, it->second.second));
+      } else {
+        seen.emplace(sc.name, std::make_pair(name.location().line, name.location().column));
+      }
+    }
+    for (const std::string& key : item.keys()) {
+      if (key == "type" || key == "name" || key == "topic") continue;
+      Node v = item.get(key);
+      SourceOption opt;
+      opt.line = v.location().line;
+      opt.column = v.location().column;
+      if (v.is_list()) {
+        opt.is_list = true;
+        for (Node e : v.items()) {
+          std::string text;
+          if (e.scalar("a scalar", &text)) opt.items.push_back(std::move(text));
+        }
+      } else if (!v.scalar("a scalar or a list of scalars", &opt.value)) {
+        continue;
+      }
+      sc.options.emplace(key, std::move(opt));
+    }
+    item.finish();
+    out->sources.push_back(std::move(sc));
+  }
+}
+
+void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   n.get_bool("enabled", &out->enabled);
   n.get_enum("ack", &out->ack, std::vector<std::pair<std::string, AckMode>>{
                                    {"durable", AckMode::kDurable}, {"buffered", AckMode::kBuffered}});
@@ -184,6 +239,7 @@ void parse_ingestion(Node n, IngestionConfig* out) {
   });
   n.get_bool("all_or_nothing", &out->all_or_nothing);
   n.get_bool("allow_any_topic", &out->allow_any_topic);
+  parse_sources(n, file, out);
   n.finish();
 }
 
@@ -205,7 +261,7 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
       parse_server(root.child("server"), &cfg.server);
       parse_log(root.child("log"), &cfg.log);
       parse_topics(root, &cfg);
-      parse_ingestion(root.child("ingestion"), &cfg.ingestion);
+      parse_ingestion(root.child("ingestion"), cfg.source_path, &cfg.ingestion);
       parse_logging(root.child("logging"), &cfg.logging);
       root.finish();
     }

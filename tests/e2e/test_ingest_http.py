@@ -24,11 +24,16 @@ log: {fsync: {interval_ms: 20}}
 topics:
   - {name: events, partitions: 2}
   - {name: dlq, partitions: 1}
+  - {name: hooks, partitions: 1}
 ingestion:
   key_field: user
   default_topic: events
   dead_letter_topic: dlq
   max_body_bytes: 64KiB
+  sources:
+    - {type: webhook, name: gh, topic: hooks, secret: "${GH_SECRET:-gh-secret}"}
+    - {type: webhook, name: pay, topic: hooks, signature: timestamped, secret: pay-secret,
+       tolerance: 5m}
 """ % data)
 
 
@@ -87,7 +92,31 @@ try:
     st, body, _ = post(port, "/ingest/events", bomb, {**js, "Content-Encoding": "gzip"})
     check(st == 413, f"decompressed body over the limit is 413 (got {st})")
 
+    # Webhooks: GitHub style and timestamped style; bad, missing and replayed signatures -> 401.
+    import hashlib, hmac
+    hook = b'{"action":"opened","n":1}'
+    sig = "sha256=" + hmac.new(b"gh-secret", hook, hashlib.sha256).hexdigest()
+    st, body, _ = post(port, "/webhooks/gh", hook, {"X-Hub-Signature-256": sig, **js})
+    check(st == 202 and json.loads(body)["accepted"] == 1, f"signed github webhook: {st} {body}")
+    st, body, _ = post(port, "/webhooks/gh", hook, {"X-Hub-Signature-256": "sha256=" + "0" * 64, **js})
+    check(st == 401 and "does not match" in body, f"bad signature is 401: {st} {body}")
+    st, body, _ = post(port, "/webhooks/gh", hook, js)
+    check(st == 401 and "missing" in body, f"missing signature is 401: {st} {body}")
+    ts = str(int(time.time()))
+    pay = b'{"id":"evt_1"}'
+    tsig = "t=%s,v1=%s" % (ts, hmac.new(b"pay-secret", ts.encode() + b"." + pay, hashlib.sha256).hexdigest())
+    st, body, _ = post(port, "/webhooks/pay", pay, {"Webhook-Signature": tsig, **js})
+    check(st == 202, f"timestamped webhook: {st} {body}")
+    st, body, _ = post(port, "/webhooks/pay", pay, {"Webhook-Signature": tsig, **js})
+    check(st == 401 and "replay" in body, f"replayed webhook is 401: {st} {body}")
+    old = str(int(time.time()) - 3600)
+    osig = "t=%s,v1=%s" % (old, hmac.new(b"pay-secret", old.encode() + b"." + pay, hashlib.sha256).hexdigest())
+    st, body, _ = post(port, "/webhooks/pay", pay, {"Webhook-Signature": osig, **js})
+    check(st == 401 and "tolerance" in body, f"old timestamp is 401: {st} {body}")
+
     code, metrics = http_get(port, "/metrics")
+    check('ingestion_webhook_auth_failures_total{source="gh"} 2' in metrics, "webhook auth failures counted")
+    check('ingestion_webhook_auth_failures_total{source="pay"} 2' in metrics, "replays counted")
     check('ingestion_messages_total{source="http",status="accepted"} 5' in metrics,
           "accepted events counted")
     check('ingestion_messages_total{source="http",status="rejected"} 2' in metrics,
@@ -97,6 +126,9 @@ finally:
     proc.wait(timeout=30)
 check(proc.returncode == 0, f"clean stop (got {proc.returncode})")
 
+r = spate("consume", "-c", cfg, "--topic", "hooks")
+check(r.stdout.splitlines() == ['{"action":"opened","n":1}', '{"id":"evt_1"}'],
+      f"only the verified webhooks were stored: {r.stdout}")
 r = spate("consume", "-c", cfg, "--topic", "dlq", "--with-metadata")
 dead = [json.loads(l) for l in r.stdout.splitlines()]
 check(len(dead) == 2, f"two dead letters: {r.stdout} {r.stderr}")
