@@ -117,7 +117,22 @@ struct IngestRequest {
   std::string body;     // owned: events stay views into it until appended
   BodyFormat format = BodyFormat::kAuto;
   IngestSource source;
+  /// Optional, one per event of the body in order (sources that read files or tables): every
+  /// stored event then carries headers `spate.source` = source.name and `spate.pos` = its
+  /// position, so that after a crash the source can find which of its input is already in the
+  /// log (see stored_positions()) and neither skip nor repeat it. Ignored if the count differs.
+  std::vector<std::string> event_positions;
 };
+
+/// Positions (header `spate.pos`) of the records of source `source` in every partition of
+/// every topic, from the given start offsets (topic -> per-partition offsets; partitions not
+/// listed are scanned from their start). Used by sources to recover after a crash.
+Result<std::vector<std::string>> stored_positions(
+    Log& log, std::string_view source,
+    const std::map<std::string, std::vector<int64_t>>& from_offsets);
+
+/// Current end offsets of every partition of every topic (a source's checkpoint companion).
+std::map<std::string, std::vector<int64_t>> end_offsets(Log& log);
 
 class DataIngestionEngine {
  public:

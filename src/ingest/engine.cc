@@ -42,6 +42,8 @@ struct RequestState {
   std::vector<std::string> keys;
   std::vector<std::string> reasons;  // dead-letter header values
   std::vector<RecordHeader> headers;
+  std::vector<std::string> positions;
+  std::vector<RecordHeader> position_headers;  // 2 per event with a position
   IngestResult result;
   std::function<void(IngestResult)> done;
   bool responded = false;  // buffered acks respond before completion
@@ -498,6 +500,14 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   std::vector<ingest::RawEvent> raw;
   Status split = ingest::split_events(state->body, req.format, &raw);
   if (!split.ok()) return fail(IngestStatus::kBadRequest, split.message());
+  if (!req.event_positions.empty() && req.event_positions.size() == raw.size()) {
+    state->positions = std::move(req.event_positions);
+    state->position_headers.reserve(2 * raw.size());
+    for (const std::string& pos : state->positions) {
+      state->position_headers.push_back({"spate.source", state->source});
+      state->position_headers.push_back({"spate.pos", pos});
+    }
+  }
 
   // Parse and check every event; build the records per partition.
   thread_local simdjson::dom::parser parser;
@@ -522,6 +532,10 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     RecordIn rec;
     rec.value = ev.json;
     rec.timestamp_ms = now_ms;
+    if (!state->positions.empty()) {
+      rec.headers = &state->position_headers[2 * ev.index];
+      rec.header_count = 2;
+    }
     uint32_t part = sticky;
     if (reason.empty() && !cfg.timestamp_field.empty()) {
       simdjson::dom::element ts;
@@ -581,16 +595,20 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   // Dead letters carry the reason, source and index as headers.
   if (dlq_partitions > 0 && !dead.empty()) {
     state->reasons.reserve(dead.size() * 2);
-    state->headers.reserve(dead.size() * 3);
+    state->headers.reserve(dead.size() * 5);
     for (size_t i = 0; i < dead.size(); ++i) {
       state->reasons.push_back(res.errors[i].reason);
       state->reasons.push_back(std::to_string(dead_index[i]));
       size_t h = state->headers.size();
+      if (!state->positions.empty()) {  // a source's dead letters count as its stored input too
+        state->headers.push_back(state->position_headers[2 * dead_index[i]]);
+        state->headers.push_back(state->position_headers[2 * dead_index[i] + 1]);
+      }
       state->headers.push_back({"error", state->reasons[state->reasons.size() - 2]});
       state->headers.push_back({"source", state->source});
       state->headers.push_back({"index", state->reasons.back()});
       dead[i].headers = &state->headers[h];
-      dead[i].header_count = 3;
+      dead[i].header_count = static_cast<uint32_t>(state->headers.size() - h);
     }
   }
   // Reserve queue space for everything this request appends, or refuse it whole.
@@ -652,6 +670,48 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     size_t shard = (std::hash<std::string>{}(s->topic) + s->partition) % shards.size();
     shards[shard]->push(std::move(s));
   }
+}
+
+Result<std::vector<std::string>> stored_positions(
+    Log& log, std::string_view source,
+    const std::map<std::string, std::vector<int64_t>>& from_offsets) {
+  std::vector<std::string> out;
+  for (const std::string& topic : log.list_topics()) {
+    SPATE_ASSIGN_OR_RETURN(TopicInfo info, log.describe_topic(topic));
+    auto it = from_offsets.find(topic);
+    for (uint32_t p = 0; p < info.partitions; ++p) {
+      const PartitionInfo& pi = info.partition_info[p];
+      int64_t off = pi.start_offset;
+      if (it != from_offsets.end() && p < it->second.size()) off = std::max(off, it->second[p]);
+      while (off < pi.end_offset) {
+        FetchOptions fo;
+        fo.max_records = 10000;
+        fo.max_bytes = 16 << 20;
+        SPATE_ASSIGN_OR_RETURN(FetchResult fr, log.fetch(topic, p, off, fo));
+        if (fr.records().empty()) break;
+        for (const RecordView& r : fr.records()) {
+          if (r.header_count < 2) continue;
+          auto hs = fr.headers_of(r);
+          if (hs[0].key == "spate.source" && hs[0].value == source && hs[1].key == "spate.pos") {
+            out.emplace_back(hs[1].value);
+          }
+        }
+        off = fr.next_offset;
+      }
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::vector<int64_t>> end_offsets(Log& log) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (const std::string& topic : log.list_topics()) {
+    auto info = log.describe_topic(topic);
+    if (!info.ok()) continue;
+    auto& v = out[topic];
+    for (const auto& pi : info->partition_info) v.push_back(pi.end_offset);
+  }
+  return out;
 }
 
 }  // namespace spate

@@ -316,6 +316,33 @@ TEST(IngestEngineTest, BufferedAckAnswersBeforeDurabilityAndStopDrains) {
   EXPECT_EQ(f.send("{}").status, IngestStatus::kUnavailable);
 }
 
+TEST(IngestEngineTest, EventPositionsAreStoredAndRecoverable) {
+  IngestionConfig cfg;
+  cfg.dead_letter_topic = "dlq";
+  Fixture f(cfg);
+  auto before = end_offsets(*f.log);
+  IngestRequest r;
+  r.topic = "events";
+  r.body = "{\"a\":1}\nbad\n{\"c\":3}\n";
+  r.source.name = "tail";
+  r.event_positions = {"f1:0", "f1:8", "f1:12"};
+  auto res = f.engine->submit_sync(std::move(r));
+  EXPECT_EQ(res.accepted, 2u);
+  IngestRequest other;
+  other.topic = "events";
+  other.body = "{\"x\":1}";
+  other.source.name = "elsewhere";
+  other.event_positions = {"f9:0"};
+  f.engine->submit_sync(std::move(other));
+  auto pos = stored_positions(*f.log, "tail", before);
+  ASSERT_TRUE(pos.ok());
+  std::sort(pos->begin(), pos->end());
+  // The dead-lettered line counts as handled too.
+  EXPECT_EQ(*pos, (std::vector<std::string>{"f1:0", "f1:12", "f1:8"}));
+  // From the current end, nothing.
+  EXPECT_TRUE(stored_positions(*f.log, "tail", end_offsets(*f.log))->empty());
+}
+
 TEST(IngestEngineTest, ResultJson) {
   IngestResult r;
   r.accepted = 2;
