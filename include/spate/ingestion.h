@@ -58,6 +58,16 @@ struct SourceConfig {
   std::string path;  // "ingestion.sources[2]"
 };
 
+/// Pipeline key `ingestion.dedup`: drop events whose key was stored within the TTL.
+struct DedupConfig {
+  std::vector<std::string> fields;   // dotted field paths; "$" = the whole payload; empty = off
+  int64_t ttl_ms = 24LL * 3600 * 1000;
+  std::string store = "embedded";    // embedded (redis comes with the Redis work)
+  size_t max_keys = 10'000'000;      // embedded: memory bound; oldest keys are evicted beyond it
+  bool accept_on_store_error = false;  // on_store_error: accept | reject (default)
+  std::string state_dir;             // embedded snapshot directory (set by `spate run`)
+};
+
 /// Pipeline key `ingestion:` (names follow the reference design's IngestionConfig).
 struct IngestionConfig {
   bool enabled = true;
@@ -78,6 +88,7 @@ struct IngestionConfig {
   bool all_or_nothing = false;         // one bad event rejects the whole request (400)
   bool allow_any_topic = false;        // POST /ingest/{topic} may name topics not in `topics:`
   std::vector<SourceConfig> sources;   // more sources besides POST /ingest (always on)
+  DedupConfig dedup;
 };
 
 /// Where a request came from (for metrics and metadata).
@@ -108,6 +119,7 @@ struct IngestResult {
   std::string message;  // for non-kOk statuses
   size_t accepted = 0;
   size_t rejected = 0;
+  size_t duplicates = 0;  // acknowledged but not stored again (dedup)
   std::vector<EventError> errors;
   int retry_after_seconds = 0;
 };

@@ -221,6 +221,7 @@ int run_pipeline(const RunOptions& opts) {
   // Ingestion (HTTP source on the admin server), then the servers; /ready turns 200 last.
   std::unique_ptr<DataIngestionEngine> ingestion;
   if (pc.ingestion.enabled) {
+    if (pc.ingestion.dedup.state_dir.empty()) pc.ingestion.dedup.state_dir = pc.data_dir + "/state/dedup";
     ingestion = std::make_unique<DataIngestionEngine>(pc.ingestion, log.get(), &metrics);
     s = ingestion->initialize();
     if (s.ok()) s = ingestion->start();

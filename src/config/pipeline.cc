@@ -216,6 +216,38 @@ void parse_sources(Node& n, const std::string& file, IngestionConfig* out) {
   }
 }
 
+// ingestion.dedup: {key: field | [fields] | "$", ttl, store, max_keys, on_store_error}
+void parse_dedup(Node n, DedupConfig* out) {
+  if (!n.present() || n.is_null()) return;
+  Node key = n.require("key");
+  if (key.is_list()) {
+    for (Node item : key.items()) {
+      std::string f;
+      if (item.as_string(&f, [](std::string_view v) {
+            return v == "$" ? std::string() : v.empty() ? "must not be empty" : check_field_path(v);
+          })) {
+        out->fields.push_back(f);
+      }
+    }
+    if (out->fields.empty() && key.present()) key.error("expected at least one field");
+  } else if (key.present()) {
+    std::string f;
+    if (key.as_string(&f, [](std::string_view v) {
+          return v == "$" ? std::string() : v.empty() ? "must not be empty" : check_field_path(v);
+        })) {
+      out->fields.push_back(f);
+    }
+  }
+  n.get_duration_ms("ttl", &out->ttl_ms, 1000);
+  n.get_enum("store", &out->store, {"embedded", "redis"});
+  n.get_int("max_keys", &out->max_keys, 1000, 1'000'000'000);
+  std::string on_error = "reject";
+  if (n.get_enum("on_store_error", &on_error, {"reject", "accept"})) {
+    out->accept_on_store_error = on_error == "accept";
+  }
+  n.finish();
+}
+
 void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   n.get_bool("enabled", &out->enabled);
   n.get_enum("ack", &out->ack, std::vector<std::pair<std::string, AckMode>>{
@@ -240,6 +272,7 @@ void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   n.get_bool("all_or_nothing", &out->all_or_nothing);
   n.get_bool("allow_any_topic", &out->allow_any_topic);
   parse_sources(n, file, out);
+  parse_dedup(n.child("dedup"), &out->dedup);
   n.finish();
 }
 

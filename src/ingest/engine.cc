@@ -19,7 +19,9 @@
 
 #include "base/clock.h"
 #include "base/hash.h"
+#include <xxhash.h>
 #include "ingest/decode.h"
+#include "ingest/dedup/dedup_store.h"
 #include "spate/ingestion.h"
 #include "spate/metrics.h"
 
@@ -43,7 +45,8 @@ struct RequestState {
   std::vector<std::string> reasons;  // dead-letter header values
   std::vector<RecordHeader> headers;
   std::vector<std::string> positions;
-  std::vector<RecordHeader> position_headers;  // 2 per event with a position
+  std::vector<RecordHeader> event_headers;  // 3 slots per event: spate.source, spate.pos, spate.dedup
+  std::vector<std::string> dedup_hex;       // owns the spate.dedup header values
   IngestResult result;
   std::function<void(IngestResult)> done;
   bool responded = false;  // buffered acks respond before completion
@@ -52,6 +55,7 @@ struct RequestState {
   Status failure;
   SteadyClock::time_point started;
   SourceMetrics* metrics = nullptr;
+  ingest::DedupStore* dedup = nullptr;
 };
 
 struct Submission {
@@ -60,6 +64,8 @@ struct Submission {
   uint32_t partition = 0;
   std::vector<RecordIn> records;
   bool dead_letter = false;
+  std::vector<ingest::DedupKey> claimed;  // dedup keys of these records, claimed before append
+  bool failed = false;
 };
 
 // Looks up `path` ("a.b.c") in an object element.
@@ -75,6 +81,44 @@ bool find_path(simdjson::dom::element e, std::string_view path, simdjson::dom::e
     start = dot + 1;
   }
   *out = e;
+  return true;
+}
+
+// The dedup key of an event: XXH3-128 over the values of `fields` ("$" = the whole payload),
+// each rendered as its string (strings unquoted, others as minified JSON) with its length.
+// False if none of the fields is present (the event is then not deduplicated).
+bool dedup_key_of(simdjson::dom::element doc, std::string_view payload,
+                  const std::vector<std::string>& fields, ingest::DedupKey* out) {
+  thread_local std::string buf;
+  buf.clear();
+  bool any = false;
+  for (const std::string& f : fields) {
+    std::string_view part;
+    std::string minified;
+    if (f == "$") {
+      part = payload;
+      any = true;
+    } else {
+      simdjson::dom::element e;
+      if (find_path(doc, f, &e)) {
+        any = true;
+        if (e.get_string().get(part)) {
+          minified = simdjson::minify(e);
+          part = minified;
+        }
+      } else {
+        part = "\x01<missing>";
+      }
+    }
+    uint64_t n = part.size();
+    buf.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    buf.append(part);
+  }
+  if (!any) return false;
+  XXH128_hash_t h = XXH3_128bits(buf.data(), buf.size());
+  out->lo = h.low64;
+  out->hi = h.high64;
+  if (out->lo == 0 && out->hi == 0) out->lo = 1;  // zero means "no key" internally
   return true;
 }
 
@@ -218,7 +262,20 @@ class Shard {
       }
       append_group();
     }
+    const int64_t now = system_clock()->now_ms();
     for (auto& s : work) {
+      if (!s->claimed.empty() && s->req->dedup != nullptr) {
+        keys_.clear();
+        for (const auto& k : s->claimed) {
+          if (k.lo != 0 || k.hi != 0) keys_.push_back(k);
+        }
+        // Durable: remember the keys; failed: release them so a retry is not dropped.
+        if (s->failed) {
+          s->req->dedup->release(keys_.data(), keys_.size());
+        } else {
+          s->req->dedup->commit(keys_.data(), keys_.size(), now);
+        }
+      }
       queued_->fetch_sub(s->records.size(), std::memory_order_relaxed);
       if (s->req->metrics) s->req->metrics->queue_size->sub(static_cast<double>(s->records.size()));
       finish(s->req);
@@ -244,6 +301,7 @@ class Shard {
       auto r = log_->append(topic, partition, records_.data() + pos, n);
       if (!r.ok()) {
         for (size_t k = pos; k < records_.size(); ++k) {
+          owners_[k]->failed = true;
           RequestState& req = *owners_[k]->req;
           std::lock_guard lk(req.mu);
           if (req.failure.ok()) req.failure = r.status();
@@ -275,6 +333,7 @@ class Shard {
   std::vector<Submission*> group_;
   std::vector<RecordIn> records_;
   std::vector<Submission*> owners_;
+  std::vector<ingest::DedupKey> keys_;
 };
 
 void Shard::finish(const std::shared_ptr<RequestState>& req) {
@@ -323,6 +382,10 @@ struct DataIngestionEngine::Impl {
   Counter* validation_errors = nullptr;
   Counter* accepted_total = nullptr;
   Gauge* throughput = nullptr;
+  Counter* duplicates_total = nullptr;
+  Counter* dedup_errors = nullptr;
+  std::unique_ptr<ingest::DedupStore> dedup_owned;
+  ingest::DedupStore* dedup = nullptr;
   std::thread ticker;
   std::mutex ticker_mu;
   std::condition_variable ticker_cv;
@@ -413,6 +476,30 @@ Status DataIngestionEngine::initialize() {
                                          "Events accepted into the log (all sources)", {});
   m.throughput = &m.metrics->gauge("ingestion_throughput_per_second",
                                    "Events accepted per second over the last second", {});
+  m.duplicates_total = &m.metrics->counter("ingestion_duplicates_total",
+                                           "Events dropped as duplicates (acknowledged, not stored)", {});
+  m.dedup_errors = &m.metrics->counter("ingestion_dedup_store_errors_total",
+                                       "Dedup store calls that failed", {});
+  if (!m.cfg.dedup.fields.empty() && m.dedup == nullptr) {
+    if (m.cfg.dedup.store != "embedded") {
+      return InvalidArgument("ingestion.dedup.store \"" + m.cfg.dedup.store +
+                             "\" is not available in this build (only \"embedded\")");
+    }
+    ingest::EmbeddedDedupOptions o;
+    o.ttl_ms = m.cfg.dedup.ttl_ms;
+    o.max_keys = m.cfg.dedup.max_keys;
+    o.dir = m.cfg.dedup.state_dir;
+    SPATE_ASSIGN_OR_RETURN(m.dedup_owned, ingest::open_embedded_dedup(o, *m.log));
+    m.dedup = m.dedup_owned.get();
+    Log* l = m.log;
+    ingest::DedupStore* d = m.dedup;
+    m.metrics->gauge_fn("ingestion_dedup_keys", "Keys held by the dedup store", {},
+                        [d] { return static_cast<double>(d->stats().keys); });
+    m.metrics->counter_fn("ingestion_dedup_evictions_total",
+                          "Dedup keys evicted before their TTL because the store was full", {},
+                          [d] { return static_cast<double>(d->stats().evicted); });
+    (void)l;
+  }
   return Status::Ok();
 }
 
@@ -427,12 +514,14 @@ Status DataIngestionEngine::start() {
   }
   m.ticker = std::thread([&m] {
     double last = m.accepted_total->value();
+    uint64_t ticks = 0;
     std::unique_lock lk(m.ticker_mu);
     while (m.running.load()) {
       m.ticker_cv.wait_for(lk, std::chrono::seconds(1));
       double now = m.accepted_total->value();
       m.throughput->set(now - last);
       last = now;
+      if (m.dedup != nullptr && ++ticks % 10 == 0) (void)m.dedup->checkpoint(*m.log);
     }
   });
   return Status::Ok();
@@ -448,6 +537,7 @@ void DataIngestionEngine::stop() {
   m.shards.clear();
   m.ticker_cv.notify_all();
   if (m.ticker.joinable()) m.ticker.join();
+  if (m.dedup != nullptr) (void)m.dedup->checkpoint(*m.log);
   if (m.owned_log) (void)m.owned_log->close();
 }
 
@@ -497,24 +587,35 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   state->source = req.source.name;
   state->started = started;
   state->metrics = source_metrics(req.source.name);
+  state->dedup = dedup;
   std::vector<ingest::RawEvent> raw;
   Status split = ingest::split_events(state->body, req.format, &raw);
   if (!split.ok()) return fail(IngestStatus::kBadRequest, split.message());
   if (!req.event_positions.empty() && req.event_positions.size() == raw.size()) {
     state->positions = std::move(req.event_positions);
-    state->position_headers.reserve(2 * raw.size());
-    for (const std::string& pos : state->positions) {
-      state->position_headers.push_back({"spate.source", state->source});
-      state->position_headers.push_back({"spate.pos", pos});
-    }
+  }
+  const bool dedup_on = dedup != nullptr && !cfg.dedup.fields.empty();
+  if (!state->positions.empty() || dedup_on) state->event_headers.resize(3 * raw.size());
+  for (size_t i = 0; i < state->positions.size(); ++i) {
+    state->event_headers[3 * i] = {"spate.source", state->source};
+    state->event_headers[3 * i + 1] = {"spate.pos", state->positions[i]};
   }
 
   // Parse and check every event; build the records per partition.
   thread_local simdjson::dom::parser parser;
   const int64_t now_ms = system_clock()->now_ms();
-  std::vector<std::vector<RecordIn>> by_part(partitions);
+  struct Accepted {
+    RecordIn rec;
+    uint32_t part;
+    size_t index;
+    bool has_key;
+    ingest::DedupKey key;
+  };
+  std::vector<Accepted> accepted_events;
+  accepted_events.reserve(raw.size());
   std::vector<RecordIn> dead;
   std::vector<size_t> dead_index;
+  std::vector<std::string> dead_reason;
   IngestResult& res = state->result;
   uint32_t sticky = rr.fetch_add(1, std::memory_order_relaxed) % partitions;
   state->keys.reserve(cfg.key_field.empty() ? 0 : raw.size());
@@ -532,9 +633,9 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     RecordIn rec;
     rec.value = ev.json;
     rec.timestamp_ms = now_ms;
-    if (!state->positions.empty()) {
-      rec.headers = &state->position_headers[2 * ev.index];
-      rec.header_count = 2;
+    if (!state->event_headers.empty()) {
+      rec.headers = &state->event_headers[3 * ev.index];
+      rec.header_count = state->positions.empty() ? 0 : 2;
     }
     uint32_t part = sticky;
     if (reason.empty() && !cfg.timestamp_field.empty()) {
@@ -579,9 +680,12 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       d.timestamp_ms = now_ms;
       dead.push_back(d);
       dead_index.push_back(ev.index);
+      dead_reason.push_back(res.errors.back().reason);
       continue;
     }
-    by_part[part].push_back(rec);
+    Accepted a{rec, part, ev.index, false, {}};
+    if (dedup_on) a.has_key = dedup_key_of(doc, ev.json, cfg.dedup.fields, &a.key);
+    accepted_events.push_back(a);
     ++res.accepted;
   }
   validation_errors->inc(res.rejected);
@@ -592,17 +696,85 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     state->metrics->rejected->inc(raw.size());
     return done(std::move(res));
   }
+  // Deduplicate: claim the keys of the accepted events. A key stored within the TTL makes the
+  // event a duplicate (acknowledged, not stored again); a key still in flight in another request
+  // rejects the event with "retry later" (never dropped: the other copy may yet fail).
+  std::vector<std::vector<RecordIn>> by_part(partitions);
+  std::vector<std::vector<ingest::DedupKey>> keys_by_part(partitions);
+  if (dedup_on) {
+    std::vector<ingest::DedupKey> want;
+    std::vector<size_t> want_idx;
+    std::vector<std::pair<uint64_t, uint64_t>> seen_here;
+    std::vector<bool> dup_here(accepted_events.size(), false);
+    for (size_t i = 0; i < accepted_events.size(); ++i) {
+      const Accepted& a = accepted_events[i];
+      if (!a.has_key) continue;
+      std::pair<uint64_t, uint64_t> k{a.key.hi, a.key.lo};
+      if (std::find(seen_here.begin(), seen_here.end(), k) != seen_here.end()) {
+        dup_here[i] = true;  // repeated within this request
+        continue;
+      }
+      seen_here.push_back(k);
+      want.push_back(a.key);
+      want_idx.push_back(i);
+    }
+    std::vector<ingest::DedupState> states(want.size(), ingest::DedupState::kNew);
+    Status ds = want.empty() ? Status::Ok() : dedup->claim(want.data(), want.size(), now_ms, states.data());
+    std::vector<ingest::DedupState> st_of(accepted_events.size(), ingest::DedupState::kNew);
+    if (!ds.ok()) {
+      dedup_errors->inc();
+      if (!cfg.dedup.accept_on_store_error) {
+        return fail(IngestStatus::kUnavailable, "dedup store unavailable: " + ds.to_string());
+      }
+      for (auto& a : accepted_events) a.has_key = false;  // accept without deduplication
+    } else {
+      for (size_t j = 0; j < want_idx.size(); ++j) st_of[want_idx[j]] = states[j];
+    }
+    state->dedup_hex.reserve(accepted_events.size());
+    std::vector<Accepted> kept;
+    kept.reserve(accepted_events.size());
+    for (size_t i = 0; i < accepted_events.size(); ++i) {
+      Accepted& a = accepted_events[i];
+      if (dup_here[i] || (a.has_key && st_of[i] == ingest::DedupState::kDuplicate)) {
+        ++res.duplicates;
+        --res.accepted;
+        continue;
+      }
+      if (a.has_key && st_of[i] == ingest::DedupState::kInFlight) {
+        --res.accepted;
+        ++res.rejected;
+        res.errors.push_back({a.index, "duplicate of an event that is still being stored; retry"});
+        continue;
+      }
+      if (a.has_key) {
+        state->dedup_hex.push_back(a.key.hex());
+        RecordHeader* h = &state->event_headers[3 * a.index];
+        h[a.rec.header_count] = {"spate.dedup", state->dedup_hex.back()};
+        a.rec.headers = h;
+        a.rec.header_count += 1;
+      }
+      kept.push_back(a);
+    }
+    accepted_events = std::move(kept);
+    duplicates_total->inc(res.duplicates);
+    std::sort(res.errors.begin(), res.errors.end(),
+              [](const EventError& x, const EventError& y) { return x.index < y.index; });
+  }
+  for (const Accepted& a : accepted_events) {
+    by_part[a.part].push_back(a.rec);
+    keys_by_part[a.part].push_back(a.has_key ? a.key : ingest::DedupKey{});
+  }
   // Dead letters carry the reason, source and index as headers.
   if (dlq_partitions > 0 && !dead.empty()) {
     state->reasons.reserve(dead.size() * 2);
     state->headers.reserve(dead.size() * 5);
     for (size_t i = 0; i < dead.size(); ++i) {
-      state->reasons.push_back(res.errors[i].reason);
+      state->reasons.push_back(dead_reason[i]);
       state->reasons.push_back(std::to_string(dead_index[i]));
       size_t h = state->headers.size();
       if (!state->positions.empty()) {  // a source's dead letters count as its stored input too
-        state->headers.push_back(state->position_headers[2 * dead_index[i]]);
-        state->headers.push_back(state->position_headers[2 * dead_index[i] + 1]);
+        state->headers.push_back(state->event_headers[3 * dead_index[i]]);
+        state->headers.push_back(state->event_headers[3 * dead_index[i] + 1]);
       }
       state->headers.push_back({"error", state->reasons[state->reasons.size() - 2]});
       state->headers.push_back({"source", state->source});
@@ -631,6 +803,7 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     s->topic = topic;
     s->partition = p;
     s->records = std::move(by_part[p]);
+    if (dedup_on) s->claimed = std::move(keys_by_part[p]);
     subs.push_back(std::move(s));
   }
   if (dlq_partitions > 0 && !dead.empty()) {

@@ -3,12 +3,14 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "fault_fs.h"
 #include "ingest/decode.h"
+#include "ingest/dedup/dedup_store.h"
 #include "ingest/sources/http_source.h"
 #include "spate/ingestion.h"
 #include "spate/metrics.h"
@@ -341,6 +343,121 @@ TEST(IngestEngineTest, EventPositionsAreStoredAndRecoverable) {
   EXPECT_EQ(*pos, (std::vector<std::string>{"f1:0", "f1:12", "f1:8"}));
   // From the current end, nothing.
   EXPECT_TRUE(stored_positions(*f.log, "tail", end_offsets(*f.log))->empty());
+}
+
+TEST(DedupStoreTest, ClaimCommitReleaseAndTtl) {
+  testing::TempDir dir;
+  LogConfig lc;
+  lc.data_dir = dir.sub("log");
+  auto log = std::move(open_embedded_log(lc)).value();
+  ingest::EmbeddedDedupOptions o;
+  o.ttl_ms = 1000;
+  auto store = std::move(ingest::open_embedded_dedup(o, *log)).value();
+  ingest::DedupKey a{1, 2}, b{3, 4};
+  ingest::DedupState st[2];
+  ingest::DedupKey ab[2] = {a, b};
+  ASSERT_TRUE(store->claim(ab, 2, 100, st).ok());
+  EXPECT_EQ(st[0], ingest::DedupState::kNew);
+  EXPECT_EQ(st[1], ingest::DedupState::kNew);
+  ASSERT_TRUE(store->claim(ab, 2, 100, st).ok());
+  EXPECT_EQ(st[0], ingest::DedupState::kInFlight);  // never dropped while the first may fail
+  store->commit(&a, 1, 100);
+  store->release(&b, 1);
+  ASSERT_TRUE(store->claim(ab, 2, 200, st).ok());
+  EXPECT_EQ(st[0], ingest::DedupState::kDuplicate);
+  EXPECT_EQ(st[1], ingest::DedupState::kNew);  // released: a retry is stored
+  ASSERT_TRUE(store->claim(&a, 1, 1101, st).ok());
+  EXPECT_EQ(st[0], ingest::DedupState::kNew);  // the TTL passed
+  // hex round trip
+  ingest::DedupKey back;
+  ASSERT_TRUE(ingest::DedupKey::from_hex(ingest::DedupKey{0xabcdef, 0x1234}.hex(), &back));
+  EXPECT_EQ(back, (ingest::DedupKey{0xabcdef, 0x1234}));
+  EXPECT_FALSE(ingest::DedupKey::from_hex("xyz", &back));
+}
+
+TEST(DedupStoreTest, BoundedMemoryEvictsOldestKeys) {
+  testing::TempDir dir;
+  LogConfig lc;
+  lc.data_dir = dir.sub("log");
+  auto log = std::move(open_embedded_log(lc)).value();
+  ingest::EmbeddedDedupOptions o;
+  o.max_keys = 16 * 10;  // 10 per shard
+  auto store = std::move(ingest::open_embedded_dedup(o, *log)).value();
+  for (uint64_t i = 1; i <= 5000; ++i) {
+    ingest::DedupKey k{i, i * 7};
+    ingest::DedupState st;
+    ASSERT_TRUE(store->claim(&k, 1, 100, &st).ok());
+    store->commit(&k, 1, 100);
+  }
+  auto stats = store->stats();
+  EXPECT_LE(stats.keys, 16u * 11);
+  EXPECT_GT(stats.evicted, 4000u);
+  // The newest key is still known.
+  ingest::DedupKey last{5000, 5000 * 7};
+  ingest::DedupState st;
+  ASSERT_TRUE(store->claim(&last, 1, 100, &st).ok());
+  EXPECT_EQ(st, ingest::DedupState::kDuplicate);
+}
+
+TEST(IngestEngineTest, DuplicatesAreAcknowledgedButStoredOnce) {
+  IngestionConfig cfg;
+  cfg.dedup.fields = {"id"};
+  Fixture f(cfg);
+  auto r = f.send("[{\"id\":1},{\"id\":2},{\"id\":1},{\"no_id\":true}]");
+  EXPECT_EQ(r.status, IngestStatus::kOk);
+  EXPECT_EQ(r.accepted, 3u);
+  EXPECT_EQ(r.duplicates, 1u);
+  auto r2 = f.send("[{\"id\":2},{\"id\":3},{\"no_id\":true}]");
+  EXPECT_EQ(r2.accepted, 2u);  // id 3 and the key-less event
+  EXPECT_EQ(r2.duplicates, 1u);
+  EXPECT_EQ(f.all("events").size(), 5u);
+  std::string m = f.metrics.render_prometheus();
+  EXPECT_NE(m.find("ingestion_duplicates_total 2"), std::string::npos) << m;
+  EXPECT_NE(ingest::result_json(r).find("\"duplicates\":1"), std::string::npos);
+}
+
+TEST(IngestEngineTest, FailedAppendDoesNotMarkEventsAsSeen) {
+  testing::FaultFs fs;
+  IngestionConfig cfg;
+  cfg.dedup.fields = {"$"};
+  Fixture f(cfg, &fs);
+  fs.fail_sync = true;
+  EXPECT_EQ(f.send("{\"x\":1}").status, IngestStatus::kUnavailable);
+  // Not stored, so not a duplicate: the retry is not dropped (it fails again here only because
+  // the partition stays read-only after a failed fsync until the log is reopened).
+  auto again = f.send("{\"x\":1}");
+  EXPECT_EQ(again.status, IngestStatus::kUnavailable);
+  EXPECT_EQ(again.duplicates, 0u);
+}
+
+TEST(IngestEngineTest, DedupSurvivesRestartWithAndWithoutSnapshot) {
+  testing::TempDir dir;
+  LogConfig lc;
+  lc.data_dir = dir.sub("log");
+  auto log = std::move(open_embedded_log(lc)).value();
+  ASSERT_TRUE(log->create_topic({"events", 2}).ok());
+  IngestionConfig cfg;
+  cfg.dedup.fields = {"id"};
+  cfg.dedup.state_dir = dir.sub("dedup");
+  auto run = [&](const std::string& body) {
+    MetricsRegistry m;
+    DataIngestionEngine e(cfg, log.get(), &m);
+    EXPECT_TRUE(e.initialize().ok());
+    EXPECT_TRUE(e.start().ok());
+    IngestRequest r;
+    r.topic = "events";
+    r.body = body;
+    auto res = e.submit_sync(std::move(r));
+    e.stop();  // writes the snapshot
+    return res;
+  };
+  EXPECT_EQ(run("[{\"id\":1},{\"id\":2}]").accepted, 2u);
+  EXPECT_EQ(run("[{\"id\":1},{\"id\":3}]").duplicates, 1u);  // from the snapshot
+  // A crash after the append but before any snapshot: the keys come back from the log.
+  std::filesystem::remove_all(dir.sub("dedup"));
+  auto r = run("[{\"id\":1},{\"id\":2},{\"id\":3},{\"id\":4}]");
+  EXPECT_EQ(r.duplicates, 3u);
+  EXPECT_EQ(r.accepted, 1u);
 }
 
 TEST(IngestEngineTest, ResultJson) {

@@ -102,7 +102,7 @@ std::string result_json(const IngestResult& r) {
     out += ",";
   }
   out += "\"accepted\":" + std::to_string(r.accepted) + ",\"rejected\":" +
-         std::to_string(r.rejected) + ",\"errors\":[";
+         std::to_string(r.rejected) + (r.duplicates ? ",\"duplicates\":" + std::to_string(r.duplicates) : std::string()) + ",\"errors\":[";
   for (size_t i = 0; i < r.errors.size(); ++i) {
     if (i) out += ",";
     out += "{\"index\":" + std::to_string(r.errors[i].index) + ",\"reason\":";

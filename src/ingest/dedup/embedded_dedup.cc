@@ -1,0 +1,237 @@
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+
+#include "base/clock.h"
+#include "base/crc32c.h"
+#include "base/fs.h"
+#include "ingest/dedup/dedup_store.h"
+
+namespace spate::ingest {
+
+std::string DedupKey::hex() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    out[15 - i] = kHex[(hi >> (4 * i)) & 15];
+    out[31 - i] = kHex[(lo >> (4 * i)) & 15];
+  }
+  return out;
+}
+
+bool DedupKey::from_hex(std::string_view s, DedupKey* out) {
+  if (s.size() != 32) return false;
+  auto parse = [](std::string_view h, uint64_t* v) {
+    uint64_t x = 0;
+    for (char c : h) {
+      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (d < 0) return false;
+      x = (x << 4) | static_cast<uint64_t>(d);
+    }
+    *v = x;
+    return true;
+  };
+  return parse(s.substr(0, 16), &out->hi) && parse(s.substr(16), &out->lo);
+}
+
+namespace {
+
+struct KeyHash {
+  size_t operator()(const DedupKey& k) const { return static_cast<size_t>(k.lo ^ (k.hi * 31)); }
+};
+
+constexpr size_t kShards = 16;
+constexpr int64_t kInFlight = -1;  // expiry value of a claimed, not yet committed key
+
+class EmbeddedDedup final : public DedupStore {
+ public:
+  explicit EmbeddedDedup(EmbeddedDedupOptions o) : opts_(std::move(o)) {}
+
+  Status claim(const DedupKey* keys, size_t n, int64_t now_ms, DedupState* out) override {
+    for (size_t i = 0; i < n; ++i) {
+      Shard& s = shard(keys[i]);
+      std::lock_guard lk(s.mu);
+      auto it = s.map.find(keys[i]);
+      if (it != s.map.end()) {
+        if (it->second == kInFlight) {
+          out[i] = DedupState::kInFlight;
+          continue;
+        }
+        if (it->second > now_ms) {
+          out[i] = DedupState::kDuplicate;
+          continue;
+        }
+      }
+      s.map[keys[i]] = kInFlight;
+      out[i] = DedupState::kNew;
+    }
+    return Status::Ok();
+  }
+
+  void commit(const DedupKey* keys, size_t n, int64_t now_ms) override {
+    int64_t expiry = now_ms + opts_.ttl_ms;
+    for (size_t i = 0; i < n; ++i) insert(keys[i], expiry, now_ms);
+  }
+
+  void release(const DedupKey* keys, size_t n) override {
+    for (size_t i = 0; i < n; ++i) {
+      Shard& s = shard(keys[i]);
+      std::lock_guard lk(s.mu);
+      auto it = s.map.find(keys[i]);
+      if (it != s.map.end() && it->second == kInFlight) s.map.erase(it);
+    }
+  }
+
+  DedupStats stats() const override {
+    DedupStats st;
+    for (const Shard& s : shards_) {
+      std::lock_guard lk(s.mu);
+      st.keys += s.map.size();
+      st.evicted += s.evicted;
+    }
+    return st;
+  }
+
+  // Snapshot: "SPDD1\n", then the log's end offsets as text lines "topic p0 p1 ...", a blank
+  // line, then binary entries (u64 hi, u64 lo, i64 expiry), then a CRC32C of the whole.
+  Status checkpoint(Log& log) override {
+    if (opts_.dir.empty()) return Status::Ok();
+    std::string out = "SPDD1\n";
+    // Offsets first: keys committed after this point are also in the log after these offsets.
+    for (const std::string& topic : log.list_topics()) {
+      auto info = log.describe_topic(topic);
+      if (!info.ok()) continue;
+      out += topic;
+      for (const auto& p : info->partition_info) out += " " + std::to_string(p.end_offset);
+      out += "\n";
+    }
+    out += "\n";
+    int64_t now = system_clock()->now_ms();
+    for (const Shard& s : shards_) {
+      std::lock_guard lk(s.mu);
+      for (const auto& [k, exp] : s.map) {
+        if (exp == kInFlight || exp <= now) continue;
+        char b[24];
+        std::memcpy(b, &k.hi, 8);
+        std::memcpy(b + 8, &k.lo, 8);
+        std::memcpy(b + 16, &exp, 8);
+        out.append(b, 24);
+      }
+    }
+    uint32_t crc = crc32c::value(out.data(), out.size());
+    out.append(reinterpret_cast<const char*>(&crc), 4);
+    SPATE_RETURN_IF_ERROR(default_fs()->create_dirs(opts_.dir));
+    return default_fs()->write_file_atomic(path_join(opts_.dir, "dedup.snapshot"), out);
+  }
+
+  Status load(Log& log) {
+    std::map<std::string, std::vector<int64_t>> from;
+    if (!opts_.dir.empty()) {
+      auto data = default_fs()->read_file(path_join(opts_.dir, "dedup.snapshot"));
+      if (data.ok() && data->size() >= 10) {
+        const std::string& d = *data;
+        uint32_t crc;
+        std::memcpy(&crc, d.data() + d.size() - 4, 4);
+        if (crc32c::value(d.data(), d.size() - 4) == crc && d.compare(0, 6, "SPDD1\n") == 0) {
+          size_t pos = 6;
+          while (pos < d.size()) {
+            size_t nl = d.find('\n', pos);
+            if (nl == std::string::npos) break;
+            std::string line = d.substr(pos, nl - pos);
+            pos = nl + 1;
+            if (line.empty()) break;
+            std::istringstream in(line);
+            std::string topic;
+            in >> topic;
+            int64_t o;
+            while (in >> o) from[topic].push_back(o);
+          }
+          int64_t now = system_clock()->now_ms();
+          for (; pos + 24 <= d.size() - 4; pos += 24) {
+            DedupKey k;
+            int64_t exp;
+            std::memcpy(&k.hi, d.data() + pos, 8);
+            std::memcpy(&k.lo, d.data() + pos + 8, 8);
+            std::memcpy(&exp, d.data() + pos + 16, 8);
+            if (exp > now) insert(k, exp, now);
+          }
+        }
+        // A corrupt snapshot is ignored: the replay below then covers the whole log.
+      }
+    }
+    // Replay: every stored event since the snapshot carries its key in `spate.dedup`.
+    int64_t now = system_clock()->now_ms();
+    for (const std::string& topic : log.list_topics()) {
+      SPATE_ASSIGN_OR_RETURN(TopicInfo info, log.describe_topic(topic));
+      auto it = from.find(topic);
+      for (uint32_t p = 0; p < info.partitions; ++p) {
+        const PartitionInfo& pi = info.partition_info[p];
+        int64_t off = pi.start_offset;
+        if (it != from.end() && p < it->second.size()) off = std::max(off, it->second[p]);
+        while (off < pi.end_offset) {
+          FetchOptions fo;
+          fo.max_records = 10000;
+          fo.max_bytes = 16 << 20;
+          SPATE_ASSIGN_OR_RETURN(FetchResult fr, log.fetch(topic, p, off, fo));
+          if (fr.records().empty()) break;
+          for (const RecordView& r : fr.records()) {
+            for (const RecordHeader& h : fr.headers_of(r)) {
+              DedupKey k;
+              if (h.key == "spate.dedup" && DedupKey::from_hex(h.value, &k)) {
+                int64_t exp = std::max(now, r.timestamp_ms) + opts_.ttl_ms;
+                if (r.timestamp_ms + opts_.ttl_ms > now || r.timestamp_ms <= 0) insert(k, exp, now);
+              }
+            }
+          }
+          off = fr.next_offset;
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<DedupKey, int64_t, KeyHash> map;  // key -> expiry ms (or kInFlight)
+    std::deque<std::pair<int64_t, DedupKey>> order;      // committed keys by expiry
+    uint64_t evicted = 0;
+  };
+
+  Shard& shard(const DedupKey& k) { return shards_[k.hi % kShards]; }
+
+  void insert(const DedupKey& k, int64_t expiry, int64_t now) {
+    Shard& s = shard(k);
+    std::lock_guard lk(s.mu);
+    s.map[k] = expiry;
+    s.order.emplace_back(expiry, k);
+    const size_t cap = std::max<size_t>(1, opts_.max_keys / kShards);
+    while (!s.order.empty() && (s.order.front().first <= now || s.map.size() > cap)) {
+      auto [exp, key] = s.order.front();
+      s.order.pop_front();
+      auto it = s.map.find(key);
+      // Only erase if this queue entry is the key's current expiry (it may have been renewed).
+      if (it != s.map.end() && it->second == exp) {
+        if (exp > now) ++s.evicted;
+        s.map.erase(it);
+      }
+    }
+  }
+
+  EmbeddedDedupOptions opts_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<DedupStore>> open_embedded_dedup(const EmbeddedDedupOptions& opts, Log& log) {
+  auto store = std::make_unique<EmbeddedDedup>(opts);
+  SPATE_RETURN_IF_ERROR(store->load(log));
+  return std::unique_ptr<DedupStore>(std::move(store));
+}
+
+}  // namespace spate::ingest
