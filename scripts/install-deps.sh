@@ -8,6 +8,7 @@ PACKAGES=(
   libboost-dev libyaml-cpp-dev libcli11-dev libfmt-dev libspdlog-dev
   liblz4-dev libzstd-dev libxxhash-dev libsimdjson-dev zlib1g-dev libre2-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev zstd
+  libpq-dev postgresql
 )
 # `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
 if [ "${1:-}" = "--fuzz" ]; then
