@@ -68,6 +68,17 @@ struct DedupConfig {
   std::string state_dir;             // embedded snapshot directory (set by `spate run`)
 };
 
+/// One entry of `ingestion.routes`: events matching `when` (an expression, docs/expressions.md;
+/// empty = always) go to `topics`. The first matching route wins.
+struct RouteConfig {
+  std::string when;
+  std::vector<std::string> topics;
+  std::string file;  // position of `when`, for errors
+  int line = 0;
+  int column = 0;
+  std::string path;  // "ingestion.routes[1]"
+};
+
 /// Pipeline key `ingestion:` (names follow the reference design's IngestionConfig).
 struct IngestionConfig {
   bool enabled = true;
@@ -89,6 +100,7 @@ struct IngestionConfig {
   bool allow_any_topic = false;        // POST /ingest/{topic} may name topics not in `topics:`
   std::vector<SourceConfig> sources;   // more sources besides POST /ingest (always on)
   DedupConfig dedup;
+  std::vector<RouteConfig> routes;     // for events whose request names no topic
 };
 
 /// Where a request came from (for metrics and metadata).

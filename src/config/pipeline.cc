@@ -248,6 +248,36 @@ void parse_dedup(Node n, DedupConfig* out) {
   n.finish();
 }
 
+// ingestion.routes: [{when: EXPR, topic: T | topics: [T, ...]}]; expressions are compiled (and
+// their errors reported with positions) by the ingestion engine's validation.
+void parse_routes(Node& n, const std::string& file, IngestionConfig* out) {
+  size_t index = 0;
+  for (Node item : n.list("routes")) {
+    RouteConfig r;
+    r.path = fmt::format("ingestion.routes[{}]", index++);
+    r.file = file;
+    if (!item.is_map()) {
+      item.error(fmt::format("expected a route such as {{when: 'level == \"error\"', topic: "
+                             "alerts}}, got {}", item.describe()));
+      continue;
+    }
+    Node when = item.get("when");
+    r.line = when.present() ? when.location().line : item.location().line;
+    r.column = when.present() ? when.location().column : item.location().column;
+    if (when.present()) when.as_string(&r.when, config::non_empty);
+    std::string one;
+    if (item.get_string("topic", &one, check_topic_name)) r.topics.push_back(one);
+    Node many = item.get("topics");
+    for (Node t : many.items()) {
+      std::string name;
+      if (t.as_string(&name, check_topic_name)) r.topics.push_back(name);
+    }
+    if (r.topics.empty()) item.error("a route needs `topic` or `topics`");
+    item.finish();
+    out->routes.push_back(std::move(r));
+  }
+}
+
 void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   n.get_bool("enabled", &out->enabled);
   n.get_enum("ack", &out->ack, std::vector<std::pair<std::string, AckMode>>{
@@ -273,6 +303,7 @@ void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   n.get_bool("allow_any_topic", &out->allow_any_topic);
   parse_sources(n, file, out);
   parse_dedup(n.child("dedup"), &out->dedup);
+  parse_routes(n, file, out);
   n.finish();
 }
 

@@ -20,6 +20,7 @@
 #include "base/clock.h"
 #include "base/hash.h"
 #include <xxhash.h>
+#include "event/expr.h"
 #include "ingest/decode.h"
 #include "ingest/dedup/dedup_store.h"
 #include "spate/ingestion.h"
@@ -361,6 +362,11 @@ void Shard::complete(RequestState& req) {
 
 }  // namespace
 
+struct Route {
+  expr::Expression when;  // empty: always
+  std::vector<std::string> topics;
+};
+
 struct DataIngestionEngine::Impl {
   IngestionConfig cfg;
   LogConfig log_cfg;
@@ -368,6 +374,7 @@ struct DataIngestionEngine::Impl {
   Log* log = nullptr;
   MetricsRegistry* metrics;
   std::vector<std::unique_ptr<Shard>> shards;
+  std::vector<Route> routes;
   std::atomic<size_t> queued{0};
   std::atomic<bool> running{false};
   std::atomic<uint32_t> rr{0};
@@ -455,6 +462,16 @@ Status DataIngestionEngine::initialize() {
   Impl& m = *impl_;
   if (m.cfg.batch_size == 0) return InvalidArgument("ingestion.batch_size must be positive");
   if (m.cfg.max_workers <= 0) return InvalidArgument("ingestion.max_workers must be positive");
+  m.routes.clear();
+  for (size_t i = 0; i < m.cfg.routes.size(); ++i) {
+    const RouteConfig& rc = m.cfg.routes[i];
+    Route r;
+    if (!rc.when.empty()) {
+      SPATE_ASSIGN_OR_RETURN(r.when, expr::Expression::compile(rc.when));
+    }
+    r.topics = rc.topics;
+    m.routes.push_back(std::move(r));
+  }
   if (m.log == nullptr) {
     SPATE_ASSIGN_OR_RETURN(m.owned_log, open_embedded_log(m.log_cfg));
     m.log = m.owned_log.get();
@@ -573,13 +590,36 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     done(std::move(r));
   };
   if (!running.load()) return fail(IngestStatus::kUnavailable, "ingestion is not running");
-  std::string topic = req.topic.empty() ? cfg.default_topic : req.topic;
-  if (topic.empty()) {
-    return fail(IngestStatus::kNotFound,
-                "no topic: POST /ingest/{topic}, or set ingestion.default_topic");
+  // Targets: the request's topic; else, per event, the first matching route; else the default.
+  struct Target {
+    std::string topic;
+    uint32_t partitions;
+    uint32_t sticky;
+  };
+  std::vector<Target> targets;
+  const uint32_t rr_base = rr.fetch_add(1, std::memory_order_relaxed);
+  auto target_of = [&](const std::string& t) -> int {
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (targets[i].topic == t) return static_cast<int>(i);
+    }
+    uint32_t n = partitions_of(t);
+    if (n == 0) return -1;
+    targets.push_back({t, n, rr_base % n});
+    return static_cast<int>(targets.size() - 1);
+  };
+  const bool per_event_routes = req.topic.empty() && !routes.empty();
+  int fixed_target = -1;
+  if (!per_event_routes) {
+    std::string topic = req.topic.empty() ? cfg.default_topic : req.topic;
+    if (topic.empty()) {
+      return fail(IngestStatus::kNotFound,
+                  "no topic: POST /ingest/{topic}, or set ingestion.default_topic or routes");
+    }
+    fixed_target = target_of(topic);
+    if (fixed_target < 0) {
+      return fail(IngestStatus::kNotFound, "topic \"" + topic + "\" does not exist");
+    }
   }
-  uint32_t partitions = partitions_of(topic);
-  if (partitions == 0) return fail(IngestStatus::kNotFound, "topic \"" + topic + "\" does not exist");
   uint32_t dlq_partitions = cfg.dead_letter_topic.empty() ? 0 : partitions_of(cfg.dead_letter_topic);
 
   auto state = std::make_shared<RequestState>();
@@ -606,6 +646,7 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   const int64_t now_ms = system_clock()->now_ms();
   struct Accepted {
     RecordIn rec;
+    uint32_t target;
     uint32_t part;
     size_t index;
     bool has_key;
@@ -617,7 +658,7 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   std::vector<size_t> dead_index;
   std::vector<std::string> dead_reason;
   IngestResult& res = state->result;
-  uint32_t sticky = rr.fetch_add(1, std::memory_order_relaxed) % partitions;
+  std::vector<int> event_targets;
   state->keys.reserve(cfg.key_field.empty() ? 0 : raw.size());
   for (const auto& ev : raw) {
     std::string reason;
@@ -637,7 +678,6 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       rec.headers = &state->event_headers[3 * ev.index];
       rec.header_count = state->positions.empty() ? 0 : 2;
     }
-    uint32_t part = sticky;
     if (reason.empty() && !cfg.timestamp_field.empty()) {
       simdjson::dom::element ts;
       if (find_path(doc, cfg.timestamp_field, &ts)) {
@@ -669,7 +709,39 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
           state->keys.push_back(simdjson::minify(k));
         }
         rec.key = std::string_view(state->keys.back());
-        part = partition_for_key(*rec.key, partitions);
+      }
+    }
+    event_targets.clear();
+    if (reason.empty()) {
+      if (fixed_target >= 0) {
+        event_targets.push_back(fixed_target);
+      } else {
+        const Route* hit = nullptr;
+        for (const Route& r : routes) {
+          if (r.when.empty() || r.when.matches(doc)) {
+            hit = &r;
+            break;
+          }
+        }
+        if (hit == nullptr && cfg.default_topic.empty()) {
+          reason = "no route matched and there is no default_topic";
+        } else {
+          static const std::vector<std::string> kNone;
+          const std::vector<std::string>& topics = hit ? hit->topics : kNone;
+          for (const std::string& t : topics) {
+            int idx = target_of(t);
+            if (idx < 0) {
+              reason = "route target topic \"" + t + "\" does not exist";
+              break;
+            }
+            event_targets.push_back(idx);
+          }
+          if (hit == nullptr) {
+            int idx = target_of(cfg.default_topic);
+            if (idx < 0) reason = "default topic \"" + cfg.default_topic + "\" does not exist";
+            else event_targets.push_back(idx);
+          }
+        }
       }
     }
     if (!reason.empty()) {
@@ -683,9 +755,14 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       dead_reason.push_back(res.errors.back().reason);
       continue;
     }
-    Accepted a{rec, part, ev.index, false, {}};
+    Accepted a{rec, 0, 0, ev.index, false, {}};
     if (dedup_on) a.has_key = dedup_key_of(doc, ev.json, cfg.dedup.fields, &a.key);
-    accepted_events.push_back(a);
+    for (int t : event_targets) {  // one record per target topic (routes may fan out)
+      const Target& tg = targets[static_cast<size_t>(t)];
+      a.target = static_cast<uint32_t>(t);
+      a.part = rec.key ? partition_for_key(*rec.key, tg.partitions) : tg.sticky;
+      accepted_events.push_back(a);
+    }
     ++res.accepted;
   }
   validation_errors->inc(res.rejected);
@@ -699,16 +776,21 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   // Deduplicate: claim the keys of the accepted events. A key stored within the TTL makes the
   // event a duplicate (acknowledged, not stored again); a key still in flight in another request
   // rejects the event with "retry later" (never dropped: the other copy may yet fail).
-  std::vector<std::vector<RecordIn>> by_part(partitions);
-  std::vector<std::vector<ingest::DedupKey>> keys_by_part(partitions);
+  std::map<std::pair<uint32_t, uint32_t>, std::vector<RecordIn>> by_part;
+  std::map<std::pair<uint32_t, uint32_t>, std::vector<ingest::DedupKey>> keys_by_part;
   if (dedup_on) {
     std::vector<ingest::DedupKey> want;
     std::vector<size_t> want_idx;
     std::vector<std::pair<uint64_t, uint64_t>> seen_here;
     std::vector<bool> dup_here(accepted_events.size(), false);
+    std::vector<bool> fanout_copy(accepted_events.size(), false);
     for (size_t i = 0; i < accepted_events.size(); ++i) {
       const Accepted& a = accepted_events[i];
       if (!a.has_key) continue;
+      if (i > 0 && accepted_events[i - 1].index == a.index) {  // a fan-out copy of the event
+        fanout_copy[i] = true;
+        continue;
+      }
       std::pair<uint64_t, uint64_t> k{a.key.hi, a.key.lo};
       if (std::find(seen_here.begin(), seen_here.end(), k) != seen_here.end()) {
         dup_here[i] = true;  // repeated within this request
@@ -729,24 +811,38 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       for (auto& a : accepted_events) a.has_key = false;  // accept without deduplication
     } else {
       for (size_t j = 0; j < want_idx.size(); ++j) st_of[want_idx[j]] = states[j];
+      for (size_t i = 1; i < accepted_events.size(); ++i) {
+        if (fanout_copy[i]) {
+          st_of[i] = st_of[i - 1];
+          dup_here[i] = dup_here[i - 1];
+        }
+      }
     }
     state->dedup_hex.reserve(accepted_events.size());
     std::vector<Accepted> kept;
     kept.reserve(accepted_events.size());
     for (size_t i = 0; i < accepted_events.size(); ++i) {
       Accepted& a = accepted_events[i];
+      const bool first_copy = !fanout_copy[i];
       if (dup_here[i] || (a.has_key && st_of[i] == ingest::DedupState::kDuplicate)) {
-        ++res.duplicates;
-        --res.accepted;
+        if (first_copy) {
+          ++res.duplicates;
+          --res.accepted;
+        }
         continue;
       }
       if (a.has_key && st_of[i] == ingest::DedupState::kInFlight) {
-        --res.accepted;
-        ++res.rejected;
-        res.errors.push_back({a.index, "duplicate of an event that is still being stored; retry"});
+        if (first_copy) {
+          --res.accepted;
+          ++res.rejected;
+          res.errors.push_back({a.index, "duplicate of an event that is still being stored; retry"});
+        }
         continue;
       }
-      if (a.has_key) {
+      if (a.has_key && !first_copy) {
+        a.rec.headers = accepted_events[i - 1].rec.headers;  // the header was added to the first copy
+        a.rec.header_count = accepted_events[i - 1].rec.header_count;
+      } else if (a.has_key) {
         state->dedup_hex.push_back(a.key.hex());
         RecordHeader* h = &state->event_headers[3 * a.index];
         h[a.rec.header_count] = {"spate.dedup", state->dedup_hex.back()};
@@ -761,8 +857,8 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
               [](const EventError& x, const EventError& y) { return x.index < y.index; });
   }
   for (const Accepted& a : accepted_events) {
-    by_part[a.part].push_back(a.rec);
-    keys_by_part[a.part].push_back(a.has_key ? a.key : ingest::DedupKey{});
+    by_part[{a.target, a.part}].push_back(a.rec);
+    keys_by_part[{a.target, a.part}].push_back(a.has_key ? a.key : ingest::DedupKey{});
   }
   // Dead letters carry the reason, source and index as headers.
   if (dlq_partitions > 0 && !dead.empty()) {
@@ -784,7 +880,9 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     }
   }
   // Reserve queue space for everything this request appends, or refuse it whole.
-  size_t total = res.accepted + (dlq_partitions > 0 ? dead.size() : 0);
+  size_t total = 0;
+  for (const auto& [tp, recs] : by_part) total += recs.size();
+  if (dlq_partitions > 0) total += dead.size();
   if (queued.fetch_add(total, std::memory_order_acq_rel) + total > cfg.max_queue_size && total > 0) {
     queued.fetch_sub(total, std::memory_order_acq_rel);
     return fail(IngestStatus::kOverloaded,
@@ -796,21 +894,20 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   state->metrics->queue_size->add(static_cast<double>(total));
 
   std::vector<std::unique_ptr<Submission>> subs;
-  for (uint32_t p = 0; p < partitions; ++p) {
-    if (by_part[p].empty()) continue;
+  for (auto& [tp, recs] : by_part) {
     auto s = std::make_unique<Submission>();
     s->req = state;
-    s->topic = topic;
-    s->partition = p;
-    s->records = std::move(by_part[p]);
-    if (dedup_on) s->claimed = std::move(keys_by_part[p]);
+    s->topic = targets[tp.first].topic;
+    s->partition = tp.second;
+    s->records = std::move(recs);
+    if (dedup_on) s->claimed = std::move(keys_by_part[tp]);
     subs.push_back(std::move(s));
   }
   if (dlq_partitions > 0 && !dead.empty()) {
     auto s = std::make_unique<Submission>();
     s->req = state;
     s->topic = cfg.dead_letter_topic;
-    s->partition = sticky % dlq_partitions;
+    s->partition = rr_base % dlq_partitions;
     s->records = std::move(dead);
     s->dead_letter = true;
     state->metrics->dead_lettered->inc(s->records.size());

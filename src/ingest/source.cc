@@ -8,6 +8,7 @@
 
 #include "config/node.h"
 #include "config/suggest.h"
+#include "event/expr.h"
 
 namespace spate::ingest {
 namespace {
@@ -60,6 +61,16 @@ Status validate_sources(const IngestionConfig& cfg) {
       s = t->validate(sc);
     }
     if (!s.ok()) errors += (errors.empty() ? "" : "\n") + s.message();
+  }
+  // Route conditions compile here so that `spate validate` reports them with positions.
+  for (const RouteConfig& r : cfg.routes) {
+    if (r.when.empty()) continue;
+    auto e = expr::Expression::compile(r.when);
+    if (!e.ok()) {
+      errors += (errors.empty() ? "" : "\n") +
+                fmt::format("{}:{}:{}: {}.when: {}", r.file, r.line, r.column, r.path,
+                            e.status().message());
+    }
   }
   if (!errors.empty()) return ConfigError(errors);
   return Status::Ok();

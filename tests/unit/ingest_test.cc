@@ -460,6 +460,60 @@ TEST(IngestEngineTest, DedupSurvivesRestartWithAndWithoutSnapshot) {
   EXPECT_EQ(r.accepted, 1u);
 }
 
+TEST(IngestEngineTest, RoutesChooseTopicsPerEventWithFanOutAndDefault) {
+  IngestionConfig cfg;
+  cfg.default_topic = "events";
+  cfg.dedup.fields = {"id"};
+  RouteConfig errors_route;
+  errors_route.when = "level == \"error\" and service in [\"api\", \"db\"]";
+  errors_route.topics = {"dlq", "alerts"};  // fan out to two topics
+  RouteConfig big;
+  big.when = "amount > 100";
+  big.topics = {"big"};
+  cfg.routes = {errors_route, big};
+  testing::TempDir dir;
+  LogConfig lc;
+  lc.data_dir = dir.sub("log");
+  auto log = std::move(open_embedded_log(lc)).value();
+  for (const char* t : {"events", "dlq", "alerts", "big"}) ASSERT_TRUE(log->create_topic({t, 2}).ok());
+  MetricsRegistry m;
+  DataIngestionEngine e(cfg, log.get(), &m);
+  ASSERT_TRUE(e.initialize().ok());
+  ASSERT_TRUE(e.start().ok());
+  IngestRequest r;
+  r.body = "{\"id\":1,\"level\":\"error\",\"service\":\"api\"}\n"
+           "{\"id\":2,\"level\":\"error\",\"service\":\"web\",\"amount\":500}\n"
+           "{\"id\":3,\"level\":\"info\"}\n"
+           "{\"id\":1,\"level\":\"error\",\"service\":\"api\"}\n";
+  auto res = e.submit_sync(std::move(r));
+  EXPECT_EQ(res.accepted, 3u);
+  EXPECT_EQ(res.duplicates, 1u);  // the repeated id 1 counts once, though it fans out
+  auto count = [&](const char* t) {
+    size_t n = 0;
+    for (uint32_t p = 0; p < 2; ++p) n += log->fetch(t, p, 0, {})->records().size();
+    return n;
+  };
+  EXPECT_EQ(count("alerts"), 1u);
+  EXPECT_EQ(count("dlq"), 1u);
+  EXPECT_EQ(count("big"), 1u);
+  EXPECT_EQ(count("events"), 1u);
+  // A request naming its topic bypasses the routes.
+  IngestRequest direct;
+  direct.topic = "events";
+  direct.body = "{\"id\":9,\"level\":\"error\",\"service\":\"api\"}";
+  EXPECT_EQ(e.submit_sync(std::move(direct)).accepted, 1u);
+  EXPECT_EQ(count("events"), 2u);
+  e.stop();
+  // A bad expression fails initialize() with the compiler's message.
+  IngestionConfig bad;
+  RouteConfig br;
+  br.when = "level ==";
+  br.topics = {"events"};
+  bad.routes = {br};
+  DataIngestionEngine e2(bad, log.get(), &m);
+  EXPECT_FALSE(e2.initialize().ok());
+}
+
 TEST(IngestEngineTest, ResultJson) {
   IngestResult r;
   r.accepted = 2;
