@@ -37,8 +37,24 @@ try:
     check('spate_log_end_offset{partition="3",topic="user_events"} 0' in body,
           "per-partition end offset metric")
     check("process_resident_memory_bytes" in body, "process metrics")
-    check("spate_log_appends_total 0" in body and "spate_log_fsyncs_total" in body,
+    check("spate_log_appends_total" in body and "spate_log_fsyncs_total" in body,
           "log counters are exported")
+
+    # POST /ingest routes each event to the reference topics.
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = ('{"user_id":"u1","action":"login"}\n'
+            '{"metric":"cpu","value":0.5,"host":"h1"}\n'
+            '{"level":"error","message":"timeout talking to db"}\n'
+            'not json\n')
+    c.request("POST", "/ingest", body=body, headers={"Content-Type": "application/x-ndjson"})
+    r = c.getresponse()
+    res = json.loads(r.read())
+    check(r.status == 202 and res["accepted"] == 3 and res["rejected"] == 1, f"ingest: {res}")
+    st = json.loads(http_get(port, "/status")[1])
+    ends = {t["name"]: sum(p["end_offset"] for p in t["partition_info"]) for t in st["topics"]}
+    check(ends == {"user_events": 1, "system_metrics": 1, "application_logs": 1, "failed_messages": 1},
+          f"one event in each reference topic and one dead letter: {ends}")
 
     code, _ = http_get(port, "/nope")
     check(code == 404, "unknown path is 404")
