@@ -101,6 +101,8 @@ struct IngestionConfig {
   std::vector<SourceConfig> sources;   // more sources besides POST /ingest (always on)
   DedupConfig dedup;
   std::vector<RouteConfig> routes;     // for events whose request names no topic
+  std::string schema_file;             // JSON Schema (draft 7) every event must satisfy
+  std::string schema;                  // ... or the schema inline, as JSON text
 };
 
 /// Where a request came from (for metrics and metadata).

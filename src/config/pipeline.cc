@@ -304,6 +304,11 @@ void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   parse_sources(n, file, out);
   parse_dedup(n.child("dedup"), &out->dedup);
   parse_routes(n, file, out);
+  n.get_string("schema_file", &out->schema_file, config::non_empty);
+  n.get_string("schema", &out->schema, config::non_empty);
+  if (!out->schema_file.empty() && !out->schema.empty()) {
+    n.get("schema").error("give either schema or schema_file, not both");
+  }
   n.finish();
 }
 

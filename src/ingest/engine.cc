@@ -14,6 +14,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include <xxhash.h>
 #include "event/expr.h"
 #include "ingest/decode.h"
+#include "ingest/validate/json_schema.h"
 #include "ingest/dedup/dedup_store.h"
 #include "spate/ingestion.h"
 #include "spate/metrics.h"
@@ -375,6 +377,7 @@ struct DataIngestionEngine::Impl {
   MetricsRegistry* metrics;
   std::vector<std::unique_ptr<Shard>> shards;
   std::vector<Route> routes;
+  std::optional<schema::CompiledSchema> schema;
   std::atomic<size_t> queued{0};
   std::atomic<bool> running{false};
   std::atomic<uint32_t> rr{0};
@@ -462,6 +465,14 @@ Status DataIngestionEngine::initialize() {
   Impl& m = *impl_;
   if (m.cfg.batch_size == 0) return InvalidArgument("ingestion.batch_size must be positive");
   if (m.cfg.max_workers <= 0) return InvalidArgument("ingestion.max_workers must be positive");
+  m.schema.reset();
+  if (!m.cfg.schema_file.empty()) {
+    SPATE_ASSIGN_OR_RETURN(m.schema, schema::CompiledSchema::compile_file(m.cfg.schema_file));
+  } else if (!m.cfg.schema.empty()) {
+    auto compiled = schema::CompiledSchema::compile(m.cfg.schema);
+    if (!compiled.ok()) return compiled.status().with_context("ingestion.schema");
+    m.schema = std::move(compiled).value();
+  }
   m.routes.clear();
   for (size_t i = 0; i < m.cfg.routes.size(); ++i) {
     const RouteConfig& rc = m.cfg.routes[i];
@@ -670,6 +681,10 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       reason = std::string("invalid JSON: ") + simdjson::error_message(err);
     } else if (!doc.is_object()) {
       reason = "event must be a JSON object";
+    } else if (schema && !schema->valid(doc)) {
+      schema::ValidationError ve;
+      schema->validate(doc, &ve);
+      reason = "schema: " + ve.to_string();
     }
     RecordIn rec;
     rec.value = ev.json;

@@ -9,6 +9,7 @@
 #include "config/node.h"
 #include "config/suggest.h"
 #include "event/expr.h"
+#include "ingest/validate/json_schema.h"
 
 namespace spate::ingest {
 namespace {
@@ -70,6 +71,15 @@ Status validate_sources(const IngestionConfig& cfg) {
       errors += (errors.empty() ? "" : "\n") +
                 fmt::format("{}:{}:{}: {}.when: {}", r.file, r.line, r.column, r.path,
                             e.status().message());
+    }
+  }
+  if (!cfg.schema_file.empty() || !cfg.schema.empty()) {
+    auto compiled = cfg.schema_file.empty() ? schema::CompiledSchema::compile(cfg.schema)
+                                            : schema::CompiledSchema::compile_file(cfg.schema_file);
+    if (!compiled.ok()) {
+      errors += (errors.empty() ? "" : "\n") +
+                fmt::format("ingestion.{}: {}", cfg.schema_file.empty() ? "schema" : "schema_file",
+                            compiled.status().message());
     }
   }
   if (!errors.empty()) return ConfigError(errors);

@@ -514,6 +514,30 @@ TEST(IngestEngineTest, RoutesChooseTopicsPerEventWithFanOutAndDefault) {
   EXPECT_FALSE(e2.initialize().ok());
 }
 
+TEST(IngestEngineTest, SchemaRejectsInvalidEventsWithThePath) {
+  IngestionConfig cfg;
+  cfg.dead_letter_topic = "dlq";
+  cfg.schema = R"({"type":"object","required":["user"],
+                   "properties":{"user":{"type":"string"},"age":{"type":"integer","minimum":0}}})";
+  Fixture f(cfg);
+  auto r = f.send("{\"user\":\"a\",\"age\":3}\n{\"age\":1}\n{\"user\":\"b\",\"age\":-3}\n",
+                  "events", BodyFormat::kNdjson);
+  EXPECT_EQ(r.accepted, 1u);
+  ASSERT_EQ(r.rejected, 2u);
+  EXPECT_EQ(r.errors[0].index, 1u);
+  EXPECT_NE(r.errors[0].reason.find("schema:"), std::string::npos) << r.errors[0].reason;
+  EXPECT_NE(r.errors[0].reason.find("user"), std::string::npos) << r.errors[0].reason;
+  EXPECT_NE(r.errors[1].reason.find("/age"), std::string::npos) << r.errors[1].reason;
+  EXPECT_EQ(f.all("dlq").size(), 2u);
+  // A broken schema fails initialize().
+  IngestionConfig bad;
+  bad.schema = R"({"type":"object","requred":["x"]})";
+  DataIngestionEngine e(bad, f.log.get(), &f.metrics);
+  Status s = e.initialize();
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("required"), std::string::npos) << s.message();
+}
+
 TEST(IngestEngineTest, ResultJson) {
   IngestResult r;
   r.accepted = 2;
