@@ -33,6 +33,7 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;       // 0 = pick a free port
   uint16_t metrics_port = 0;  // 0 = serve /metrics on the main port
+  int io_threads = 0;         // HTTP I/O threads (accept, parse, decode, validate); 0 = one per core
 };
 
 /// Spate's own diagnostic logging (pipeline key `logging:`).

@@ -4,10 +4,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <thread>
 
 #include "base/clock.h"
 #include "base/json_escape.h"
@@ -118,6 +120,10 @@ int run_pipeline(const RunOptions& opts) {
   HttpServerConfig hc;
   hc.host = pc.server.host;
   hc.port = pc.server.port;
+  hc.io_threads = pc.server.io_threads > 0
+                      ? pc.server.io_threads
+                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  hc.max_body_bytes = std::max<size_t>(hc.max_body_bytes, pc.ingestion.max_body_bytes + 1);
   HttpServer server(hc);
   std::unique_ptr<Log> log;
   std::atomic<Log*> log_ptr{nullptr};

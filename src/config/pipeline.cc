@@ -82,6 +82,7 @@ void parse_server(Node n, ServerConfig* out) {
   n.get_string("host", &out->host, config::non_empty);
   n.get_int("port", &out->port, 0, 65535);
   n.get_int("metrics_port", &out->metrics_port, 0, 65535);
+  n.get_int("io_threads", &out->io_threads, 0, 64);
   n.finish();
 }
 
