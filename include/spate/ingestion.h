@@ -157,6 +157,12 @@ Result<std::vector<std::string>> stored_positions(
     Log& log, std::string_view source,
     const std::map<std::string, std::vector<int64_t>>& from_offsets);
 
+/// Visit every record of every topic from the given start offsets (topic -> per-partition
+/// offsets; unlisted partitions from their start), as of the call. Stops at the first error.
+Status for_each_record_since(Log& log,
+                             const std::map<std::string, std::vector<int64_t>>& from_offsets,
+                             const std::function<void(const FetchResult&, const RecordView&)>& fn);
+
 /// Current end offsets of every partition of every topic (a source's checkpoint companion).
 std::map<std::string, std::vector<int64_t>> end_offsets(Log& log);
 

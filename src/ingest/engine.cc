@@ -957,10 +957,9 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   }
 }
 
-Result<std::vector<std::string>> stored_positions(
-    Log& log, std::string_view source,
-    const std::map<std::string, std::vector<int64_t>>& from_offsets) {
-  std::vector<std::string> out;
+Status for_each_record_since(Log& log,
+                             const std::map<std::string, std::vector<int64_t>>& from_offsets,
+                             const std::function<void(const FetchResult&, const RecordView&)>& fn) {
   for (const std::string& topic : log.list_topics()) {
     SPATE_ASSIGN_OR_RETURN(TopicInfo info, log.describe_topic(topic));
     auto it = from_offsets.find(topic);
@@ -974,17 +973,26 @@ Result<std::vector<std::string>> stored_positions(
         fo.max_bytes = 16 << 20;
         SPATE_ASSIGN_OR_RETURN(FetchResult fr, log.fetch(topic, p, off, fo));
         if (fr.records().empty()) break;
-        for (const RecordView& r : fr.records()) {
-          if (r.header_count < 2) continue;
-          auto hs = fr.headers_of(r);
-          if (hs[0].key == "spate.source" && hs[0].value == source && hs[1].key == "spate.pos") {
-            out.emplace_back(hs[1].value);
-          }
-        }
+        for (const RecordView& r : fr.records()) fn(fr, r);
         off = fr.next_offset;
       }
     }
   }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> stored_positions(
+    Log& log, std::string_view source,
+    const std::map<std::string, std::vector<int64_t>>& from_offsets) {
+  std::vector<std::string> out;
+  SPATE_RETURN_IF_ERROR(for_each_record_since(
+      log, from_offsets, [&](const FetchResult& fr, const RecordView& r) {
+        if (r.header_count < 2) return;
+        auto hs = fr.headers_of(r);
+        if (hs[0].key == "spate.source" && hs[0].value == source && hs[1].key == "spate.pos") {
+          out.emplace_back(hs[1].value);
+        }
+      }));
   return out;
 }
 

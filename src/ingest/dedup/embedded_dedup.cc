@@ -10,6 +10,7 @@
 #include "base/crc32c.h"
 #include "base/fs.h"
 #include "ingest/dedup/dedup_store.h"
+#include "spate/ingestion.h"
 
 namespace spate::ingest {
 
@@ -165,33 +166,16 @@ class EmbeddedDedup final : public DedupStore {
     }
     // Replay: every stored event since the snapshot carries its key in `spate.dedup`.
     int64_t now = system_clock()->now_ms();
-    for (const std::string& topic : log.list_topics()) {
-      SPATE_ASSIGN_OR_RETURN(TopicInfo info, log.describe_topic(topic));
-      auto it = from.find(topic);
-      for (uint32_t p = 0; p < info.partitions; ++p) {
-        const PartitionInfo& pi = info.partition_info[p];
-        int64_t off = pi.start_offset;
-        if (it != from.end() && p < it->second.size()) off = std::max(off, it->second[p]);
-        while (off < pi.end_offset) {
-          FetchOptions fo;
-          fo.max_records = 10000;
-          fo.max_bytes = 16 << 20;
-          SPATE_ASSIGN_OR_RETURN(FetchResult fr, log.fetch(topic, p, off, fo));
-          if (fr.records().empty()) break;
-          for (const RecordView& r : fr.records()) {
-            for (const RecordHeader& h : fr.headers_of(r)) {
-              DedupKey k;
-              if (h.key == "spate.dedup" && DedupKey::from_hex(h.value, &k)) {
-                int64_t exp = std::max(now, r.timestamp_ms) + opts_.ttl_ms;
-                if (r.timestamp_ms + opts_.ttl_ms > now || r.timestamp_ms <= 0) insert(k, exp, now);
-              }
-            }
+    return for_each_record_since(log, from, [&](const FetchResult& fr, const RecordView& r) {
+      for (const RecordHeader& h : fr.headers_of(r)) {
+        DedupKey k;
+        if (h.key == "spate.dedup" && DedupKey::from_hex(h.value, &k)) {
+          if (r.timestamp_ms + opts_.ttl_ms > now || r.timestamp_ms <= 0) {
+            insert(k, std::max(now, r.timestamp_ms) + opts_.ttl_ms, now);
           }
-          off = fr.next_offset;
         }
       }
-    }
-    return Status::Ok();
+    });
   }
 
  private:
