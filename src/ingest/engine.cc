@@ -654,6 +654,12 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
 
   // Parse and check every event; build the records per partition.
   thread_local simdjson::dom::parser parser;
+  if (parser.max_depth() != cfg.max_depth) {  // nesting limit per event (ingestion.max_depth)
+    if (parser.allocate(std::max<size_t>(parser.capacity(), 1 << 16), cfg.max_depth) !=
+        simdjson::SUCCESS) {
+      return fail(IngestStatus::kUnavailable, "out of memory for the JSON parser");
+    }
+  }
   const int64_t now_ms = system_clock()->now_ms();
   struct Accepted {
     RecordIn rec;

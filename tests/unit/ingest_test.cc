@@ -195,6 +195,18 @@ TEST(IngestEngineTest, MixedBatchAcceptsGoodEventsAndDeadLettersBadOnes) {
   EXPECT_NE(m.find("ingestion_dead_lettered_total{source=\"http\"} 3"), std::string::npos);
 }
 
+TEST(IngestEngineTest, NestingDeeperThanMaxDepthIsRejected) {
+  IngestionConfig cfg;
+  cfg.max_depth = 4;
+  Fixture f(cfg);
+  auto r = f.send("{\"a\":{\"b\":1}}\n{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":1}}}}}\n", "events",
+                  BodyFormat::kNdjson);
+  EXPECT_EQ(r.accepted, 1u);
+  ASSERT_EQ(r.rejected, 1u);
+  EXPECT_EQ(r.errors[0].index, 1u);
+  EXPECT_NE(r.errors[0].reason.find("invalid JSON"), std::string::npos) << r.errors[0].reason;
+}
+
 TEST(IngestEngineTest, AllOrNothingRejectsTheWholeRequest) {
   IngestionConfig cfg;
   cfg.all_or_nothing = true;
