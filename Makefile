@@ -28,7 +28,9 @@ test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 600
 
 bench: build
+	@bash scripts/install-deps.sh --bench
 	bash bench/run.sh
+	bash bench/ingest_bench.sh
 
 asan:
 	$(MAKE) test BUILD_DIR=build-asan CMAKE_FLAGS="-DSPATE_SANITIZE=address -DSPATE_BUILD_BENCH=OFF"

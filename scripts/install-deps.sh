@@ -11,9 +11,13 @@ PACKAGES=(
   libpq-dev postgresql
 )
 # `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
-if [ "${1:-}" = "--fuzz" ]; then
-  PACKAGES+=(clang libclang-rt-14-dev)
-fi
+# `--bench`: also the load generator and the HTTP peer of the benchmarks (make bench).
+for arg in "$@"; do
+  case "$arg" in
+    --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
+    --bench) PACKAGES+=(wrk nginx-light) ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
