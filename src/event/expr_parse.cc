@@ -21,6 +21,7 @@
 #include <span>
 
 #include "base/json_escape.h"
+#include "base/utf8.h"
 #include "event/expr_internal.h"
 
 namespace spate::expr {
@@ -201,23 +202,6 @@ std::string in_quotes(std::string_view s) {
   return "\"" + shown(s) + "\"";
 }
 
-void append_utf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 /// Path in the language's own syntax, for referenced_fields().
 std::string render_path(const Path& path) {
@@ -565,7 +549,7 @@ class Compiler {
             pos_ += 6;
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           }
-          append_utf8(cp, out);
+          spate::append_utf8(out, cp);
           break;
         }
         default:

@@ -47,6 +47,28 @@ struct SourceType {
   std::function<Result<std::unique_ptr<Source>>(const SourceConfig&, SourceContext&)> create;
 };
 
+/// The SourceType of a source that feeds the engine and keeps a checkpoint (file, postgres):
+/// options checked by `read`, then built as `new SourceT(cfg, std::move(options), ctx)`.
+template <typename Options, typename SourceT>
+SourceType checkpointed_source_type(std::string type,
+                                    Status (*read)(const SourceConfig&, Options*)) {
+  SourceType t;
+  t.type = type;
+  t.validate = [read](const SourceConfig& cfg) {
+    Options o;
+    return read(cfg, &o);
+  };
+  t.create = [read, type](const SourceConfig& cfg,
+                          SourceContext& ctx) -> Result<std::unique_ptr<Source>> {
+    Options o;
+    SPATE_RETURN_IF_ERROR(read(cfg, &o));
+    if (ctx.engine == nullptr) return Internal(type + " source needs the ingestion engine");
+    if (ctx.state_dir.empty()) return Internal(type + " source needs a state directory");
+    return std::unique_ptr<Source>(new SourceT(cfg, std::move(o), ctx));
+  };
+  return t;
+}
+
 void register_source_type(SourceType type);
 const SourceType* find_source_type(std::string_view type);
 std::vector<std::string> source_type_names();

@@ -901,20 +901,7 @@ class FileSource final : public Source {
 }  // namespace
 
 SourceType file_source_type() {
-  SourceType t;
-  t.type = "file";
-  t.validate = [](const SourceConfig& cfg) {
-    FileOptions o;
-    return read_options(cfg, &o);
-  };
-  t.create = [](const SourceConfig& cfg, SourceContext& ctx) -> Result<std::unique_ptr<Source>> {
-    FileOptions o;
-    SPATE_RETURN_IF_ERROR(read_options(cfg, &o));
-    if (ctx.engine == nullptr) return Internal("file source needs the ingestion engine");
-    if (ctx.state_dir.empty()) return Internal("file source needs a state directory");
-    return std::unique_ptr<Source>(new FileSource(cfg, std::move(o), ctx));
-  };
-  return t;
+  return checkpointed_source_type<FileOptions, FileSource>("file", read_options);
 }
 
 }  // namespace spate::ingest

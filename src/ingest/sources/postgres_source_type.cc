@@ -533,20 +533,7 @@ class PostgresSource final : public Source {
 }  // namespace
 
 SourceType postgres_source_type() {
-  SourceType t;
-  t.type = "postgres";
-  t.validate = [](const SourceConfig& cfg) {
-    PostgresOptions o;
-    return read_options(cfg, &o);
-  };
-  t.create = [](const SourceConfig& cfg, SourceContext& ctx) -> Result<std::unique_ptr<Source>> {
-    PostgresOptions o;
-    SPATE_RETURN_IF_ERROR(read_options(cfg, &o));
-    if (ctx.engine == nullptr) return Internal("postgres source needs the ingestion engine");
-    if (ctx.state_dir.empty()) return Internal("postgres source needs a state directory");
-    return std::unique_ptr<Source>(new PostgresSource(cfg, std::move(o), ctx));
-  };
-  return t;
+  return checkpointed_source_type<PostgresOptions, PostgresSource>("postgres", read_options);
 }
 
 }  // namespace spate::ingest

@@ -1,4 +1,5 @@
 #include "ingest/validate/ecma_regex.h"
+#include "base/utf8.h"
 
 #include <fmt/format.h>
 #include <re2/re2.h>
@@ -36,29 +37,12 @@ bool is_ascii_alpha(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 // A literal code point in RE2 syntax, safe both inside and outside a character class.
 void emit_literal(std::string& out, uint32_t cp) {
   if ((cp < 0x80 && (is_ascii_alpha(static_cast<char>(cp)) || is_digit(static_cast<char>(cp)))) ||
       (cp >= 0xA0 && !(cp >= 0xD800 && cp <= 0xDFFF))) {
-    append_utf8(out, cp);
+    spate::append_utf8(out, cp);
   } else {
     out += fmt::format("\\x{{{:x}}}", cp);
   }
