@@ -33,6 +33,7 @@
 namespace spate {
 
 class MetricsRegistry;
+class Clock;
 
 enum class AckMode { kDurable, kBuffered };
 
@@ -79,6 +80,58 @@ struct RouteConfig {
   std::string path;  // "ingestion.routes[1]"
 };
 
+/// What a failing data-quality check does with the event (docs/ingestion.md "Data quality").
+enum class QualityAction {
+  kReject,      // reported to the sender as rejected (and dead-lettered if a DLQ is set)
+  kDeadLetter,  // acknowledged, written to the dead-letter topic with the reason
+  kTag,         // stored in its topic; header `spate.quality` names the failed checks
+  kDrop,        // acknowledged and discarded (counted in `dropped` and a metric)
+};
+
+/// One entry of `ingestion.quality`. The check kind is the key that names it:
+///   required: [f, ...] | range: f (min, max) | allowed: f (values) | regex: f (pattern) |
+///   max_age: DURATION (field) | future_skew: DURATION (field) | expr: EXPRESSION
+/// Checks on a field pass when the field is absent (use `required` for presence).
+struct QualityCheckConfig {
+  std::string kind;                 // required|range|allowed|regex|max_age|future_skew|expr
+  std::string name;                 // metric label `check`; default "<kind>:<field>"
+  std::vector<std::string> fields;  // dotted paths (required: one or more; others: one)
+  std::optional<double> min, max;   // range, inclusive
+  std::vector<std::string> values;  // allowed: JSON literal text of each value
+  std::string pattern;              // regex (RE2 syntax, unanchored)
+  int64_t duration_ms = 0;          // max_age / future_skew
+  std::string expr;                 // expr: must be true for the event to pass
+  QualityAction action = QualityAction::kReject;
+  std::string file;  // where this entry is, for errors
+  int line = 0;
+  int column = 0;
+  std::string path;  // "ingestion.quality[0]"
+};
+
+/// One entry of `ingestion.transforms`, applied in order after validation and quality checks
+/// (docs/ingestion.md "Transforms"). The operation is the key that names its field:
+///   rename: f (to) | set: f (value | expr) | remove: f or [f, ...] | cast: f (to) |
+///   default: f (value) | mask: f (keep_first, keep_last, char | replacement) |
+///   hash: f (key) | metadata: {received_at: f, source: f, request_id: f}
+struct TransformConfig {
+  std::string op;                   // rename|set|remove|cast|default|mask|hash|metadata
+  std::vector<std::string> fields;  // the field(s) the op works on (remove: several)
+  std::string to;                   // rename: new path; cast: int|double|string|bool
+  std::string value_json;           // set/default constant, as JSON text
+  std::string expr;                 // set: expression (instead of value)
+  std::string when;                 // optional condition (expression) for the rule
+  bool skip_on_error = false;       // on_error: skip (default reject: the event is rejected)
+  int keep_first = 0, keep_last = 0;  // mask
+  std::string mask_char = "*";        // mask
+  std::optional<std::string> replacement;  // mask: replace the whole value with this string
+  std::string key;                  // hash: HMAC-SHA256 key ("" = plain SHA-256)
+  std::string received_at, source, request_id;  // metadata: target field paths ("" = not set)
+  std::string file;  // where this entry is, for errors
+  int line = 0;
+  int column = 0;
+  std::string path;  // "ingestion.transforms[0]"
+};
+
 /// Pipeline key `ingestion:` (names follow the reference design's IngestionConfig).
 struct IngestionConfig {
   bool enabled = true;
@@ -103,6 +156,9 @@ struct IngestionConfig {
   std::vector<RouteConfig> routes;     // for events whose request names no topic
   std::string schema_file;             // JSON Schema (draft 7) every event must satisfy
   std::string schema;                  // ... or the schema inline, as JSON text
+  std::vector<QualityCheckConfig> quality;    // data-quality checks, after the schema
+  std::vector<TransformConfig> transforms;    // transform rules, after the quality checks
+  const Clock* clock = nullptr;        // wall clock for arrival times and age checks (tests)
 };
 
 /// Where a request came from (for metrics and metadata).
@@ -134,6 +190,8 @@ struct IngestResult {
   size_t accepted = 0;
   size_t rejected = 0;
   size_t duplicates = 0;  // acknowledged but not stored again (dedup)
+  size_t dead_lettered = 0;  // acknowledged, quarantined by a quality check (dead_letter)
+  size_t dropped = 0;        // acknowledged, discarded by a quality check (drop)
   std::vector<EventError> errors;
   int retry_after_seconds = 0;
 };

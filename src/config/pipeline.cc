@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <algorithm>
 #include <map>
+#include <optional>
 
 #include "base/fs.h"
 #include "config/errors.h"
@@ -279,6 +281,252 @@ void parse_routes(Node& n, const std::string& file, IngestionConfig* out) {
   }
 }
 
+// A scalar as a JSON literal: true/false/null and JSON numbers as themselves, anything else as
+// a JSON string (quoting in YAML does not change this, as for every other key).
+std::string scalar_json(std::string_view text) {
+  if (text == "true" || text == "false" || text == "null") return std::string(text);
+  size_t i = 0;
+  auto digits = [&] {
+    size_t b = i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
+    return i > b;
+  };
+  bool number = true;
+  if (i < text.size() && text[i] == '-') ++i;
+  if (i < text.size() && text[i] == '0') {
+    ++i;
+  } else if (!(i < text.size() && text[i] >= '1' && text[i] <= '9' && digits())) {
+    number = false;
+  }
+  if (number && i < text.size() && text[i] == '.') {
+    ++i;
+    number = digits();
+  }
+  if (number && i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    number = digits();
+  }
+  if (number && i == text.size() && !text.empty()) return std::string(text);
+  std::string out = "\"";
+  for (char c : text) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += fmt::format("\\u{:04x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+bool get_double(Node& n, std::string_view key, std::optional<double>* out) {
+  Node v = n.get(key);
+  std::string text;
+  if (!v.present() || !v.scalar("a number", &text)) return false;
+  char* end = nullptr;
+  errno = 0;
+  double d = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || d != d) {
+    v.error(fmt::format("expected a number, got {}", config::quote(text)));
+    return false;
+  }
+  *out = d;
+  return true;
+}
+
+// A field path or a list of them.
+void field_list(Node v, std::vector<std::string>* out) {
+  auto one = [&](Node item) {
+    std::string f;
+    if (item.as_string(&f, [](std::string_view s) {
+          return s.empty() ? std::string("must not be empty") : check_field_path(s);
+        })) {
+      out->push_back(f);
+    }
+  };
+  if (v.is_list()) {
+    for (Node item : v.items()) one(item);
+    if (out->empty()) v.error("expected at least one field");
+  } else {
+    one(v);
+  }
+}
+
+// ingestion.quality: [{<kind>: ..., name, action, min, max, values, pattern, field}]
+void parse_quality(Node& n, const std::string& file, IngestionConfig* out) {
+  static const std::vector<std::string> kKinds = {"required", "range",       "allowed", "regex",
+                                                  "max_age",  "future_skew", "expr"};
+  size_t index = 0;
+  for (Node item : n.list("quality")) {
+    QualityCheckConfig c;
+    c.path = fmt::format("ingestion.quality[{}]", index++);
+    c.file = file;
+    c.line = item.location().line;
+    c.column = item.location().column;
+    if (!item.is_map()) {
+      item.error(fmt::format("expected a check such as {{name: amount, range: amount, min: 0}}, "
+                             "got {}", item.describe()));
+      continue;
+    }
+    std::vector<std::string> kinds;
+    for (const std::string& k : item.keys()) {
+      if (std::find(kKinds.begin(), kKinds.end(), k) != kKinds.end()) kinds.push_back(k);
+    }
+    if (kinds.size() != 1) {
+      item.error(kinds.empty()
+                     ? "a check needs one of required, range, allowed, regex, max_age, "
+                       "future_skew, expr"
+                     : fmt::format("a check has one kind, got {} and {}", kinds[0], kinds[1]));
+      for (const std::string& k : item.keys()) (void)item.get(k);
+      continue;
+    }
+    c.kind = kinds[0];
+    Node main = item.get(c.kind);
+    c.line = main.location().line;
+    c.column = main.location().column;
+    item.get_string("name", &c.name, check_name_chars);
+    item.get_enum("action", &c.action,
+                  std::vector<std::pair<std::string, QualityAction>>{
+                      {"reject", QualityAction::kReject},
+                      {"dead_letter", QualityAction::kDeadLetter},
+                      {"tag", QualityAction::kTag},
+                      {"drop", QualityAction::kDrop}});
+    if (c.kind == "required") {
+      field_list(main, &c.fields);
+    } else if (c.kind == "max_age" || c.kind == "future_skew") {
+      main.as_duration_ms(&c.duration_ms, 1, kInt64Max);
+      std::string f;
+      if (item.get_string("field", &f, check_field_path) && !f.empty()) c.fields.push_back(f);
+    } else if (c.kind == "expr") {
+      main.as_string(&c.expr, config::non_empty);
+    } else {
+      std::string f;
+      if (main.as_string(&f, [](std::string_view s) {
+            return s.empty() ? std::string("must not be empty") : check_field_path(s);
+          })) {
+        c.fields.push_back(f);
+      }
+    }
+    if (c.kind == "range") {
+      const bool has_bound = item.get("min").present() || item.get("max").present();
+      get_double(item, "min", &c.min);
+      get_double(item, "max", &c.max);
+      if (!has_bound) item.error("a range check needs `min`, `max` or both");
+    }
+    if (c.kind == "allowed") {
+      Node values = item.require("values");
+      for (Node v : values.items()) {
+        std::string text;
+        if (v.scalar("a scalar", &text)) c.values.push_back(scalar_json(text));
+      }
+      if (values.present() && values.is_list() && c.values.empty()) {
+        values.error("expected at least one value");
+      }
+    }
+    if (c.kind == "regex") item.require("pattern").as_string(&c.pattern, config::non_empty);
+    item.finish();
+    out->quality.push_back(std::move(c));
+  }
+}
+
+// ingestion.transforms: [{<op>: field, to, value, expr, when, on_error, ...}]
+void parse_transforms(Node& n, const std::string& file, IngestionConfig* out) {
+  static const std::vector<std::string> kOps = {"rename", "set",  "remove", "cast",
+                                                "default", "mask", "hash",   "metadata"};
+  size_t index = 0;
+  for (Node item : n.list("transforms")) {
+    TransformConfig t;
+    t.path = fmt::format("ingestion.transforms[{}]", index++);
+    t.file = file;
+    t.line = item.location().line;
+    t.column = item.location().column;
+    if (!item.is_map()) {
+      item.error(fmt::format("expected a transform such as {{rename: usr, to: user_id}}, got {}",
+                             item.describe()));
+      continue;
+    }
+    std::vector<std::string> ops;
+    for (const std::string& k : item.keys()) {
+      if (std::find(kOps.begin(), kOps.end(), k) != kOps.end()) ops.push_back(k);
+    }
+    if (ops.size() != 1) {
+      item.error(ops.empty() ? "a transform needs one of rename, set, remove, cast, default, "
+                               "mask, hash, metadata"
+                             : fmt::format("a transform does one thing, got {} and {}", ops[0],
+                                           ops[1]));
+      for (const std::string& k : item.keys()) (void)item.get(k);
+      continue;
+    }
+    t.op = ops[0];
+    Node main = item.get(t.op);
+    t.line = main.location().line;
+    t.column = main.location().column;
+    if (t.op == "metadata") {
+      Node m = item.child("metadata");
+      m.get_string("received_at", &t.received_at, check_field_path);
+      m.get_string("source", &t.source, check_field_path);
+      m.get_string("request_id", &t.request_id, check_field_path);
+      if (t.received_at.empty() && t.source.empty() && t.request_id.empty()) {
+        main.error("name at least one of received_at, source, request_id, e.g. "
+                   "{received_at: _ingest.received_at}");
+      }
+      m.finish();
+    } else if (t.op == "remove") {
+      field_list(main, &t.fields);
+    } else {
+      std::string f;
+      if (main.as_string(&f, [](std::string_view s) {
+            return s.empty() ? std::string("must not be empty") : check_field_path(s);
+          })) {
+        t.fields.push_back(f);
+      }
+    }
+    if (t.op == "rename") {
+      item.require("to").as_string(&t.to, [](std::string_view s) {
+        return s.empty() ? std::string("must not be empty") : check_field_path(s);
+      });
+    }
+    if (t.op == "cast") item.require("to").as_enum(&t.to, {"int", "double", "string", "bool"});
+    if (t.op == "set" || t.op == "default") {
+      Node value = item.get("value");
+      std::string text;
+      if (value.present()) {
+        if (value.scalar("a scalar (use expr for computed or structured values)", &text)) {
+          t.value_json = scalar_json(text);
+        }
+      }
+      if (t.op == "set") {
+        Node e = item.get("expr");
+        if (e.present()) {
+          e.as_string(&t.expr, config::non_empty);
+          if (value.present()) e.error("give either value or expr, not both");
+        } else if (!value.present()) {
+          item.error("set needs `value` or `expr`");
+        }
+      } else if (!value.present()) {
+        item.error("default needs `value`");
+      }
+    }
+    if (t.op == "mask") {
+      item.get_int("keep_first", &t.keep_first, 0, 1000);
+      item.get_int("keep_last", &t.keep_last, 0, 1000);
+      item.get_string("char", &t.mask_char, config::non_empty);
+      std::string r;
+      if (item.get_string("replacement", &r)) t.replacement = r;
+    }
+    if (t.op == "hash") item.get_string("key", &t.key, config::non_empty);
+    item.get_string("when", &t.when, config::non_empty);
+    std::string on_error = "reject";
+    if (item.get_enum("on_error", &on_error, {"reject", "skip"})) t.skip_on_error = on_error == "skip";
+    item.finish();
+    out->transforms.push_back(std::move(t));
+  }
+}
+
 void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   n.get_bool("enabled", &out->enabled);
   n.get_enum("ack", &out->ack, std::vector<std::pair<std::string, AckMode>>{
@@ -305,6 +553,8 @@ void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   parse_sources(n, file, out);
   parse_dedup(n.child("dedup"), &out->dedup);
   parse_routes(n, file, out);
+  parse_quality(n, file, out);
+  parse_transforms(n, file, out);
   n.get_string("schema_file", &out->schema_file, config::non_empty);
   n.get_string("schema", &out->schema, config::non_empty);
   if (!out->schema_file.empty() && !out->schema.empty()) {

@@ -7,8 +7,11 @@
 // most batch_size records, and completes each request once all of its records are durable.
 #include <simdjson.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -22,9 +25,12 @@
 #include "base/hash.h"
 #include <xxhash.h>
 #include "event/expr.h"
+#include "event/json.h"
 #include "ingest/decode.h"
-#include "ingest/validate/json_schema.h"
 #include "ingest/dedup/dedup_store.h"
+#include "ingest/transform/transform.h"
+#include "ingest/validate/json_schema.h"
+#include "ingest/validate/quality.h"
 #include "spate/ingestion.h"
 #include "spate/metrics.h"
 
@@ -32,11 +38,43 @@ namespace spate {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+using json::find_path;
+
+// Header slots reserved per event: spate.source, spate.pos, spate.quality, spate.dedup.
+constexpr size_t kHeaderSlots = 4;
+
+// Stable storage for bytes a request creates (transformed events, tag values): views into it
+// stay valid until the request is done. Grows in blocks; no per-event allocation.
+class ByteArena {
+ public:
+  explicit ByteArena(size_t first_block = 1024) : next_block_(first_block) {}
+  std::string_view copy(std::string_view s) {
+    if (s.size() > cap_ - used_) {
+      const size_t n = std::max(s.size(), next_block_);
+      blocks_.emplace_back(new char[n]);
+      used_ = 0;
+      cap_ = n;
+      next_block_ = std::min<size_t>(next_block_ * 2, 1 << 20);
+    }
+    char* p = blocks_.back().get() + used_;
+    std::memcpy(p, s.data(), s.size());
+    used_ += s.size();
+    return {p, s.size()};
+  }
+
+ private:
+  std::vector<std::unique_ptr<char[]>> blocks_;
+  size_t used_ = 0;
+  size_t cap_ = 0;
+  size_t next_block_;
+};
 
 struct SourceMetrics {
   Counter* accepted;
   Counter* rejected;
   Counter* dead_lettered;
+  Counter* dropped;
+  Counter* quarantined;
   Gauge* queue_size;
 };
 
@@ -48,7 +86,8 @@ struct RequestState {
   std::vector<std::string> reasons;  // dead-letter header values
   std::vector<RecordHeader> headers;
   std::vector<std::string> positions;
-  std::vector<RecordHeader> event_headers;  // 3 slots per event: spate.source, spate.pos, spate.dedup
+  std::vector<RecordHeader> event_headers;  // kHeaderSlots per event
+  ByteArena arena;  // transformed events, quality tags
   std::vector<std::string> dedup_hex;       // owns the spate.dedup header values
   IngestResult result;
   std::function<void(IngestResult)> done;
@@ -70,22 +109,6 @@ struct Submission {
   std::vector<ingest::DedupKey> claimed;  // dedup keys of these records, claimed before append
   bool failed = false;
 };
-
-// Looks up `path` ("a.b.c") in an object element.
-bool find_path(simdjson::dom::element e, std::string_view path, simdjson::dom::element* out) {
-  size_t start = 0;
-  while (true) {
-    size_t dot = path.find('.', start);
-    std::string_view part = path.substr(start, dot == std::string_view::npos ? path.npos : dot - start);
-    simdjson::dom::object obj;
-    if (e.get_object().get(obj)) return false;
-    if (obj.at_key(part).get(e)) return false;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  *out = e;
-  return true;
-}
 
 // The dedup key of an event: XXH3-128 over the values of `fields` ("$" = the whole payload),
 // each rendered as its string (strings unquoted, others as minified JSON) with its length.
@@ -122,68 +145,6 @@ bool dedup_key_of(simdjson::dom::element doc, std::string_view payload,
   out->lo = h.low64;
   out->hi = h.high64;
   if (out->lo == 0 && out->hi == 0) out->lo = 1;  // zero means "no key" internally
-  return true;
-}
-
-// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
-// RFC 3339 "2026-11-29T10:00:00.123Z" / "+02:00" to epoch ms; false if malformed.
-bool parse_rfc3339(std::string_view s, int64_t* ms) {
-  auto num = [&](size_t pos, size_t n, int* v) {
-    if (pos + n > s.size()) return false;
-    int x = 0;
-    for (size_t i = 0; i < n; ++i) {
-      char c = s[pos + i];
-      if (c < '0' || c > '9') return false;
-      x = x * 10 + (c - '0');
-    }
-    *v = x;
-    return true;
-  };
-  int y, mo, d, h, mi, se;
-  if (!num(0, 4, &y) || s.size() < 19 || s[4] != '-' || !num(5, 2, &mo) || s[7] != '-' ||
-      !num(8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, &h) ||
-      s[13] != ':' || !num(14, 2, &mi) || s[16] != ':' || !num(17, 2, &se)) {
-    return false;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return false;
-  size_t p = 19;
-  int frac_ms = 0;
-  if (p < s.size() && s[p] == '.') {
-    ++p;
-    int digits = 0;
-    while (p < s.size() && s[p] >= '0' && s[p] <= '9') {
-      if (digits < 3) frac_ms = frac_ms * 10 + (s[p] - '0');
-      ++digits;
-      ++p;
-    }
-    if (digits == 0) return false;
-    for (int k = digits; k < 3; ++k) frac_ms *= 10;
-  }
-  int offset_min = 0;
-  if (p < s.size() && (s[p] == 'Z' || s[p] == 'z')) {
-    ++p;
-  } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
-    int oh, om;
-    if (!num(p + 1, 2, &oh) || p + 3 >= s.size() || s[p + 3] != ':' || !num(p + 4, 2, &om)) {
-      return false;
-    }
-    offset_min = (oh * 60 + om) * (s[p] == '+' ? 1 : -1);
-    p += 6;
-  } else {
-    return false;
-  }
-  if (p != s.size()) return false;
-  int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
-  *ms = ((days * 24 + h) * 60 + mi) * 60'000LL + se * 1000LL + frac_ms - offset_min * 60'000LL;
   return true;
 }
 
@@ -378,6 +339,14 @@ struct DataIngestionEngine::Impl {
   std::vector<std::unique_ptr<Shard>> shards;
   std::vector<Route> routes;
   std::optional<schema::CompiledSchema> schema;
+  ingest::QualityChecks quality;
+  std::vector<Counter*> quality_failures;  // per check
+  ingest::TransformChain transforms;
+  Counter* transform_errors = nullptr;
+  bool needs_request_id = false;
+  std::atomic<uint64_t> request_seq{0};
+  uint64_t request_seed = 0;
+  const Clock* clock = nullptr;
   std::atomic<size_t> queued{0};
   std::atomic<bool> running{false};
   std::atomic<uint32_t> rr{0};
@@ -412,6 +381,10 @@ struct DataIngestionEngine::Impl {
     m->dead_lettered = &metrics->counter("ingestion_dead_lettered_total",
                                          "Rejected events written to the dead-letter topic",
                                          {{"source", name}});
+    m->dropped = &metrics->counter("ingestion_messages_total", "Events received by ingestion",
+                                   {{"source", name}, {"status", "dropped"}});
+    m->quarantined = &metrics->counter("ingestion_messages_total", "Events received by ingestion",
+                                       {{"source", name}, {"status", "dead_lettered"}});
     m->queue_size = &metrics->gauge("ingestion_queue_size",
                                     "Events queued for or being appended to the log",
                                     {{"source", name}});
@@ -473,6 +446,13 @@ Status DataIngestionEngine::initialize() {
     if (!compiled.ok()) return compiled.status().with_context("ingestion.schema");
     m.schema = std::move(compiled).value();
   }
+  m.clock = m.cfg.clock ? m.cfg.clock : system_clock();
+  SPATE_ASSIGN_OR_RETURN(m.quality, ingest::QualityChecks::compile(m.cfg.quality, m.cfg.timestamp_field,
+                                                                   !m.cfg.dead_letter_topic.empty()));
+  SPATE_ASSIGN_OR_RETURN(m.transforms, ingest::TransformChain::compile(m.cfg.transforms));
+  m.needs_request_id = false;
+  for (const TransformConfig& t : m.cfg.transforms) m.needs_request_id |= !t.request_id.empty();
+  m.request_seed = XXH3_64bits_withSeed(&m, sizeof(&m), static_cast<uint64_t>(m.clock->steady_ns()));
   m.routes.clear();
   for (size_t i = 0; i < m.cfg.routes.size(); ++i) {
     const RouteConfig& rc = m.cfg.routes[i];
@@ -508,6 +488,14 @@ Status DataIngestionEngine::initialize() {
                                            "Events dropped as duplicates (acknowledged, not stored)", {});
   m.dedup_errors = &m.metrics->counter("ingestion_dedup_store_errors_total",
                                        "Dedup store calls that failed", {});
+  m.transform_errors = &m.metrics->counter("ingestion_transform_errors_total",
+                                           "Events rejected because a transform rule failed", {});
+  m.quality_failures.clear();
+  for (uint32_t i = 0; i < m.quality.size(); ++i) {
+    m.quality_failures.push_back(&m.metrics->counter(
+        "ingestion_quality_failures_total", "Events that failed a data-quality check",
+        {{"check", m.quality.name(i)}, {"action", ingest::quality_action_name(m.quality.action(i))}}));
+  }
   if (!m.cfg.dedup.fields.empty() && m.dedup == nullptr) {
     if (m.cfg.dedup.store != "embedded") {
       return InvalidArgument("ingestion.dedup.store \"" + m.cfg.dedup.store +
@@ -646,10 +634,12 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     state->positions = std::move(req.event_positions);
   }
   const bool dedup_on = dedup != nullptr && !cfg.dedup.fields.empty();
-  if (!state->positions.empty() || dedup_on) state->event_headers.resize(3 * raw.size());
+  if (!state->positions.empty() || dedup_on || !quality.empty()) {
+    state->event_headers.resize(kHeaderSlots * raw.size());
+  }
   for (size_t i = 0; i < state->positions.size(); ++i) {
-    state->event_headers[3 * i] = {"spate.source", state->source};
-    state->event_headers[3 * i + 1] = {"spate.pos", state->positions[i]};
+    state->event_headers[kHeaderSlots * i] = {"spate.source", state->source};
+    state->event_headers[kHeaderSlots * i + 1] = {"spate.pos", state->positions[i]};
   }
 
   // Parse and check every event; build the records per partition.
@@ -660,7 +650,18 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       return fail(IngestStatus::kUnavailable, "out of memory for the JSON parser");
     }
   }
-  const int64_t now_ms = system_clock()->now_ms();
+  const int64_t now_ms = clock->now_ms();
+  ingest::TransformInput tin;
+  tin.received_at_ms = now_ms;
+  tin.source = state->source;
+  std::string request_id = req.source.request_id;
+  if (request_id.empty() && needs_request_id) {
+    const uint64_t seq = request_seq.fetch_add(1, std::memory_order_relaxed);
+    request_id = fmt::format("{:016x}", XXH3_64bits_withSeed(&seq, sizeof seq, request_seed));
+  }
+  tin.request_id = request_id;
+  thread_local ingest::QualityChecks::Outcome qout;
+  ingest::TransformChain::Outcome tout;
   struct Accepted {
     RecordIn rec;
     uint32_t target;
@@ -674,6 +675,7 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   std::vector<RecordIn> dead;
   std::vector<size_t> dead_index;
   std::vector<std::string> dead_reason;
+  std::vector<bool> dead_reported;  // false: quarantined by a quality check (not an error)
   IngestResult& res = state->result;
   std::vector<int> event_targets;
   state->keys.reserve(cfg.key_field.empty() ? 0 : raw.size());
@@ -696,20 +698,61 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     rec.value = ev.json;
     rec.timestamp_ms = now_ms;
     if (!state->event_headers.empty()) {
-      rec.headers = &state->event_headers[3 * ev.index];
+      rec.headers = &state->event_headers[kHeaderSlots * ev.index];
       rec.header_count = state->positions.empty() ? 0 : 2;
+    }
+    // Data-quality checks, on the event as received.
+    bool quarantine = false;
+    if (reason.empty() && !quality.empty()) {
+      quality.evaluate(doc, now_ms, &qout);
+      std::string tags;
+      for (size_t k = 0; k < qout.failed.size(); ++k) {
+        const uint32_t c = qout.failed[k];
+        quality_failures[c]->inc();
+        if (static_cast<int>(k) == qout.decisive) {
+          switch (quality.action(c)) {
+            case QualityAction::kReject:
+              reason = quality.reason(c, doc, now_ms);
+              break;
+            case QualityAction::kDeadLetter:
+              reason = quality.reason(c, doc, now_ms);
+              quarantine = true;
+              break;
+            case QualityAction::kDrop:
+              quarantine = false;
+              break;
+            case QualityAction::kTag:
+              break;
+          }
+        } else {
+          tags += (tags.empty() ? "" : ",") + quality.name(c);
+        }
+      }
+      if (qout.decisive >= 0 && quality.action(qout.failed[qout.decisive]) == QualityAction::kDrop) {
+        ++res.dropped;
+        continue;
+      }
+      if (!tags.empty() && reason.empty()) {
+        state->event_headers[kHeaderSlots * ev.index + rec.header_count++] = {
+            "spate.quality", state->arena.copy(tags)};
+      }
+    }
+    // Transforms: later stages (event time, key, routes, dedup) see the transformed event.
+    if (reason.empty() && !transforms.empty()) {
+      std::string why;
+      if (!transforms.apply(doc, tin, &tout, &why)) {
+        reason = std::move(why);
+        transform_errors->inc();
+      } else if (tout.changed) {
+        rec.value = state->arena.copy(tout.json);
+        doc = tout.doc;
+      }
     }
     if (reason.empty() && !cfg.timestamp_field.empty()) {
       simdjson::dom::element ts;
       if (find_path(doc, cfg.timestamp_field, &ts)) {
         int64_t ms = 0;
-        double d;
-        std::string_view sv;
-        if (!ts.get_int64().get(ms)) {
-          rec.timestamp_ms = ms;
-        } else if (!ts.get_double().get(d)) {
-          rec.timestamp_ms = static_cast<int64_t>(d);
-        } else if (!ts.get_string().get(sv) && parse_rfc3339(sv, &ms)) {
+        if (json::event_time_ms(ts, &ms)) {
           rec.timestamp_ms = ms;
         } else {
           reason = "field " + cfg.timestamp_field +
@@ -766,18 +809,24 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       }
     }
     if (!reason.empty()) {
-      res.errors.push_back({ev.index, std::move(reason)});
-      ++res.rejected;
       RecordIn d;
-      d.value = ev.json;
+      d.value = ev.json;  // dead letters keep the bytes as received
       d.timestamp_ms = now_ms;
       dead.push_back(d);
       dead_index.push_back(ev.index);
-      dead_reason.push_back(res.errors.back().reason);
+      dead_reported.push_back(!quarantine);
+      if (quarantine) {
+        ++res.dead_lettered;
+        dead_reason.push_back(std::move(reason));
+      } else {
+        ++res.rejected;
+        dead_reason.push_back(reason);
+        res.errors.push_back({ev.index, std::move(reason)});
+      }
       continue;
     }
     Accepted a{rec, 0, 0, ev.index, false, {}};
-    if (dedup_on) a.has_key = dedup_key_of(doc, ev.json, cfg.dedup.fields, &a.key);
+    if (dedup_on) a.has_key = dedup_key_of(doc, rec.value, cfg.dedup.fields, &a.key);
     for (int t : event_targets) {  // one record per target topic (routes may fan out)
       const Target& tg = targets[static_cast<size_t>(t)];
       a.target = static_cast<uint32_t>(t);
@@ -865,7 +914,7 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
         a.rec.header_count = accepted_events[i - 1].rec.header_count;
       } else if (a.has_key) {
         state->dedup_hex.push_back(a.key.hex());
-        RecordHeader* h = &state->event_headers[3 * a.index];
+        RecordHeader* h = &state->event_headers[kHeaderSlots * a.index];
         h[a.rec.header_count] = {"spate.dedup", state->dedup_hex.back()};
         a.rec.headers = h;
         a.rec.header_count += 1;
@@ -890,8 +939,8 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       state->reasons.push_back(std::to_string(dead_index[i]));
       size_t h = state->headers.size();
       if (!state->positions.empty()) {  // a source's dead letters count as its stored input too
-        state->headers.push_back(state->event_headers[3 * dead_index[i]]);
-        state->headers.push_back(state->event_headers[3 * dead_index[i] + 1]);
+        state->headers.push_back(state->event_headers[kHeaderSlots * dead_index[i]]);
+        state->headers.push_back(state->event_headers[kHeaderSlots * dead_index[i] + 1]);
       }
       state->headers.push_back({"error", state->reasons[state->reasons.size() - 2]});
       state->headers.push_back({"source", state->source});
@@ -911,6 +960,8 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   }
   state->metrics->accepted->inc(res.accepted);
   state->metrics->rejected->inc(res.rejected);
+  if (res.dropped) state->metrics->dropped->inc(res.dropped);
+  if (res.dead_lettered) state->metrics->quarantined->inc(res.dead_lettered);
   accepted_total->inc(res.accepted);
   state->metrics->queue_size->add(static_cast<double>(total));
 

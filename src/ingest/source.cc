@@ -9,7 +9,9 @@
 #include "config/node.h"
 #include "config/suggest.h"
 #include "event/expr.h"
+#include "ingest/transform/transform.h"
 #include "ingest/validate/json_schema.h"
+#include "ingest/validate/quality.h"
 
 namespace spate::ingest {
 namespace {
@@ -72,6 +74,12 @@ Status validate_sources(const IngestionConfig& cfg) {
                 fmt::format("{}:{}:{}: {}.when: {}", r.file, r.line, r.column, r.path,
                             e.status().message());
     }
+  }
+  if (auto q = QualityChecks::compile(cfg.quality, cfg.timestamp_field, !cfg.dead_letter_topic.empty()); !q.ok()) {
+    errors += (errors.empty() ? "" : "\n") + q.status().message();
+  }
+  if (auto t = TransformChain::compile(cfg.transforms); !t.ok()) {
+    errors += (errors.empty() ? "" : "\n") + t.status().message();
   }
   if (!cfg.schema_file.empty() || !cfg.schema.empty()) {
     auto compiled = cfg.schema_file.empty() ? schema::CompiledSchema::compile(cfg.schema)

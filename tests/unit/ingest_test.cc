@@ -12,6 +12,8 @@
 #include "ingest/decode.h"
 #include "ingest/dedup/dedup_store.h"
 #include "ingest/sources/http_source.h"
+#include "base/clock.h"
+#include "spate/config.h"
 #include "spate/ingestion.h"
 #include "spate/metrics.h"
 #include "test_util.h"
@@ -561,6 +563,157 @@ TEST(IngestEngineTest, ResultJson) {
   r.message = "full";
   EXPECT_EQ(ingest::result_json(r),
             R"({"error":"full","accepted":2,"rejected":1,"errors":[{"index":3,"reason":"bad \"thing\""}]})");
+}
+
+// A wall clock the test sets (quality checks on event age, arrival metadata).
+class FixedClock final : public Clock {
+ public:
+  explicit FixedClock(int64_t ms) : ms_(ms) {}
+  int64_t now_ms() const override { return ms_; }
+  int64_t steady_ns() const override { return ms_ * 1'000'000; }
+
+ private:
+  int64_t ms_;
+};
+
+IngestionConfig pipeline_ingestion(const std::string& yaml) {
+  auto r = load_pipeline_string("ingestion:\n" + yaml, "p.yaml");
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() ? r->ingestion : IngestionConfig{};
+}
+
+TEST(IngestEngineTest, QualityCheckActionsRejectQuarantineTagAndDrop) {
+  IngestionConfig cfg = pipeline_ingestion(
+      "  dead_letter_topic: dlq\n"
+      "  timestamp_field: ts\n"
+      "  quality:\n"
+      "    - {name: ids, required: [user_id]}\n"
+      "    - {name: level, allowed: level, values: [info, warn], action: tag}\n"
+      "    - {name: amount, range: amount, min: 0, max: 100, action: dead_letter}\n"
+      "    - {name: bot, regex: agent, pattern: '(?i)bot', action: tag}\n"
+      "    - {name: not_bot, expr: 'not (agent =~ r\"(?i)crawler\")', action: drop}\n"
+      "    - {name: fresh, max_age: 1h, action: dead_letter}\n");
+  FixedClock clock(1'796'000'000'000);
+  cfg.clock = &clock;
+  Fixture f(cfg);
+  auto r = f.send(
+      "{\"user_id\":1,\"level\":\"info\",\"amount\":5}\n"                 // 0 stored
+      "{\"level\":\"info\"}\n"                                           // 1 rejected
+      "{\"user_id\":3,\"level\":\"debug\",\"agent\":\"MyBot/1\"}\n"      // 2 stored, tagged
+      "{\"user_id\":4,\"amount\":500}\n"                                 // 3 dead-lettered
+      "{\"user_id\":5,\"agent\":\"Crawler/1.0\"}\n"                      // 4 dropped
+      "{\"user_id\":6,\"ts\":1795990000000}\n",                          // 5 dead-lettered (old)
+      "events", BodyFormat::kNdjson);
+  ASSERT_EQ(r.status, IngestStatus::kOk) << r.message;
+  EXPECT_EQ(r.accepted, 2u);
+  EXPECT_EQ(r.rejected, 1u);
+  EXPECT_EQ(r.dead_lettered, 2u);
+  EXPECT_EQ(r.dropped, 1u);
+  ASSERT_EQ(r.errors.size(), 1u);  // only the rejection is the sender's error
+  EXPECT_EQ(r.errors[0].index, 1u);
+  EXPECT_EQ(r.errors[0].reason, "quality check ids: missing required field user_id");
+  EXPECT_EQ(ingest::result_json(r),
+            "{\"accepted\":2,\"rejected\":1,\"dead_lettered\":2,\"dropped\":1,\"errors\":[{\"index\":1,"
+            "\"reason\":\"quality check ids: missing required field user_id\"}]}");
+
+  std::vector<std::vector<std::pair<std::string, std::string>>> hdrs;
+  auto stored = f.all("events", nullptr, &hdrs);
+  ASSERT_EQ(stored.size(), 2u);
+  std::map<std::string, std::string> tags;  // event -> spate.quality
+  for (size_t i = 0; i < stored.size(); ++i) {
+    for (auto& [k, v] : hdrs[i]) {
+      if (k == "spate.quality") tags[stored[i]] = v;
+    }
+  }
+  EXPECT_EQ(tags, (std::map<std::string, std::string>{
+                      {"{\"user_id\":3,\"level\":\"debug\",\"agent\":\"MyBot/1\"}", "level"}}));
+  hdrs.clear();
+  auto dead = f.all("dlq", nullptr, &hdrs);
+  ASSERT_EQ(dead.size(), 3u);  // the rejected one and the two quarantined ones, as received
+  EXPECT_EQ(dead[0], "{\"level\":\"info\"}");
+  EXPECT_EQ(dead[1], "{\"user_id\":4,\"amount\":500}");
+  EXPECT_EQ(hdrs[1][0], (std::pair<std::string, std::string>{
+                            "error", "quality check amount: amount = 500 is out of range [0, 100]"}));
+  EXPECT_EQ(dead[2], "{\"user_id\":6,\"ts\":1795990000000}");
+  EXPECT_EQ(hdrs[2][0].second, "quality check fresh: event time 1795990000000 is 2h46m40s old, "
+                               "more than 1h");
+  std::string m = f.metrics.render_prometheus();
+  for (const char* line :
+       {"ingestion_quality_failures_total{action=\"reject\",check=\"ids\"} 1",
+        "ingestion_quality_failures_total{action=\"tag\",check=\"level\"} 1",
+        "ingestion_quality_failures_total{action=\"dead_letter\",check=\"amount\"} 1",
+        "ingestion_quality_failures_total{action=\"drop\",check=\"not_bot\"} 1",
+        "ingestion_quality_failures_total{action=\"dead_letter\",check=\"fresh\"} 1",
+        "ingestion_quality_failures_total{action=\"tag\",check=\"bot\"} 1",
+        "ingestion_messages_total{source=\"http\",status=\"dropped\"} 1",
+        "ingestion_messages_total{source=\"http\",status=\"dead_lettered\"} 2",
+        "ingestion_dead_lettered_total{source=\"http\"} 3"}) {
+    EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
+  }
+}
+
+TEST(IngestEngineTest, DeadLetterActionNeedsADeadLetterTopic) {
+  IngestionConfig cfg = pipeline_ingestion(
+      "  quality:\n    - {required: a, action: dead_letter}\n");
+  testing::TempDir dir;
+  LogConfig lc;
+  lc.data_dir = dir.sub("log");
+  auto log = std::move(open_embedded_log(lc)).value();
+  DataIngestionEngine engine(cfg, log.get());
+  Status s = engine.initialize();
+  EXPECT_EQ(s.message(), "p.yaml:3:18: ingestion.quality[0].action: dead_letter needs "
+                         "ingestion.dead_letter_topic");
+}
+
+TEST(IngestEngineTest, TransformsRunBeforeKeyRoutingAndDedup) {
+  IngestionConfig cfg = pipeline_ingestion(
+      "  default_topic: events\n"
+      "  key_field: user.id\n"
+      "  timestamp_field: at\n"
+      "  dead_letter_topic: dlq\n"
+      "  routes:\n"
+      "    - {when: 'kind == \"alert\"', topic: dlq}\n"
+      "  dedup: {key: [user.id, n]}\n"
+      "  transforms:\n"
+      "    - {rename: uid, to: user.id}\n"
+      "    - {cast: n, to: int}\n"
+      "    - {set: kind, value: alert, when: 'n > 100'}\n"
+      "    - {set: at, expr: 'ts_s * 1000'}\n"
+      "    - {remove: ts_s}\n"
+      "    - {mask: card, keep_last: 2}\n"
+      "    - metadata: {received_at: meta.received, request_id: meta.request}\n");
+  FixedClock clock(1'796'000'000'000);
+  cfg.clock = &clock;
+  Fixture f(cfg);
+  IngestRequest req;
+  req.body =
+      "{\"uid\":\"u1\",\"n\":\"1\",\"ts_s\":1700000000,\"card\":\"12345678\"}\n"
+      "{\"uid\":\"u1\",\"n\":1.0,\"ts_s\":1700000001}\n"   // the same key after the cast: duplicate
+      "{\"uid\":\"u2\",\"n\":\"500\",\"ts_s\":1700000002}\n"  // routed by the field a rule set
+      "{\"uid\":\"u3\",\"n\":\"many\"}\n";                   // cast fails: rejected
+  req.source.request_id = "r-1";
+  IngestResult r = f.engine->submit_sync(std::move(req));
+  ASSERT_EQ(r.status, IngestStatus::kOk) << r.message;
+  EXPECT_EQ(r.accepted, 2u);
+  EXPECT_EQ(r.duplicates, 1u);
+  ASSERT_EQ(r.rejected, 1u);
+  EXPECT_EQ(r.errors[0].reason, "transforms[1] (cast n): n = \"many\" cannot be cast to int");
+
+  std::vector<RecordView> meta;
+  auto events = f.all("events", &meta);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0],
+            "{\"n\":1,\"card\":\"******78\",\"user\":{\"id\":\"u1\"},\"at\":1700000000000,"
+            "\"meta\":{\"received\":1796000000000,\"request\":\"r-1\"}}");
+  EXPECT_EQ(meta[0].timestamp_ms, 1700000000000);  // event time from the set field
+  ASSERT_TRUE(meta[0].has_key);
+  EXPECT_EQ(meta[0].key, "u1");  // key from the renamed field
+  std::vector<std::vector<std::pair<std::string, std::string>>> hdrs;
+  auto dlq = f.all("dlq", nullptr, &hdrs);
+  ASSERT_EQ(dlq.size(), 2u);
+  // The routed event is stored transformed; the rejected one as received.
+  EXPECT_NE(dlq[0].find("\"kind\":\"alert\""), std::string::npos) << dlq[0];
+  EXPECT_EQ(dlq[1], "{\"uid\":\"u3\",\"n\":\"many\"}");
 }
 
 }  // namespace

@@ -101,8 +101,12 @@ std::string result_json(const IngestResult& r) {
     append_json_quoted(out, r.message);
     out += ",";
   }
-  out += "\"accepted\":" + std::to_string(r.accepted) + ",\"rejected\":" +
-         std::to_string(r.rejected) + (r.duplicates ? ",\"duplicates\":" + std::to_string(r.duplicates) : std::string()) + ",\"errors\":[";
+  out += "\"accepted\":" + std::to_string(r.accepted) + ",\"rejected\":" + std::to_string(r.rejected);
+  // Counts that are only there when something happened to some events.
+  if (r.duplicates) out += ",\"duplicates\":" + std::to_string(r.duplicates);
+  if (r.dead_lettered) out += ",\"dead_lettered\":" + std::to_string(r.dead_lettered);
+  if (r.dropped) out += ",\"dropped\":" + std::to_string(r.dropped);
+  out += ",\"errors\":[";
   for (size_t i = 0; i < r.errors.size(); ++i) {
     if (i) out += ",";
     out += "{\"index\":" + std::to_string(r.errors[i].index) + ",\"reason\":";
