@@ -421,7 +421,11 @@ void parse_quality(Node& n, const std::string& file, IngestionConfig* out) {
       Node values = item.require("values");
       for (Node v : values.items()) {
         std::string text;
-        if (v.scalar("a scalar", &text)) c.values.push_back(scalar_json(text));
+        if (v.is_null()) {
+          c.values.emplace_back("null");  // `null` / `~` in the list: JSON null
+        } else if (v.scalar("a scalar", &text)) {
+          c.values.push_back(scalar_json(text));
+        }
       }
       if (values.present() && values.is_list() && c.values.empty()) {
         values.error("expected at least one value");
