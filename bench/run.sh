@@ -64,3 +64,16 @@ for r in rows:
     print(f"{r['name']:58} {ips:>12} {mbs:>9} {ratio:>7} {r['real_time']:>9.1f} {r['time_unit']}")
 print(f"written: {out}")
 PY
+
+echo "== spate ingest_stages_bench (peer: raw simdjson parse of the same events)" >&2
+"$BUILD_DIR/bench/ingest_stages_bench" --benchmark_min_time=1 \
+  --benchmark_out="$BUILD_DIR/ingest_stages_bench.json" --benchmark_out_format=json >&2
+python3 - "$BUILD_DIR/ingest_stages_bench.json" <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+rows = {b["name"]: b for b in data["benchmarks"]}
+peer = rows["BM_Peer_SimdjsonParse"]["cpu_time"]
+print(f"{'ingest stage (per event, CPU time)':40} {'events/s/core':>14} {'x raw parse':>12}")
+for name, b in rows.items():
+    print(f"{name:40} {1e9 / b['cpu_time']:>14,.0f} {b['cpu_time'] / peer:>11.1f}x")
+PY

@@ -142,6 +142,20 @@ TEST(TransformTest, RulesSeeTheEventAsEarlierRulesLeftIt) {
   ASSERT_TRUE(a.ok) << a.reason;
   // `kind` is absent: the expression is missing and the field is not set.
   EXPECT_EQ(a.json, R"({"qty":4,"price":30,"total":120,"big":true})");
+  // Reads of removed fields, of parents and of children of edited fields see the edits; reads of
+  // untouched fields need no re-parse but must see the same values.
+  Applied d = apply(
+      "    - {remove: a}\n"
+      "    - {set: had_a, expr: 'exists(a)'}\n"
+      "    - {set: u.v, value: 1}\n"
+      "    - {set: copy, expr: 'u'}\n"
+      "    - {rename: m, to: n.inner}\n"
+      "    - {set: inner_x, expr: 'n.inner.x'}\n"
+      "    - {set: z2, expr: 'z * 2'}\n",
+      R"({"a":1,"u":{"k":2},"z":3,"m":{"x":"y"}})");
+  ASSERT_TRUE(d.ok) << d.reason;
+  EXPECT_EQ(d.json, R"({"u":{"k":2,"v":1},"z":3,"had_a":false,"copy":{"k":2,"v":1},)"
+                    R"("n":{"inner":{"x":"y"}},"inner_x":"y","z2":6})");
   Applied b = apply("    - {set: big, value: true, when: 'total > 100'}\n", R"({"total":5})");
   ASSERT_TRUE(b.ok);
   EXPECT_EQ(b.json, "");  // nothing changed

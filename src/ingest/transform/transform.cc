@@ -26,6 +26,9 @@ struct Scratch {
   simdjson::dom::element doc;
   std::string out;    // the current event's text once written
   std::string value;  // a value being built
+  // Fields edited in the overlay since s.doc was parsed: an expression that reads none of them
+  // can be evaluated on s.doc as it is, without writing and parsing the overlay.
+  std::vector<std::string_view> edited;
 };
 
 Scratch& scratch() {
@@ -46,7 +49,15 @@ bool flush(Scratch& s, std::string* reason) {
   }
   s.current = next;
   s.edit.reset(s.doc);
+  s.edited.clear();
   return true;
+}
+
+// True if one dotted path is a prefix of the other at a segment boundary ("a" and "a.b").
+bool overlaps(std::string_view x, std::string_view y) {
+  const size_t n = std::min(x.size(), y.size());
+  if (x.substr(0, n) != y.substr(0, n)) return false;
+  return x.size() == y.size() || (x.size() > n ? x[n] : y[n]) == '.';
 }
 
 void append_hex(std::string& out, const unsigned char* p, size_t n) {
@@ -115,9 +126,16 @@ struct TransformChain::Rule {
   std::string key;
   std::string received_at, source, request_id;
   std::string label;  // "transforms[2] (cast amount)" for reasons
+  // Dotted prefixes of the fields `expr` and `when` read (up to the first index or quoted key);
+  // reads_root: one of them reads the whole event (`$`).
+  std::vector<std::string> reads;
+  bool reads_root = false;
 
   // Apply to the event in `s`; false with *reason on failure.
   bool run(Scratch& s, const TransformInput& in, std::string* reason) const;
+  // Make s.doc the event for this rule's expressions: parse the overlay again only if the rule
+  // reads a field edited since s.doc was parsed.
+  bool current_doc(Scratch& s, std::string* reason) const;
   bool fail(std::string* reason, std::string_view what) const {
     *reason = fmt::format("{}: {}", label, what);
     return false;
@@ -139,11 +157,6 @@ bool resolve(Scratch& s, std::string_view path, simdjson::dom::element* e, bool*
   return !*present || s.edit.element_of(n, e);
 }
 
-// The current event as a DOM element (re-parsing if edited).
-bool current_doc(Scratch& s, std::string* reason) {
-  return !s.edit.dirty() || flush(s, reason);
-}
-
 }  // namespace
 
 bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string* reason) const {
@@ -155,6 +168,8 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
     case OpKind::kRename: {
       JsonEdit::NodeId n = s.edit.detach(fields[0]);
       if (n == JsonEdit::kNone) return true;
+      s.edited.push_back(fields[0]);
+      s.edited.push_back(to);
       if (!s.edit.set_node(to, n)) {
         (void)s.edit.set_node(fields[0], n);  // put it back
         return fail(reason, fmt::format("cannot rename {} to {}: a parent of {} is not an object",
@@ -164,6 +179,7 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
     }
     case OpKind::kSet: {
       if (expr.empty()) {
+        s.edited.push_back(fields[0]);
         if (!s.edit.set_json(fields[0], value_json)) {
           return fail(reason, fmt::format("cannot set {}: a parent is not an object", fields[0]));
         }
@@ -174,19 +190,23 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       if (v.is_missing()) return true;
       s.value.clear();
       expr::append_json(v, s.value);
+      s.edited.push_back(fields[0]);  // after current_doc(), which may have parsed again
       if (!s.edit.set_json(fields[0], s.value)) {
         return fail(reason, fmt::format("cannot set {}: a parent is not an object", fields[0]));
       }
       return true;
     }
     case OpKind::kRemove:
-      for (const std::string& f : fields) (void)s.edit.detach(f);
+      for (const std::string& f : fields) {
+        if (s.edit.detach(f) != JsonEdit::kNone) s.edited.push_back(f);
+      }
       return true;
     case OpKind::kDefault: {
       simdjson::dom::element e;
       bool present = false;
       if (!resolve(s, fields[0], &e, &present, reason)) return false;
       if (present && !e.is_null()) return true;
+      s.edited.push_back(fields[0]);
       if (!s.edit.set_json(fields[0], value_json)) {
         return fail(reason, fmt::format("cannot set {}: a parent is not an object", fields[0]));
       }
@@ -274,6 +294,7 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
           break;
         }
       }
+      s.edited.push_back(fields[0]);
       (void)s.edit.set_json(fields[0], s.value);
       return true;
     }
@@ -297,7 +318,8 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
         size_t keep_head = static_cast<size_t>(keep_first);
         size_t keep_tail = static_cast<size_t>(keep_last);
         if (keep_head + keep_tail >= cps) keep_head = keep_tail = 0;  // too short: mask it all
-        std::string masked;
+        thread_local std::string masked;
+        masked.clear();
         size_t cp = 0;
         for (size_t i = 0; i < text.size();) {
           size_t len = 1;
@@ -312,6 +334,7 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
         }
         append_json_quoted(s.value, masked);
       }
+      s.edited.push_back(fields[0]);
       (void)s.edit.set_json(fields[0], s.value);
       return true;
     }
@@ -338,10 +361,14 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       s.value = "\"";
       append_hex(s.value, md, md_len);
       s.value += "\"";
+      s.edited.push_back(fields[0]);
       (void)s.edit.set_json(fields[0], s.value);
       return true;
     }
     case OpKind::kMetadata: {
+      for (const std::string* f : {&received_at, &source, &request_id}) {
+        if (!f->empty()) s.edited.push_back(*f);
+      }
       if (!received_at.empty()) {
         char b[24];
         auto r = std::to_chars(b, b + sizeof b, in.received_at_ms);
@@ -367,6 +394,20 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
     }
   }
   return true;
+}
+
+bool TransformChain::Rule::current_doc(Scratch& s, std::string* reason) const {
+  if (!s.edit.dirty()) return true;
+  bool stale = reads_root;
+  for (size_t i = 0; !stale && i < reads.size(); ++i) {
+    for (std::string_view e : s.edited) {
+      if (overlaps(reads[i], e)) {
+        stale = true;
+        break;
+      }
+    }
+  }
+  return !stale || flush(s, reason);
 }
 
 TransformChain::TransformChain() = default;
@@ -440,6 +481,18 @@ Result<TransformChain> TransformChain::compile(const std::vector<TransformConfig
       if (!e.ok()) error(c, "when", e.status().message());
       else r.when = std::move(e).value();
     }
+    for (const expr::Expression* e : {&r.expr, &r.when}) {
+      for (const std::string& f : e->referenced_fields()) {
+        std::string_view p = f;
+        if (p.empty() || p[0] == '$') {
+          r.reads_root = true;
+          continue;
+        }
+        p = p.substr(0, std::min(p.find('['), p.size()));
+        if (p.empty()) r.reads_root = true;
+        else r.reads.emplace_back(p);
+      }
+    }
     if (r.kind == OpKind::kMetadata && c.received_at.empty() && c.source.empty() &&
         c.request_id.empty()) {
       error(c, "metadata", "name at least one of received_at, source, request_id");
@@ -456,6 +509,7 @@ bool TransformChain::apply(const simdjson::dom::element& event, const TransformI
   s.current = -1;
   s.doc = event;
   s.edit.reset(event);
+  s.edited.clear();
   bool reparsed = false;
   for (const Rule& r : rules_) {
     const int before = s.current;
