@@ -494,7 +494,10 @@ void parse_transforms(Node& n, const std::string& file, IngestionConfig* out) {
         return s.empty() ? std::string("must not be empty") : check_field_path(s);
       });
     }
-    if (t.op == "cast") item.require("to").as_enum(&t.to, {"int", "double", "string", "bool"});
+    if (t.op == "cast") {
+      item.require("to").as_enum(&t.to, {"int", "double", "float", "string", "bool"});
+      if (t.to == "float") t.to = "double";  // an alias, as in Vector and SQL
+    }
     if (t.op == "set" || t.op == "default") {
       Node value = item.get("value");
       std::string text;

@@ -234,7 +234,7 @@ TEST(TransformTest, ConfigErrorsHavePositions) {
   EXPECT_EQ(config_error("  transforms:\n    - {rename: a}\n"),
             "p.yaml:3:7: ingestion.transforms[0].to: missing required key");
   EXPECT_EQ(config_error("  transforms:\n    - {cast: a, to: integer}\n"),
-            "p.yaml:3:21: ingestion.transforms[0].to: expected one of int, double, string, bool, "
+            "p.yaml:3:21: ingestion.transforms[0].to: expected one of int, double, float, string, bool, "
             "got \"integer\" (did you mean \"int\"?)");
   EXPECT_EQ(config_error("  transforms:\n    - {set: a, expr: 'b +'}\n"),
             "p.yaml:3:13: ingestion.transforms[0].expr: expr:1:4: expected an operand after \"+\"");
