@@ -137,7 +137,9 @@ class RedisDedup final : public DedupStore {
     std::random_device rd;
     uint64_t id = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
                   static_cast<uint64_t>(system_clock()->steady_ns());
-    token_prefix_ = std::string(kInflightPrefix) + DedupKey{id, 0}.hex().substr(0, 16) + ":";
+    DedupKey as_hex;
+    as_hex.hi = id;
+    token_prefix_ = std::string(kInflightPrefix) + as_hex.hex().substr(0, 16) + ":";
     claim_ttl_ = std::to_string(opts_.claim_ttl_ms);
   }
 
@@ -648,6 +650,11 @@ class RedisDedup final : public DedupStore {
         return connect_failed(ctx, "SELECT " + std::to_string(url_.db) + " failed: " +
                                        std::string(reply_str(r.get())));
       }
+    }
+    {  // catches a server that wants AUTH when no password is configured (NOAUTH)
+      ReplyPtr r = command(ctx, {"PING"});
+      if (!r) return connect_failed(ctx, std::string("PING: ") + ctx->errstr);
+      if (r->type == REDIS_REPLY_ERROR) return connect_failed(ctx, std::string(reply_str(r.get())));
     }
     Conn c;
     c.ctx = ctx;
