@@ -157,7 +157,6 @@ class RedisDedup final : public DedupStore {
     std::vector<Pending> carried = take_pending();
     const std::string carried_keys = carried_key_text(carried);
     std::vector<std::string> carried_px = px_of(carried, now_ms);
-    Status bad_reply;
     Status st = round_trip(
         [&](Conn& c) {
           size_t replies = append_pending(c, carried, carried_keys, carried_px);
@@ -366,10 +365,15 @@ class RedisDedup final : public DedupStore {
    public:
     KeyBuf(const std::string& prefix, const DedupKey* keys, size_t n) : len_(prefix.size() + 32) {
       buf_.resize(len_ * n);
+      static constexpr char kHex[] = "0123456789abcdef";
       for (size_t i = 0; i < n; ++i) {
-        std::memcpy(&buf_[i * len_], prefix.data(), prefix.size());
-        std::string h = keys[i].hex();
-        std::memcpy(&buf_[i * len_ + prefix.size()], h.data(), 32);
+        char* p = &buf_[i * len_];
+        std::memcpy(p, prefix.data(), prefix.size());
+        p += prefix.size();
+        for (int d = 0; d < 16; ++d) {  // as DedupKey::hex(): hi then lo, most significant first
+          p[15 - d] = kHex[(keys[i].hi >> (4 * d)) & 15];
+          p[31 - d] = kHex[(keys[i].lo >> (4 * d)) & 15];
+        }
       }
     }
     const char* key(size_t i) const { return buf_.data() + i * len_; }
