@@ -104,7 +104,8 @@ struct RedisDedupOptions {
 /// timeouts; a connection that failed is dropped together with the idle ones (a restarted Redis
 /// closed them all) and the round trip is retried once on a fresh connection if the failed one
 /// was reused. After a failed connect, calls fail fast for a short, growing backoff (50 ms to
-/// 1 s). Thread-safe; secrets are never logged.
+/// 1 s). Thread-safe; secrets are never logged. Sets SIGPIPE to ignored if it has the default
+/// action (a write to a connection the server closed would otherwise end the process).
 /// Fails (kUnavailable, kInvalidArgument for a bad URL) if Redis cannot be reached, the AUTH or
 /// SELECT fails, or the replay cannot be written.
 Result<std::unique_ptr<DedupStore>> open_redis_dedup(const RedisDedupOptions& opts, Log& log);

@@ -1,12 +1,14 @@
 // The Redis dedup store (contract in dedup_store.h; user documentation in docs/ingestion.md,
 // "Deduplication"). hiredis (synchronous API) is only included here.
 #include <hiredis/hiredis.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -719,6 +721,12 @@ Result<std::unique_ptr<DedupStore>> open_redis_dedup(const RedisDedupOptions& op
   }
   if (opts.ttl_ms <= 0 || opts.claim_ttl_ms <= 0 || opts.timeout_ms <= 0) {
     return InvalidArgument("redis dedup: ttl, claim_ttl and timeout must be positive");
+  }
+  // hiredis writes with write(2): a server that closed the connection mid-pipeline would raise
+  // SIGPIPE, whose default action ends the process. Ignore it unless the program handles it.
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    std::signal(SIGPIPE, SIG_IGN);
   }
   auto store = std::make_unique<RedisDedup>(opts, std::move(url));
   SPATE_RETURN_IF_ERROR(store->open(log));
