@@ -9,6 +9,7 @@ PACKAGES=(
   liblz4-dev libzstd-dev libxxhash-dev libsimdjson-dev zlib1g-dev libre2-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev zstd
   libpq-dev postgresql
+  libhiredis-dev redis-server
 )
 # `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
 # `--bench`: also the load generator and the HTTP peer of the benchmarks (make bench).

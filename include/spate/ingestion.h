@@ -63,10 +63,19 @@ struct SourceConfig {
 struct DedupConfig {
   std::vector<std::string> fields;   // dotted field paths; "$" = the whole payload; empty = off
   int64_t ttl_ms = 24LL * 3600 * 1000;
-  std::string store = "embedded";    // embedded (redis comes with the Redis work)
+  std::string store = "embedded";    // embedded | redis
   size_t max_keys = 10'000'000;      // embedded: memory bound; oldest keys are evicted beyond it
   bool accept_on_store_error = false;  // on_store_error: accept | reject (default)
-  std::string state_dir;             // embedded snapshot directory (set by `spate run`)
+  std::string state_dir;             // snapshot / checkpoint directory (set by `spate run`)
+  // store: redis (docs/configuration.md). The pipeline loader fills the defaults: redis_url from
+  // $REDIS_URL, else redis://127.0.0.1:6379/0; redis_password from $REDIS_PASSWORD;
+  // redis_key_prefix "spate:dedup:<pipeline name>:". Empty here = those defaults without the
+  // environment (redis://127.0.0.1:6379/0, no password, "spate:dedup:").
+  std::string redis_url;
+  std::string redis_password;        // secret: never logged
+  std::string redis_key_prefix;
+  int64_t claim_ttl_ms = 30'000;     // an in-flight claim expires after this (a crashed claimer)
+  int64_t redis_timeout_ms = 1000;   // connect and per-round-trip timeout
 };
 
 /// One entry of `ingestion.routes`: events matching `when` (an expression, docs/expressions.md;

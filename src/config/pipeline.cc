@@ -14,6 +14,7 @@
 #include "base/fs.h"
 #include "config/errors.h"
 #include "config/node.h"
+#include "config/redis_url.h"
 #include "spate/config.h"
 
 namespace spate {
@@ -220,7 +221,51 @@ void parse_sources(Node& n, const std::string& file, IngestionConfig* out) {
 }
 
 // ingestion.dedup: {key: field | [fields] | "$", ttl, store, max_keys, on_store_error}
-void parse_dedup(Node n, DedupConfig* out) {
+// The `store: redis` keys of ingestion.dedup; they are errors with another store (a redis_url
+// that silently does nothing would hide a forgotten `store: redis`).
+void parse_dedup_redis(Node& n, const EnvLookup& env, const std::string& pipeline_name,
+                       DedupConfig* out) {
+  const bool redis = out->store == "redis";
+  auto check_url = [](std::string_view v) {
+    config::RedisUrl u;
+    return config::parse_redis_url(v, &u);
+  };
+  for (std::string_view key : {"redis_url", "redis_password", "redis_key_prefix", "claim_ttl",
+                               "redis_timeout"}) {
+    Node v = n.get(key);
+    if (v.present() && !redis) {
+      v.error(fmt::format("applies only to store: redis (store is {})", out->store));
+    }
+  }
+  if (!redis) return;
+  n.get_string("redis_url", &out->redis_url, check_url);
+  n.get_string("redis_password", &out->redis_password);
+  n.get_string("redis_key_prefix", &out->redis_key_prefix, config::non_empty);
+  n.get_duration_ms("claim_ttl", &out->claim_ttl_ms, 100, 24LL * 3600 * 1000);
+  n.get_duration_ms("redis_timeout", &out->redis_timeout_ms, 1, 600'000);
+  auto from_env = [&](const char* name) {
+    std::optional<std::string> v = env ? env(name) : std::nullopt;
+    return v && !v->empty() ? *v : std::string();
+  };
+  if (!n.get("redis_url").present()) {
+    out->redis_url = from_env("REDIS_URL");
+    if (!out->redis_url.empty()) {
+      // Not a position in the file: the error names the variable at the `store` key.
+      if (std::string e = check_url(out->redis_url); !e.empty()) {
+        n.get("store").error("$REDIS_URL: " + e);
+      }
+    } else {
+      out->redis_url = "redis://127.0.0.1:6379/0";
+    }
+  }
+  if (!n.get("redis_password").present()) out->redis_password = from_env("REDIS_PASSWORD");
+  if (!n.get("redis_key_prefix").present()) {
+    out->redis_key_prefix = "spate:dedup:" + pipeline_name + ":";
+  }
+}
+
+void parse_dedup(Node n, const EnvLookup& env, const std::string& pipeline_name,
+                 DedupConfig* out) {
   if (!n.present() || n.is_null()) return;
   Node key = n.require("key");
   if (key.is_list()) {
@@ -248,6 +293,7 @@ void parse_dedup(Node n, DedupConfig* out) {
   if (n.get_enum("on_store_error", &on_error, {"reject", "accept"})) {
     out->accept_on_store_error = on_error == "accept";
   }
+  parse_dedup_redis(n, env, pipeline_name, out);
   n.finish();
 }
 
@@ -534,7 +580,8 @@ void parse_transforms(Node& n, const std::string& file, IngestionConfig* out) {
   }
 }
 
-void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
+void parse_ingestion(Node n, const std::string& file, const EnvLookup& env,
+                     const std::string& pipeline_name, IngestionConfig* out) {
   n.get_bool("enabled", &out->enabled);
   n.get_enum("ack", &out->ack, std::vector<std::pair<std::string, AckMode>>{
                                    {"durable", AckMode::kDurable}, {"buffered", AckMode::kBuffered}});
@@ -558,7 +605,7 @@ void parse_ingestion(Node n, const std::string& file, IngestionConfig* out) {
   n.get_bool("all_or_nothing", &out->all_or_nothing);
   n.get_bool("allow_any_topic", &out->allow_any_topic);
   parse_sources(n, file, out);
-  parse_dedup(n.child("dedup"), &out->dedup);
+  parse_dedup(n.child("dedup"), env, pipeline_name, &out->dedup);
   parse_routes(n, file, out);
   parse_quality(n, file, out);
   parse_transforms(n, file, out);
@@ -588,7 +635,7 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
       parse_server(root.child("server"), &cfg.server);
       parse_log(root.child("log"), &cfg.log);
       parse_topics(root, &cfg);
-      parse_ingestion(root.child("ingestion"), cfg.source_path, &cfg.ingestion);
+      parse_ingestion(root.child("ingestion"), cfg.source_path, env, cfg.name, &cfg.ingestion);
       parse_logging(root.child("logging"), &cfg.logging);
       root.finish();
     }

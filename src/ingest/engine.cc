@@ -497,24 +497,54 @@ Status DataIngestionEngine::initialize() {
         {{"check", m.quality.name(i)}, {"action", ingest::quality_action_name(m.quality.action(i))}}));
   }
   if (!m.cfg.dedup.fields.empty() && m.dedup == nullptr) {
-    if (m.cfg.dedup.store != "embedded") {
-      return InvalidArgument("ingestion.dedup.store \"" + m.cfg.dedup.store +
-                             "\" is not available in this build (only \"embedded\")");
+    const DedupConfig& dc = m.cfg.dedup;
+    if (dc.store == "redis") {
+      ingest::RedisDedupOptions o;
+      if (!dc.redis_url.empty()) o.url = dc.redis_url;
+      o.password = dc.redis_password;
+      if (!dc.redis_key_prefix.empty()) o.key_prefix = dc.redis_key_prefix;
+      o.ttl_ms = dc.ttl_ms;
+      o.claim_ttl_ms = dc.claim_ttl_ms;
+      o.timeout_ms = dc.redis_timeout_ms;
+      o.dir = dc.state_dir;
+      auto store = ingest::open_redis_dedup(o, *m.log);
+      if (!store.ok()) return store.status().with_context("ingestion.dedup (store: redis)");
+      m.dedup_owned = std::move(store).value();
+    } else if (dc.store == "embedded") {
+      ingest::EmbeddedDedupOptions o;
+      o.ttl_ms = dc.ttl_ms;
+      o.max_keys = dc.max_keys;
+      o.dir = dc.state_dir;
+      SPATE_ASSIGN_OR_RETURN(m.dedup_owned, ingest::open_embedded_dedup(o, *m.log));
+    } else {
+      return InvalidArgument("ingestion.dedup.store \"" + dc.store +
+                             "\" is unknown (embedded or redis)");
     }
-    ingest::EmbeddedDedupOptions o;
-    o.ttl_ms = m.cfg.dedup.ttl_ms;
-    o.max_keys = m.cfg.dedup.max_keys;
-    o.dir = m.cfg.dedup.state_dir;
-    SPATE_ASSIGN_OR_RETURN(m.dedup_owned, ingest::open_embedded_dedup(o, *m.log));
     m.dedup = m.dedup_owned.get();
-    Log* l = m.log;
     ingest::DedupStore* d = m.dedup;
-    m.metrics->gauge_fn("ingestion_dedup_keys", "Keys held by the dedup store", {},
-                        [d] { return static_cast<double>(d->stats().keys); });
-    m.metrics->counter_fn("ingestion_dedup_evictions_total",
-                          "Dedup keys evicted before their TTL because the store was full", {},
-                          [d] { return static_cast<double>(d->stats().evicted); });
-    (void)l;
+    if (d->stats().counts_keys) {
+      m.metrics->gauge_fn("ingestion_dedup_keys", "Keys held by the dedup store", {},
+                          [d] { return static_cast<double>(d->stats().keys); });
+      m.metrics->counter_fn("ingestion_dedup_evictions_total",
+                            "Dedup keys evicted before their TTL because the store was full", {},
+                            [d] { return static_cast<double>(d->stats().evicted); });
+    } else {  // Redis: a shared database, the keys are not ours to count
+      m.metrics->counter_fn("ingestion_dedup_committed_total",
+                            "Dedup keys this process wrote to the store as stored", {},
+                            [d] { return static_cast<double>(d->stats().committed); });
+      m.metrics->gauge_fn("ingestion_dedup_pending_commits",
+                          "Stored events whose dedup key could not be written to the store yet "
+                          "(retried)", {},
+                          [d] { return static_cast<double>(d->stats().pending); });
+      // The unlabelled series counts failed claims (submit()); these, failed commits and
+      // releases inside the store.
+      m.metrics->counter_fn("ingestion_dedup_store_errors_total", "Dedup store calls that failed",
+                            {{"call", "commit"}},
+                            [d] { return static_cast<double>(d->stats().commit_errors); });
+      m.metrics->counter_fn("ingestion_dedup_store_errors_total", "Dedup store calls that failed",
+                            {{"call", "release"}},
+                            [d] { return static_cast<double>(d->stats().release_errors); });
+    }
   }
   return Status::Ok();
 }

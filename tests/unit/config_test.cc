@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "config/redis_url.h"
 #include "config/suggest.h"
 
 namespace spate {
@@ -659,6 +660,101 @@ TEST(ConfigTest, IngestionSection) {
   EXPECT_EQ(error_of("ingestion:\n  key_field: a..b\n"),
             "p.yaml:2:14: ingestion.key_field: expected a dotted field path such as user.id, got "
             "\"a..b\"");
+}
+
+TEST(ConfigTest, DedupRedisKeysTakeEnvironmentAndPipelineDefaults) {
+  const std::string base = yaml({"name: orders", "ingestion:", "  dedup:", "    key: id",
+                                 "    store: redis"});
+  PipelineConfig c = load_ok(base, {{"REDIS_URL", "redis://cache:6380/2"}, {"REDIS_PASSWORD", "pw"}});
+  EXPECT_EQ(c.ingestion.dedup.store, "redis");
+  EXPECT_EQ(c.ingestion.dedup.redis_url, "redis://cache:6380/2");
+  EXPECT_EQ(c.ingestion.dedup.redis_password, "pw");
+  EXPECT_EQ(c.ingestion.dedup.redis_key_prefix, "spate:dedup:orders:");
+  EXPECT_EQ(c.ingestion.dedup.claim_ttl_ms, 30'000);
+  EXPECT_EQ(c.ingestion.dedup.redis_timeout_ms, 1000);
+  c = load_ok(base, {{"REDIS_URL", ""}});  // empty = unset
+  EXPECT_EQ(c.ingestion.dedup.redis_url, "redis://127.0.0.1:6379/0");
+  EXPECT_EQ(c.ingestion.dedup.redis_password, "");
+  c = load_ok(yaml({"ingestion:", "  dedup:", "    key: [a, b]", "    store: redis",
+                    "    redis_url: unix:/run/redis.sock?db=3", "    redis_password: ${SECRET}",
+                    "    redis_key_prefix: \"app:\"", "    claim_ttl: 5s", "    redis_timeout: 250ms"}),
+              {{"SECRET", "s3"}, {"REDIS_URL", "redis://ignored:1/0"}, {"REDIS_PASSWORD", "ignored"}});
+  EXPECT_EQ(c.ingestion.dedup.redis_url, "unix:/run/redis.sock?db=3");
+  EXPECT_EQ(c.ingestion.dedup.redis_password, "s3");
+  EXPECT_EQ(c.ingestion.dedup.redis_key_prefix, "app:");
+  EXPECT_EQ(c.ingestion.dedup.claim_ttl_ms, 5000);
+  EXPECT_EQ(c.ingestion.dedup.redis_timeout_ms, 250);
+  // The embedded store reads none of it (a broken $REDIS_URL does not matter there).
+  c = load_ok(yaml({"ingestion:", "  dedup: {key: id}"}), {{"REDIS_URL", "nonsense"}});
+  EXPECT_EQ(c.ingestion.dedup.store, "embedded");
+  EXPECT_EQ(c.ingestion.dedup.redis_url, "");
+}
+
+TEST(ConfigTest, DedupRedisKeyErrorsHavePositions) {
+  EXPECT_EQ(error_of(yaml({"ingestion:", "  dedup:", "    key: id", "    redis_url: redis://x"})),
+            "p.yaml:4:16: ingestion.dedup.redis_url: applies only to store: redis (store is "
+            "embedded)");
+  EXPECT_EQ(error_of(yaml({"ingestion:", "  dedup:", "    key: id", "    store: redis",
+                           "    redis_url: http://cache:6379"})),
+            "p.yaml:5:16: ingestion.dedup.redis_url: expected redis://[:password@]host[:port][/db] "
+            "or unix:/path/to/redis.sock");
+  EXPECT_EQ(error_of(yaml({"ingestion:", "  dedup:", "    key: id", "    store: redis",
+                           "    redis_url: redis://cache:99999/0"})),
+            "p.yaml:5:16: ingestion.dedup.redis_url: the port must be a number from 1 to 65535");
+  EXPECT_EQ(error_of(yaml({"ingestion:", "  dedup:", "    key: id", "    store: redis",
+                           "    claim_ttl: 10ms"})),
+            "p.yaml:5:16: ingestion.dedup.claim_ttl: must be between 100 and 86400000, got \"10ms\" "
+            "(= 10)");
+  EXPECT_EQ(error_of(yaml({"ingestion:", "  dedup:", "    key: id", "    store: redis",
+                           "    redis_key_prefix: \"\""})),
+            "p.yaml:5:23: ingestion.dedup.redis_key_prefix: must not be empty");
+  EXPECT_EQ(error_of(yaml({"ingestion:", "  dedup:", "    key: id", "    store: redis",
+                           "    redis_tiemout: 1s"})),
+            "p.yaml:5:5: ingestion.dedup.redis_tiemout: unknown key (did you mean "
+            "\"redis_timeout\"?)");
+  // A bad $REDIS_URL is reported at `store`, the key that made it matter.
+  EXPECT_EQ(error_of(yaml({"ingestion:", "  dedup:", "    key: id", "    store: redis"}),
+                     {{"REDIS_URL", "rediss://cache:6379"}}),
+            "p.yaml:4:12: ingestion.dedup.store: $REDIS_URL: rediss:// (TLS) is not supported by "
+            "this build; use redis:// or a unix: socket");
+}
+
+TEST(ConfigTest, RedisUrlForms) {
+  config::RedisUrl u;
+  ASSERT_EQ(config::parse_redis_url("redis://127.0.0.1:6379/0", &u), "");
+  EXPECT_EQ(u.host, "127.0.0.1");
+  EXPECT_EQ(u.port, 6379);
+  EXPECT_EQ(u.db, 0);
+  EXPECT_EQ(u.password, "");
+  ASSERT_EQ(config::parse_redis_url("redis://cache", &u), "");
+  EXPECT_EQ(u.host, "cache");
+  EXPECT_EQ(u.port, 6379);
+  ASSERT_EQ(config::parse_redis_url("redis://:p%40ss%2Fw:rd@cache:7000/15", &u), "");
+  EXPECT_EQ(u.user, "");
+  EXPECT_EQ(u.password, "p@ss/w:rd");
+  EXPECT_EQ(u.port, 7000);
+  EXPECT_EQ(u.db, 15);
+  EXPECT_EQ(u.describe(), "cache:7000/15");  // never the password
+  ASSERT_EQ(config::parse_redis_url("redis://app:pw@[::1]:6380?db=4", &u), "");
+  EXPECT_EQ(u.user, "app");
+  EXPECT_EQ(u.password, "pw");
+  EXPECT_EQ(u.host, "::1");
+  EXPECT_EQ(u.port, 6380);
+  EXPECT_EQ(u.db, 4);
+  EXPECT_EQ(u.describe(), "[::1]:6380/4");
+  ASSERT_EQ(config::parse_redis_url("unix:/run/redis/redis.sock?db=2", &u), "");
+  EXPECT_EQ(u.socket_path, "/run/redis/redis.sock");
+  EXPECT_EQ(u.db, 2);
+  ASSERT_EQ(config::parse_redis_url("unix:///tmp/r.sock", &u), "");
+  EXPECT_EQ(u.socket_path, "/tmp/r.sock");
+  EXPECT_EQ(u.describe(), "unix:/tmp/r.sock/0");
+  for (const char* bad : {"", "cache:6379", "redis://", "redis://:pw@", "redis://h:0", "redis://h:x",
+                          "redis://h:/0", "redis://h/db1", "redis://h?x=1", "redis://[::1", "unix:",
+                          "unix:relative.sock", "redis://:%zz@h", "rediss://h"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_NE(config::parse_redis_url(bad, &u), "");
+  }
+  EXPECT_EQ(config::parse_redis_url("redis://:secret@h:0", &u).find("secret"), std::string::npos);
 }
 
 TEST(ConfigTest, QuickstartExample) {
