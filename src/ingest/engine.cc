@@ -985,6 +985,15 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   if (dlq_partitions > 0) total += dead.size();
   if (queued.fetch_add(total, std::memory_order_acq_rel) + total > cfg.max_queue_size && total > 0) {
     queued.fetch_sub(total, std::memory_order_acq_rel);
+    if (dedup_on) {  // give the claims back: a retry of this request must not be "in flight"
+      std::vector<ingest::DedupKey> claimed;
+      for (const auto& [tp, keys] : keys_by_part) {
+        for (const auto& k : keys) {
+          if (k.lo != 0 || k.hi != 0) claimed.push_back(k);
+        }
+      }
+      if (!claimed.empty()) dedup->release(claimed.data(), claimed.size());
+    }
     return fail(IngestStatus::kOverloaded,
                 "ingestion queue is full (" + std::to_string(cfg.max_queue_size) + " events)");
   }

@@ -716,5 +716,20 @@ TEST(IngestEngineTest, TransformsRunBeforeKeyRoutingAndDedup) {
   EXPECT_EQ(dlq[1], "{\"uid\":\"u3\",\"n\":\"many\"}");
 }
 
+TEST(IngestEngineTest, ARequestRefusedForAFullQueueReleasesItsDedupClaims) {
+  IngestionConfig cfg;
+  cfg.max_queue_size = 2;
+  cfg.dedup.fields = {"id"};
+  Fixture f(cfg);
+  auto r = f.send("{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n");
+  ASSERT_EQ(r.status, IngestStatus::kOverloaded);
+  // The retry is stored: the refused request's keys are neither in flight nor stored.
+  r = f.send("{\"id\":1}\n{\"id\":2}\n");
+  EXPECT_EQ(r.status, IngestStatus::kOk);
+  EXPECT_EQ(r.accepted, 2u);
+  EXPECT_EQ(r.rejected, 0u) << (r.errors.empty() ? "" : r.errors[0].reason);
+  EXPECT_EQ(f.all("events").size(), 2u);
+}
+
 }  // namespace
 }  // namespace spate
