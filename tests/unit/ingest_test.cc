@@ -389,6 +389,44 @@ TEST(DedupStoreTest, ClaimCommitReleaseAndTtl) {
   EXPECT_FALSE(ingest::DedupKey::from_hex("xyz", &back));
 }
 
+// A key in flight while the snapshot is written may already be durable and be committed after
+// the snapshot: a restart from that snapshot must still know it (the replay starts early enough).
+TEST(DedupStoreTest, KeyDurableBeforeASnapshotButCommittedAfterItSurvivesARestart) {
+  testing::TempDir dir;
+  LogConfig lc;
+  lc.data_dir = dir.sub("log");
+  auto log = std::move(open_embedded_log(lc)).value();
+  ASSERT_TRUE(log->create_topic({"events", 1}).ok());
+  ingest::EmbeddedDedupOptions o;
+  o.dir = dir.sub("dedup");
+  const int64_t now = system_clock()->now_ms();
+  for (int round = 0; round < 3; ++round) {  // round 0: claimed before the first checkpoint
+    auto store = std::move(ingest::open_embedded_dedup(o, *log)).value();
+    for (int c = 0; c < round; ++c) ASSERT_TRUE(store->checkpoint(*log).ok());
+    ingest::DedupKey k{42, static_cast<uint64_t>(round + 1)};
+    ingest::DedupState st;
+    ASSERT_TRUE(store->claim(&k, 1, now, &st).ok());
+    ASSERT_EQ(st, ingest::DedupState::kNew);
+    // The event is appended (durable) with its key header ...
+    std::string hex = k.hex();
+    RecordHeader h{"spate.dedup", hex};
+    RecordIn rec;
+    rec.value = "{}";
+    rec.timestamp_ms = now;
+    rec.headers = &h;
+    rec.header_count = 1;
+    ASSERT_TRUE(log->append("events", 0, &rec, 1).ok());
+    // ... a snapshot is taken while the key is still in flight, then the key is committed, and
+    // the process dies before the next snapshot.
+    ASSERT_TRUE(store->checkpoint(*log).ok());
+    store->commit(&k, 1, now);
+    store.reset();
+    auto reopened = std::move(ingest::open_embedded_dedup(o, *log)).value();
+    ASSERT_TRUE(reopened->claim(&k, 1, now, &st).ok());
+    EXPECT_EQ(st, ingest::DedupState::kDuplicate) << "round " << round;
+  }
+}
+
 TEST(DedupStoreTest, BoundedMemoryEvictsOldestKeys) {
   testing::TempDir dir;
   LogConfig lc;

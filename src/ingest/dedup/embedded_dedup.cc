@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <climits>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -46,19 +48,24 @@ struct KeyHash {
 };
 
 constexpr size_t kShards = 16;
-constexpr int64_t kInFlight = -1;  // expiry value of a claimed, not yet committed key
+// A claimed, not yet committed key holds -(1 + g) instead of an expiry, g being the checkpoint
+// generation in which it was claimed (see checkpoint()).
+inline bool in_flight(int64_t v) { return v < 0; }
+inline int64_t in_flight_value(uint64_t gen) { return -1 - static_cast<int64_t>(gen); }
+inline uint64_t generation_of(int64_t v) { return static_cast<uint64_t>(-1 - v); }
 
 class EmbeddedDedup final : public DedupStore {
  public:
   explicit EmbeddedDedup(EmbeddedDedupOptions o) : opts_(std::move(o)) {}
 
   Status claim(const DedupKey* keys, size_t n, int64_t now_ms, DedupState* out) override {
+    const int64_t claimed = in_flight_value(generation_.load(std::memory_order_acquire));
     for (size_t i = 0; i < n; ++i) {
       Shard& s = shard(keys[i]);
       std::lock_guard lk(s.mu);
       auto it = s.map.find(keys[i]);
       if (it != s.map.end()) {
-        if (it->second == kInFlight) {
+        if (in_flight(it->second)) {
           out[i] = DedupState::kInFlight;
           continue;
         }
@@ -67,7 +74,7 @@ class EmbeddedDedup final : public DedupStore {
           continue;
         }
       }
-      s.map[keys[i]] = kInFlight;
+      s.map[keys[i]] = claimed;
       out[i] = DedupState::kNew;
     }
     return Status::Ok();
@@ -83,7 +90,7 @@ class EmbeddedDedup final : public DedupStore {
       Shard& s = shard(keys[i]);
       std::lock_guard lk(s.mu);
       auto it = s.map.find(keys[i]);
-      if (it != s.map.end() && it->second == kInFlight) s.map.erase(it);
+      if (it != s.map.end() && in_flight(it->second)) s.map.erase(it);
     }
   }
 
@@ -99,30 +106,55 @@ class EmbeddedDedup final : public DedupStore {
 
   // Snapshot: "SPDD1\n", then the log's end offsets as text lines "topic p0 p1 ...", a blank
   // line, then binary entries (u64 hi, u64 lo, i64 expiry), then a CRC32C of the whole.
+  //
+  // The replay on start must cover every key that is durable in the log but not in the
+  // snapshot. Keys committed before the scan below are in it; a key still in flight during the
+  // scan may already be durable and be committed later, so the replay must start at or before
+  // its record: each checkpoint bumps the generation and then reads the end offsets, and a key
+  // claimed in generation g was claimed after checkpoint g-1 read its offsets, so its record
+  // lies after those. The snapshot records the offsets of generation (oldest in-flight g) - 1,
+  // or this checkpoint's own when nothing was in flight.
   Status checkpoint(Log& log) override {
     if (opts_.dir.empty()) return Status::Ok();
-    std::string out = "SPDD1\n";
-    // Offsets first: keys committed after this point are also in the log after these offsets.
-    for (const std::string& topic : log.list_topics()) {
-      auto info = log.describe_topic(topic);
-      if (!info.ok()) continue;
-      out += topic;
-      for (const auto& p : info->partition_info) out += " " + std::to_string(p.end_offset);
-      out += "\n";
-    }
-    out += "\n";
+    const uint64_t gen = generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    offsets_by_gen_.emplace_back(gen, end_offsets(log));
+    while (offsets_by_gen_.size() > kKeptGenerations) offsets_by_gen_.pop_front();
+    std::string entries;
+    uint64_t oldest_in_flight = UINT64_MAX;
     int64_t now = system_clock()->now_ms();
     for (const Shard& s : shards_) {
       std::lock_guard lk(s.mu);
       for (const auto& [k, exp] : s.map) {
-        if (exp == kInFlight || exp <= now) continue;
+        if (in_flight(exp)) {
+          oldest_in_flight = std::min(oldest_in_flight, generation_of(exp));
+          continue;
+        }
+        if (exp <= now) continue;
         char b[24];
         std::memcpy(b, &k.hi, 8);
         std::memcpy(b + 8, &k.lo, 8);
         std::memcpy(b + 16, &exp, 8);
-        out.append(b, 24);
+        entries.append(b, 24);
       }
     }
+    // Offsets to replay from; none known (older than what is kept): the whole log.
+    static const std::map<std::string, std::vector<int64_t>> kFromStart;
+    const std::map<std::string, std::vector<int64_t>>* from = &offsets_by_gen_.back().second;
+    if (oldest_in_flight != UINT64_MAX) {
+      from = &kFromStart;
+      for (const auto& [g, offsets] : offsets_by_gen_) {
+        // Generation 0's offsets were read at open, before any claim.
+        if (g + 1 == oldest_in_flight || (g == 0 && oldest_in_flight == 0)) from = &offsets;
+      }
+    }
+    std::string out = "SPDD1\n";
+    for (const auto& [topic, offsets] : *from) {
+      out += topic;
+      for (int64_t o : offsets) out += " " + std::to_string(o);
+      out += "\n";
+    }
+    out += "\n";
+    out += entries;
     uint32_t crc = crc32c::value(out.data(), out.size());
     out.append(reinterpret_cast<const char*>(&crc), 4);
     SPATE_RETURN_IF_ERROR(default_fs()->create_dirs(opts_.dir));
@@ -164,6 +196,9 @@ class EmbeddedDedup final : public DedupStore {
         // A corrupt snapshot is ignored: the replay below then covers the whole log.
       }
     }
+    // Keys claimed from now on have their records after the current end: generation 0's offsets.
+    offsets_by_gen_.clear();
+    offsets_by_gen_.emplace_back(0, end_offsets(log));
     // Replay: every stored event since the snapshot carries its key in `spate.dedup`.
     int64_t now = system_clock()->now_ms();
     return for_each_record_since(log, from, [&](const FetchResult& fr, const RecordView& r) {
@@ -181,7 +216,7 @@ class EmbeddedDedup final : public DedupStore {
  private:
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<DedupKey, int64_t, KeyHash> map;  // key -> expiry ms (or kInFlight)
+    std::unordered_map<DedupKey, int64_t, KeyHash> map;  // key -> expiry ms (or in flight)
     std::deque<std::pair<int64_t, DedupKey>> order;      // committed keys by expiry
     uint64_t evicted = 0;
   };
@@ -206,8 +241,13 @@ class EmbeddedDedup final : public DedupStore {
     }
   }
 
+  static constexpr size_t kKeptGenerations = 64;
+
   EmbeddedDedupOptions opts_;
   std::array<Shard, kShards> shards_;
+  std::atomic<uint64_t> generation_{0};
+  // End offsets read by each recent checkpoint (checkpoint() is called by one thread at a time).
+  std::deque<std::pair<uint64_t, std::map<std::string, std::vector<int64_t>>>> offsets_by_gen_;
 };
 
 }  // namespace
