@@ -69,6 +69,17 @@ void append_element_json(const simdjson::dom::element& e, std::string& out) {
   }
 }
 
+std::string json_excerpt(const simdjson::dom::element& e, size_t max_len) {
+  std::string out;
+  append_element_json(e, out);
+  if (out.size() > max_len && max_len > 3) {
+    size_t cut = max_len - 3;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out = out.substr(0, cut) + "...";
+  }
+  return out;
+}
+
 void JsonEdit::reset(const simdjson::dom::element& root) {
   nodes_.clear();
   members_.clear();

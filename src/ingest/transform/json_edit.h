@@ -29,6 +29,10 @@ namespace spate::ingest {
 /// fraction or exponent). No allocation beyond `out`'s growth.
 void append_element_json(const simdjson::dom::element& e, std::string& out);
 
+/// `e` as minified JSON for messages, cut at about `max_len` bytes (on a UTF-8 boundary) with
+/// "..." appended.
+std::string json_excerpt(const simdjson::dom::element& e, size_t max_len = 80);
+
 class JsonEdit {
  public:
   /// A node of the overlay, or kNone.

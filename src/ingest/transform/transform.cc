@@ -216,7 +216,7 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       simdjson::dom::element e;
       bool present = false;
       if (!resolve(s, fields[0], &e, &present, reason)) return false;
-      if (!present || e.is_null()) return true;
+      if (!present || e.is_null()) return true;  // absent and null values are left alone
       s.value.clear();
       std::string_view sv;
       const bool is_str = !e.get_string().get(sv);
@@ -236,10 +236,8 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
           } else if (is_str && parse_double_text(sv, &d) && std::fabs(d) < 9.2e18) {
             i = static_cast<int64_t>(std::trunc(d));
           } else {
-            std::string shown;
-            append_element_json(e, shown);
-            if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
-            return fail(reason, fmt::format("{} = {} cannot be cast to int", fields[0], shown));
+            return fail(reason, fmt::format("{} = {} cannot be cast to int", fields[0],
+                                            json_excerpt(e, 60)));
           }
           char buf[24];
           auto r = std::to_chars(buf, buf + sizeof buf, i);
@@ -254,10 +252,8 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
             d = b ? 1 : 0;
           } else if (is_str && parse_double_text(sv, &d)) {
           } else {
-            std::string shown;
-            append_element_json(e, shown);
-            if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
-            return fail(reason, fmt::format("{} = {} cannot be cast to double", fields[0], shown));
+            return fail(reason, fmt::format("{} = {} cannot be cast to double", fields[0],
+                                            json_excerpt(e, 60)));
           }
           append_double(s.value, d);
           break;
@@ -285,10 +281,8 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
                                 sv == "no")) {
             b = false;
           } else {
-            std::string shown;
-            append_element_json(e, shown);
-            if (shown.size() > 60) shown = shown.substr(0, 57) + "...";
-            return fail(reason, fmt::format("{} = {} cannot be cast to bool", fields[0], shown));
+            return fail(reason, fmt::format("{} = {} cannot be cast to bool", fields[0],
+                                            json_excerpt(e, 60)));
           }
           s.value = b ? "true" : "false";
           break;
@@ -302,7 +296,7 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       simdjson::dom::element e;
       bool present = false;
       if (!resolve(s, fields[0], &e, &present, reason)) return false;
-      if (!present || e.is_null()) return true;
+      if (!present || e.is_null()) return true;  // absent and null values are left alone
       thread_local std::string buf;
       std::string_view text;
       s.value.clear();
@@ -342,7 +336,7 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       simdjson::dom::element e;
       bool present = false;
       if (!resolve(s, fields[0], &e, &present, reason)) return false;
-      if (!present || e.is_null()) return true;
+      if (!present || e.is_null()) return true;  // absent and null values are left alone
       thread_local std::string buf;
       std::string_view text;
       if (!scalar_text(e, buf, &text)) {

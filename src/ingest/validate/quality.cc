@@ -32,16 +32,7 @@ std::string duration_text(int64_t ms) {
   return out;
 }
 
-std::string shown(const simdjson::dom::element& e) {
-  std::string out;
-  append_element_json(e, out);
-  if (out.size() > 80) {
-    size_t cut = 77;
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
-    out = out.substr(0, cut) + "...";
-  }
-  return out;
-}
+std::string shown(const simdjson::dom::element& e) { return json_excerpt(e); }
 
 std::string number_text(double d) { return fmt::format("{}", d); }
 
