@@ -44,7 +44,8 @@ bool flush(Scratch& s, std::string* reason) {
   s.out.reserve(n + simdjson::SIMDJSON_PADDING);
   const int next = s.current == 0 ? 1 : 0;
   if (auto err = s.parsers[next].parse(s.out.data(), n, false).get(s.doc)) {
-    *reason = std::string("transformed event is not valid JSON: ") + simdjson::error_message(err);
+    *reason = std::string("the transformed event could not be parsed again: ") +
+              simdjson::error_message(err);
     return false;
   }
   s.current = next;
