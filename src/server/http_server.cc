@@ -1,6 +1,7 @@
-// HttpServer on Boost.Beast: one strand per connection, callback style, on an io_context run
-// by `io_threads` threads. The only translation units that include Beast are this one and
-// http_client.cc.
+// HttpServer on Boost.Beast, callback style: `io_threads` threads, each running an io_context of
+// its own (no locks shared between the threads); a connection lives on one of them (accepted
+// round-robin), so its handlers never run concurrently without needing a strand. The only
+// translation units that include Beast are this one and http_client.cc.
 #include "server/http_server.h"
 
 #include <algorithm>
@@ -10,7 +11,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -344,10 +344,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (h == nullptr) return send(std::move(error), version, keep_alive, head_only);
     if (h->sync) return send(call_sync(h->sync, req), version, keep_alive, head_only);
     // Asynchronous: the connection reads nothing more until the handler responds (from any
-    // thread); the response is written on this connection's strand.
+    // thread); the response is written on this connection's I/O thread — right away when the
+    // handler responds from within this call (dispatch then runs it inline).
     auto self = shared_from_this();
     HttpResponder respond = [self, version, keep_alive, head_only](HttpResponse r) {
-      net::post(self->stream_.get_executor(),
+      net::dispatch(self->stream_.get_executor(),
                 [self, r = std::move(r), version, keep_alive, head_only]() mutable {
                   self->send(std::move(r), version, keep_alive, head_only);
                 });
@@ -442,11 +443,13 @@ struct HttpServer::Impl {
   std::mutex mu;  // serializes start/stop/route; never taken by I/O threads
   std::atomic<bool> running{false};
   std::atomic<uint16_t> port{0};
-  std::unique_ptr<net::io_context> ioc;
+  // One io_context per I/O thread; the acceptor is on the first.
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  size_t next_ioc = 0;  // round-robin for accepted connections (acceptor's thread only)
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<net::steady_timer> accept_backoff;
   std::shared_ptr<ServerState> state;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
 
   std::mutex done_mu;
@@ -454,7 +457,8 @@ struct HttpServer::Impl {
   int threads_running = 0;
 
   void do_accept() {
-    acceptor->async_accept(net::make_strand(*ioc), [this](beast::error_code ec, tcp::socket s) {
+    net::io_context& target = *iocs[next_ioc++ % iocs.size()];
+    acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket s) {
       if (state->stopping.load() || ec == net::error::operation_aborted) return;
       if (ec) {
         // E.g. EMFILE: retry shortly instead of spinning.
@@ -477,10 +481,10 @@ struct HttpServer::Impl {
     });
   }
 
-  void run_thread() {
+  void run_thread(net::io_context& ioc) {
     for (;;) {
       try {
-        ioc->run();
+        ioc.run();
         break;
       } catch (const std::exception& e) {
         std::fprintf(stderr, "spate: http server: unexpected exception: %s\n", e.what());
@@ -553,7 +557,9 @@ Status HttpServer::start() {
   std::string where = cfg.host + ":" + std::to_string(cfg.port);
   int threads = std::max(cfg.io_threads, 1);
 
-  auto ioc = std::make_unique<net::io_context>(threads);
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  for (int i = 0; i < threads; ++i) iocs.push_back(std::make_unique<net::io_context>(1));
+  net::io_context* ioc = iocs.front().get();
   std::string host = cfg.host;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
@@ -571,7 +577,7 @@ Status HttpServer::start() {
   }
   tcp::endpoint endpoint(addr, cfg.port);
 
-  auto acceptor = std::make_unique<tcp::acceptor>(net::make_strand(*ioc));
+  auto acceptor = std::make_unique<tcp::acceptor>(*ioc);
   auto fail = [&](const char* step) {
     return IoError("http server: " + std::string(step) + " " + where + ": " + ec.message());
   };
@@ -589,14 +595,18 @@ Status HttpServer::start() {
   auto state = std::make_shared<ServerState>();
   state->cfg = cfg;
   state->routes = m.routes;
-  m.ioc = std::move(ioc);
+  m.iocs = std::move(iocs);
+  m.next_ioc = 0;
   m.acceptor = std::move(acceptor);
   m.accept_backoff = std::make_unique<net::steady_timer>(m.acceptor->get_executor());
   m.state = std::move(state);
-  m.work.emplace(net::make_work_guard(*m.ioc));
+  for (auto& c : m.iocs) m.work.push_back(net::make_work_guard(*c));
   m.do_accept();
   m.threads_running = threads;
-  for (int i = 0; i < threads; ++i) m.threads.emplace_back([&m] { m.run_thread(); });
+  for (int i = 0; i < threads; ++i) {
+    net::io_context* c = m.iocs[static_cast<size_t>(i)].get();
+    m.threads.emplace_back([&m, c] { m.run_thread(*c); });
+  }
   m.running = true;
   return Status::Ok();
 }
@@ -615,7 +625,7 @@ void HttpServer::stop() {
   Impl& m = *impl_;
   if (!m.running) return;
   m.state->stopping.store(true);
-  // Stop accepting: close the acceptor (and the backoff timer) on their strand.
+  // Stop accepting: close the acceptor (and the backoff timer) on their thread.
   net::post(m.acceptor->get_executor(), [&m] {
     beast::error_code ec;
     m.acceptor->close(ec);
@@ -628,13 +638,15 @@ void HttpServer::stop() {
     }
     m.state->conns.clear();
   }
-  m.work.reset();
+  m.work.clear();
   {
     std::unique_lock done_lock(m.done_mu);
     bool done = m.done_cv.wait_for(
         done_lock, std::chrono::milliseconds(std::max<int64_t>(m.cfg.shutdown_grace_ms, 0)),
         [&m] { return m.threads_running == 0; });
-    if (!done) m.ioc->stop();  // in-flight writes took too long: abandon them
+    if (!done) {  // in-flight writes took too long: abandon them
+      for (auto& c : m.iocs) c->stop();
+    }
   }
   for (auto& t : m.threads) t.join();
   m.threads.clear();
@@ -644,7 +656,7 @@ void HttpServer::stop() {
   m.acceptor->close(ec);
   m.accept_backoff.reset();
   m.acceptor.reset();
-  m.ioc.reset();
+  m.iocs.clear();
   m.state.reset();
   m.running = false;
   m.port = 0;
