@@ -97,6 +97,7 @@ struct RequestState {
   Status failure;
   SteadyClock::time_point started;
   SourceMetrics* metrics = nullptr;
+  Histogram* hist = nullptr;  // ingestion_processing_seconds, observed on answering
   ingest::DedupStore* dedup = nullptr;
 };
 
@@ -365,6 +366,9 @@ void Appender::complete(RequestState& req) {
   }
   auto done = std::move(req.done);
   req.responded = true;
+  if (req.hist != nullptr) {
+    req.hist->observe(std::chrono::duration<double>(SteadyClock::now() - req.started).count());
+  }
   done(std::move(res));
 }
 
@@ -418,7 +422,26 @@ struct DataIngestionEngine::Impl {
   std::mutex ticker_mu;
   std::condition_variable ticker_cv;
 
+  // Engines get distinct ids, so a per-thread cache entry never outlives its engine's meaning.
+  const uint64_t id = next_engine_id.fetch_add(1, std::memory_order_relaxed);
+  static inline std::atomic<uint64_t> next_engine_id{1};
+
   SourceMetrics* source_metrics(const std::string& name) {
+    struct Cached {
+      uint64_t engine = 0;
+      std::string name;
+      SourceMetrics* m = nullptr;
+    };
+    thread_local Cached cached;
+    if (cached.engine == id && cached.name == name) return cached.m;
+    SourceMetrics* m = source_metrics_locked(name);
+    cached.engine = id;
+    cached.name = name;
+    cached.m = m;
+    return m;
+  }
+
+  SourceMetrics* source_metrics_locked(const std::string& name) {
     std::lock_guard lk(source_mu);
     auto it = sources.find(name);
     if (it != sources.end()) return it->second.get();
@@ -899,8 +922,15 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   // Deduplicate: claim the keys of the accepted events. A key stored within the TTL makes the
   // event a duplicate (acknowledged, not stored again); a key still in flight in another request
   // rejects the event with "retry later" (never dropped: the other copy may yet fail).
-  std::map<std::pair<uint32_t, uint32_t>, std::vector<RecordIn>> by_part;
-  std::map<std::pair<uint32_t, uint32_t>, std::vector<ingest::DedupKey>> keys_by_part;
+  // Records (and dedup keys) per target/partition, in (target, partition) order. Usually one
+  // or a few: a linear search, no map.
+  struct PartGroup {
+    uint32_t target;
+    uint32_t part;
+    std::vector<RecordIn> recs;
+    std::vector<ingest::DedupKey> keys;
+  };
+  std::vector<PartGroup> by_part;
   if (dedup_on) {
     std::vector<ingest::DedupKey> want;
     std::vector<size_t> want_idx;
@@ -979,9 +1009,28 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     std::sort(res.errors.begin(), res.errors.end(),
               [](const EventError& x, const EventError& y) { return x.index < y.index; });
   }
-  for (const Accepted& a : accepted_events) {
-    by_part[{a.target, a.part}].push_back(a.rec);
-    keys_by_part[{a.target, a.part}].push_back(a.has_key ? a.key : ingest::DedupKey{});
+  {
+    PartGroup* last = nullptr;
+    for (const Accepted& a : accepted_events) {
+      if (last == nullptr || last->target != a.target || last->part != a.part) {
+        last = nullptr;
+        for (PartGroup& g : by_part) {
+          if (g.target == a.target && g.part == a.part) {
+            last = &g;
+            break;
+          }
+        }
+        if (last == nullptr) {
+          by_part.push_back({a.target, a.part, {}, {}});
+          last = &by_part.back();
+        }
+      }
+      last->recs.push_back(a.rec);
+      if (dedup_on) last->keys.push_back(a.has_key ? a.key : ingest::DedupKey{});
+    }
+    std::sort(by_part.begin(), by_part.end(), [](const PartGroup& x, const PartGroup& y) {
+      return x.target != y.target ? x.target < y.target : x.part < y.part;
+    });
   }
   // Dead letters carry the reason, source and index as headers.
   if (dlq_partitions > 0 && !dead.empty()) {
@@ -1004,7 +1053,7 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   }
   // Reserve queue space for everything this request appends, or refuse it whole.
   size_t total = 0;
-  for (const auto& [tp, recs] : by_part) total += recs.size();
+  for (const PartGroup& g : by_part) total += g.recs.size();
   if (dlq_partitions > 0) total += dead.size();
   if (queued.fetch_add(total, std::memory_order_acq_rel) + total > cfg.max_queue_size && total > 0) {
     queued.fetch_sub(total, std::memory_order_acq_rel);
@@ -1019,13 +1068,14 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   state->metrics->queue_size->add(static_cast<double>(total));
 
   std::vector<std::unique_ptr<Submission>> subs;
-  for (auto& [tp, recs] : by_part) {
+  subs.reserve(by_part.size() + (dead.empty() ? 0 : 1));
+  for (PartGroup& g : by_part) {
     auto s = std::make_unique<Submission>();
     s->req = state;
-    s->topic = targets[tp.first].topic;
-    s->partition = tp.second;
-    s->records = std::move(recs);
-    if (dedup_on) s->claimed = std::move(keys_by_part[tp]);
+    s->topic = targets[g.target].topic;
+    s->partition = g.part;
+    s->records = std::move(g.recs);
+    if (dedup_on) s->claimed = std::move(g.keys);
     subs.push_back(std::move(s));
   }
   if (dlq_partitions > 0 && !dead.empty()) {
@@ -1038,25 +1088,22 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
     state->metrics->dead_lettered->inc(s->records.size());
     subs.push_back(std::move(s));
   }
-  Histogram* hist = processing_seconds;
-  auto user_done = std::move(done);
-  state->done = [hist, started, user_done = std::move(user_done)](IngestResult r) {
-    hist->observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
-    user_done(std::move(r));
-  };
+  state->hist = processing_seconds;  // observed when the request is answered
+  state->done = std::move(done);
   if (subs.empty()) {
     Appender::complete(*state);
     return;
   }
   if (cfg.ack == AckMode::kBuffered) {
     IngestResult early = state->result;
-    auto d = state->done;
+    auto d = std::move(state->done);  // complete() does not touch it once responded is set
     state->responded = true;  // set before any shard can complete the request
     state->remaining.store(static_cast<int>(subs.size()), std::memory_order_release);
     for (auto& s : subs) {
       size_t shard = (std::hash<std::string>{}(s->topic) + s->partition) % shards.size();
       shards[shard]->push(std::move(s));
     }
+    processing_seconds->observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
     d(std::move(early));
     return;
   }

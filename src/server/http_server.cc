@@ -53,6 +53,17 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  char* end = buf + sizeof buf;
+  char* p = end;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  out.append(p, static_cast<size_t>(end - p));
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -83,7 +94,13 @@ std::string url_decode(std::string_view s, bool plus_as_space) {
 
 
 std::string HttpRequest::header(std::string_view name) const {
-  auto it = headers.find(lower(name));
+  char buf[64];
+  if (name.size() > sizeof buf) {
+    auto it = headers.find(lower(name));
+    return it == headers.end() ? std::string() : it->second;
+  }
+  for (size_t i = 0; i < name.size(); ++i) buf[i] = ascii_lower(name[i]);
+  auto it = headers.find(std::string_view(buf, name.size()));
   return it == headers.end() ? std::string() : it->second;
 }
 
@@ -327,9 +344,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     req.remote_address = remote_;
     for (const auto& f : msg) {
       std::string name = lower(std::string_view(f.name_string().data(), f.name_string().size()));
-      std::string value(f.value());
+      std::string_view value(f.value().data(), f.value().size());
       auto [it, inserted] = req.headers.try_emplace(std::move(name), value);
-      if (!inserted) it->second += ", " + value;
+      if (!inserted) {
+        it->second += ", ";
+        it->second += value;
+      }
     }
     req.body = std::move(msg.body());
     unsigned version = msg.version();
@@ -361,31 +381,50 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  // Serializes the response into out_ (reused, so no allocation in steady state) and writes it
+  // with one send: what Beast's serializer would write for the same message, without its
+  // per-field allocations and buffer sequence machinery.
   void send(HttpResponse r, unsigned version, bool keep_alive, bool head_only) {
     if (r.status < 200 || r.status > 999)
       r = HttpResponse::error(500, "handler returned a bad status");
-    res_ = {};
-    res_.version(version == 10 ? 10 : 11);
-    res_.result(static_cast<unsigned>(r.status));
-    res_.set(http::field::server, beast::string_view(kServerHeader.data(), kServerHeader.size()));
-    if (!r.content_type.empty()) res_.set(http::field::content_type, r.content_type);
+    if (state_->stopping.load()) keep_alive = false;
+    close_after_write_ = !keep_alive;
+    const bool http10 = version == 10;
+    out_.clear();
+    out_ += http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    append_uint(out_, static_cast<unsigned>(r.status));
+    out_ += ' ';
+    auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(r.status)));
+    out_.append(reason.data(), reason.size());
+    out_ += "\r\nServer: ";
+    out_ += kServerHeader;
+    if (!r.content_type.empty()) {
+      out_ += "\r\nContent-Type: ";
+      out_ += r.content_type;
+    }
     for (auto& [name, value] : r.headers) {
       if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
           iequals(name, "connection") || iequals(name, "server")) {
         continue;
       }
-      res_.insert(name, value);
+      out_ += "\r\n";
+      out_ += name;
+      out_ += ": ";
+      out_ += value;
     }
     bool no_body = r.status == 204 || r.status == 304;
-    if (!no_body) res_.content_length(r.body.size());
-    if (!no_body && !head_only) res_.body() = std::move(r.body);
-    if (state_->stopping.load()) keep_alive = false;
-    res_.keep_alive(keep_alive);
-    close_after_write_ = !keep_alive;
+    if (!no_body) {
+      out_ += "\r\nContent-Length: ";
+      append_uint(out_, r.body.size());
+    }
+    if (http10 && keep_alive) out_ += "\r\nConnection: keep-alive";
+    if (!http10 && !keep_alive) out_ += "\r\nConnection: close";
+    out_ += "\r\n\r\n";
+    if (!no_body && !head_only) out_ += r.body;
 
     stream_.expires_after(idle());
     writing_ = true;
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    net::async_write(stream_, net::buffer(out_), [self = shared_from_this()](beast::error_code ec, size_t) {
       self->writing_ = false;
       if (ec) return self->close_now();
       if (self->close_after_write_ || self->state_->stopping.load()) {
@@ -423,7 +462,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<ServerState> state_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> res_;
+  std::string out_;  // the response being written
   std::string remote_;
   bool writing_ = false;
   bool close_after_write_ = false;
