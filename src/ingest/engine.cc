@@ -219,7 +219,9 @@ class Appender {
       count = group_.front()->records.size();
     } else {
       records_.clear();
-      for (Submission* s : group_) records_.insert(records_.end(), s->records.begin(), s->records.end());
+      for (Submission* s : group_) {
+        records_.insert(records_.end(), s->records.begin(), s->records.end());
+      }
       recs = records_.data();
       count = records_.size();
     }
@@ -1103,7 +1105,8 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       size_t shard = (std::hash<std::string>{}(s->topic) + s->partition) % shards.size();
       shards[shard]->push(std::move(s));
     }
-    processing_seconds->observe(std::chrono::duration<double>(SteadyClock::now() - started).count());
+    processing_seconds->observe(
+        std::chrono::duration<double>(SteadyClock::now() - started).count());
     d(std::move(early));
     return;
   }

@@ -424,14 +424,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     stream_.expires_after(idle());
     writing_ = true;
-    net::async_write(stream_, net::buffer(out_), [self = shared_from_this()](beast::error_code ec, size_t) {
+    auto on_written = [self = shared_from_this()](beast::error_code ec, size_t) {
       self->writing_ = false;
       if (ec) return self->close_now();
       if (self->close_after_write_ || self->state_->stopping.load()) {
         return self->close_gracefully();
       }
       self->read_request();
-    });
+    };
+    net::async_write(stream_, net::buffer(out_), std::move(on_written));
   }
 
   // Send FIN, then read and discard what the peer still sends (briefly), so that unread
