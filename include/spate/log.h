@@ -178,6 +178,9 @@ class Log {
   virtual Status enforce_retention() = 0;
   /// Flush and fsync everything, stop background work. Idempotent.
   virtual Status close() = 0;
+  /// True if append() may wait for the disk (an fsync per append, `fsync: always`). Callers
+  /// that must not block for long (HTTP I/O threads) then hand appends to threads of their own.
+  virtual bool append_waits_for_disk() const { return true; }
 };
 
 /// OK if `name` is a valid topic name: 1-200 characters of [a-zA-Z0-9._-], not "." or "..".

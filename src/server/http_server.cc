@@ -1,6 +1,7 @@
-// HttpServer on Boost.Beast: one strand per connection, callback style, on an io_context run
-// by `io_threads` threads. The only translation units that include Beast are this one and
-// http_client.cc.
+// HttpServer on Boost.Beast, callback style: `io_threads` threads, each running an io_context of
+// its own (no locks shared between the threads); a connection lives on one of them (accepted
+// round-robin), so its handlers never run concurrently without needing a strand. The only
+// translation units that include Beast are this one and http_client.cc.
 #include "server/http_server.h"
 
 #include <algorithm>
@@ -10,7 +11,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -53,6 +53,17 @@ std::string lower(std::string_view s) {
   return out;
 }
 
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  char* end = buf + sizeof buf;
+  char* p = end;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  out.append(p, static_cast<size_t>(end - p));
+}
+
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -83,7 +94,13 @@ std::string url_decode(std::string_view s, bool plus_as_space) {
 
 
 std::string HttpRequest::header(std::string_view name) const {
-  auto it = headers.find(lower(name));
+  char buf[64];
+  if (name.size() > sizeof buf) {
+    auto it = headers.find(lower(name));
+    return it == headers.end() ? std::string() : it->second;
+  }
+  for (size_t i = 0; i < name.size(); ++i) buf[i] = ascii_lower(name[i]);
+  auto it = headers.find(std::string_view(buf, name.size()));
   return it == headers.end() ? std::string() : it->second;
 }
 
@@ -327,9 +344,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     req.remote_address = remote_;
     for (const auto& f : msg) {
       std::string name = lower(std::string_view(f.name_string().data(), f.name_string().size()));
-      std::string value(f.value());
+      std::string_view value(f.value().data(), f.value().size());
       auto [it, inserted] = req.headers.try_emplace(std::move(name), value);
-      if (!inserted) it->second += ", " + value;
+      if (!inserted) {
+        it->second += ", ";
+        it->second += value;
+      }
     }
     req.body = std::move(msg.body());
     unsigned version = msg.version();
@@ -344,10 +364,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (h == nullptr) return send(std::move(error), version, keep_alive, head_only);
     if (h->sync) return send(call_sync(h->sync, req), version, keep_alive, head_only);
     // Asynchronous: the connection reads nothing more until the handler responds (from any
-    // thread); the response is written on this connection's strand.
+    // thread); the response is written on this connection's I/O thread — right away when the
+    // handler responds from within this call (dispatch then runs it inline).
     auto self = shared_from_this();
     HttpResponder respond = [self, version, keep_alive, head_only](HttpResponse r) {
-      net::post(self->stream_.get_executor(),
+      net::dispatch(self->stream_.get_executor(),
                 [self, r = std::move(r), version, keep_alive, head_only]() mutable {
                   self->send(std::move(r), version, keep_alive, head_only);
                 });
@@ -360,38 +381,58 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
+  // Serializes the response into out_ (reused, so no allocation in steady state) and writes it
+  // with one send: what Beast's serializer would write for the same message, without its
+  // per-field allocations and buffer sequence machinery.
   void send(HttpResponse r, unsigned version, bool keep_alive, bool head_only) {
     if (r.status < 200 || r.status > 999)
       r = HttpResponse::error(500, "handler returned a bad status");
-    res_ = {};
-    res_.version(version == 10 ? 10 : 11);
-    res_.result(static_cast<unsigned>(r.status));
-    res_.set(http::field::server, beast::string_view(kServerHeader.data(), kServerHeader.size()));
-    if (!r.content_type.empty()) res_.set(http::field::content_type, r.content_type);
+    if (state_->stopping.load()) keep_alive = false;
+    close_after_write_ = !keep_alive;
+    const bool http10 = version == 10;
+    out_.clear();
+    out_ += http10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    append_uint(out_, static_cast<unsigned>(r.status));
+    out_ += ' ';
+    auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(r.status)));
+    out_.append(reason.data(), reason.size());
+    out_ += "\r\nServer: ";
+    out_ += kServerHeader;
+    if (!r.content_type.empty()) {
+      out_ += "\r\nContent-Type: ";
+      out_ += r.content_type;
+    }
     for (auto& [name, value] : r.headers) {
       if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
           iequals(name, "connection") || iequals(name, "server")) {
         continue;
       }
-      res_.insert(name, value);
+      out_ += "\r\n";
+      out_ += name;
+      out_ += ": ";
+      out_ += value;
     }
     bool no_body = r.status == 204 || r.status == 304;
-    if (!no_body) res_.content_length(r.body.size());
-    if (!no_body && !head_only) res_.body() = std::move(r.body);
-    if (state_->stopping.load()) keep_alive = false;
-    res_.keep_alive(keep_alive);
-    close_after_write_ = !keep_alive;
+    if (!no_body) {
+      out_ += "\r\nContent-Length: ";
+      append_uint(out_, r.body.size());
+    }
+    if (http10 && keep_alive) out_ += "\r\nConnection: keep-alive";
+    if (!http10 && !keep_alive) out_ += "\r\nConnection: close";
+    out_ += "\r\n\r\n";
+    if (!no_body && !head_only) out_ += r.body;
 
     stream_.expires_after(idle());
     writing_ = true;
-    http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    auto on_written = [self = shared_from_this()](beast::error_code ec, size_t) {
       self->writing_ = false;
       if (ec) return self->close_now();
       if (self->close_after_write_ || self->state_->stopping.load()) {
         return self->close_gracefully();
       }
       self->read_request();
-    });
+    };
+    net::async_write(stream_, net::buffer(out_), std::move(on_written));
   }
 
   // Send FIN, then read and discard what the peer still sends (briefly), so that unread
@@ -422,7 +463,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<ServerState> state_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> res_;
+  std::string out_;  // the response being written
   std::string remote_;
   bool writing_ = false;
   bool close_after_write_ = false;
@@ -442,11 +483,13 @@ struct HttpServer::Impl {
   std::mutex mu;  // serializes start/stop/route; never taken by I/O threads
   std::atomic<bool> running{false};
   std::atomic<uint16_t> port{0};
-  std::unique_ptr<net::io_context> ioc;
+  // One io_context per I/O thread; the acceptor is on the first.
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  size_t next_ioc = 0;  // round-robin for accepted connections (acceptor's thread only)
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<net::steady_timer> accept_backoff;
   std::shared_ptr<ServerState> state;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::thread> threads;
 
   std::mutex done_mu;
@@ -454,7 +497,8 @@ struct HttpServer::Impl {
   int threads_running = 0;
 
   void do_accept() {
-    acceptor->async_accept(net::make_strand(*ioc), [this](beast::error_code ec, tcp::socket s) {
+    net::io_context& target = *iocs[next_ioc++ % iocs.size()];
+    acceptor->async_accept(target, [this](beast::error_code ec, tcp::socket s) {
       if (state->stopping.load() || ec == net::error::operation_aborted) return;
       if (ec) {
         // E.g. EMFILE: retry shortly instead of spinning.
@@ -477,10 +521,10 @@ struct HttpServer::Impl {
     });
   }
 
-  void run_thread() {
+  void run_thread(net::io_context& ioc) {
     for (;;) {
       try {
-        ioc->run();
+        ioc.run();
         break;
       } catch (const std::exception& e) {
         std::fprintf(stderr, "spate: http server: unexpected exception: %s\n", e.what());
@@ -553,7 +597,9 @@ Status HttpServer::start() {
   std::string where = cfg.host + ":" + std::to_string(cfg.port);
   int threads = std::max(cfg.io_threads, 1);
 
-  auto ioc = std::make_unique<net::io_context>(threads);
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  for (int i = 0; i < threads; ++i) iocs.push_back(std::make_unique<net::io_context>(1));
+  net::io_context* ioc = iocs.front().get();
   std::string host = cfg.host;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
@@ -571,7 +617,7 @@ Status HttpServer::start() {
   }
   tcp::endpoint endpoint(addr, cfg.port);
 
-  auto acceptor = std::make_unique<tcp::acceptor>(net::make_strand(*ioc));
+  auto acceptor = std::make_unique<tcp::acceptor>(*ioc);
   auto fail = [&](const char* step) {
     return IoError("http server: " + std::string(step) + " " + where + ": " + ec.message());
   };
@@ -589,14 +635,18 @@ Status HttpServer::start() {
   auto state = std::make_shared<ServerState>();
   state->cfg = cfg;
   state->routes = m.routes;
-  m.ioc = std::move(ioc);
+  m.iocs = std::move(iocs);
+  m.next_ioc = 0;
   m.acceptor = std::move(acceptor);
   m.accept_backoff = std::make_unique<net::steady_timer>(m.acceptor->get_executor());
   m.state = std::move(state);
-  m.work.emplace(net::make_work_guard(*m.ioc));
+  for (auto& c : m.iocs) m.work.push_back(net::make_work_guard(*c));
   m.do_accept();
   m.threads_running = threads;
-  for (int i = 0; i < threads; ++i) m.threads.emplace_back([&m] { m.run_thread(); });
+  for (int i = 0; i < threads; ++i) {
+    net::io_context* c = m.iocs[static_cast<size_t>(i)].get();
+    m.threads.emplace_back([&m, c] { m.run_thread(*c); });
+  }
   m.running = true;
   return Status::Ok();
 }
@@ -615,7 +665,7 @@ void HttpServer::stop() {
   Impl& m = *impl_;
   if (!m.running) return;
   m.state->stopping.store(true);
-  // Stop accepting: close the acceptor (and the backoff timer) on their strand.
+  // Stop accepting: close the acceptor (and the backoff timer) on their thread.
   net::post(m.acceptor->get_executor(), [&m] {
     beast::error_code ec;
     m.acceptor->close(ec);
@@ -628,13 +678,15 @@ void HttpServer::stop() {
     }
     m.state->conns.clear();
   }
-  m.work.reset();
+  m.work.clear();
   {
     std::unique_lock done_lock(m.done_mu);
     bool done = m.done_cv.wait_for(
         done_lock, std::chrono::milliseconds(std::max<int64_t>(m.cfg.shutdown_grace_ms, 0)),
         [&m] { return m.threads_running == 0; });
-    if (!done) m.ioc->stop();  // in-flight writes took too long: abandon them
+    if (!done) {  // in-flight writes took too long: abandon them
+      for (auto& c : m.iocs) c->stop();
+    }
   }
   for (auto& t : m.threads) t.join();
   m.threads.clear();
@@ -644,7 +696,7 @@ void HttpServer::stop() {
   m.acceptor->close(ec);
   m.accept_backoff.reset();
   m.acceptor.reset();
-  m.ioc.reset();
+  m.iocs.clear();
   m.state.reset();
   m.running = false;
   m.port = 0;

@@ -47,7 +47,8 @@ struct HttpRequest {
   std::string target;  // raw request target: "/ingest/orders?dry_run=1"
   std::string path;    // target up to '?', not percent-decoded: "/ingest/orders"
   std::string query;   // after '?' (without it), not decoded: "dry_run=1"
-  std::map<std::string, std::string> headers;  // lower-case names; repeats joined with ", "
+  // Lower-case names; repeats joined with ", ".
+  std::map<std::string, std::string, std::less<>> headers;
   std::string body;
   std::string remote_address;  // "127.0.0.1:53412" (server side only)
 

@@ -1,5 +1,7 @@
 #include "ingest/sources/http_source.h"
 
+#include <charconv>
+
 #include "base/json_escape.h"
 #include "ingest/decode.h"
 
@@ -49,9 +51,10 @@ void handle(DataIngestionEngine& engine, std::string topic, HttpRequest req,
   ir.topic = std::move(topic);
   ir.source.name = "http";
   ir.source.request_id = req.header("x-request-id");
-  if (!format_for(req.header("content-type"), &ir.format)) {
+  const std::string content_type = req.header("content-type");
+  if (!format_for(content_type, &ir.format)) {
     return respond(HttpResponse::error(
-        415, "unsupported Content-Type \"" + req.header("content-type") +
+        415, "unsupported Content-Type \"" + content_type +
                  "\" (use application/json or application/x-ndjson)"));
   }
   std::string encoding = lower_media_type(req.header("content-encoding"));
@@ -95,23 +98,44 @@ int result_http_status(const IngestResult& r) {
 }
 
 std::string result_json(const IngestResult& r) {
-  std::string out = "{";
+  std::string out;
+  out.reserve(64);
+  auto num = [&out](size_t v) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, static_cast<size_t>(end - buf));
+  };
+  out += '{';
   if (r.status != IngestStatus::kOk) {
     out += "\"error\":";
     append_json_quoted(out, r.message);
-    out += ",";
+    out += ',';
   }
-  out += "\"accepted\":" + std::to_string(r.accepted) + ",\"rejected\":" + std::to_string(r.rejected);
+  out += "\"accepted\":";
+  num(r.accepted);
+  out += ",\"rejected\":";
+  num(r.rejected);
   // Counts that are only there when something happened to some events.
-  if (r.duplicates) out += ",\"duplicates\":" + std::to_string(r.duplicates);
-  if (r.dead_lettered) out += ",\"dead_lettered\":" + std::to_string(r.dead_lettered);
-  if (r.dropped) out += ",\"dropped\":" + std::to_string(r.dropped);
+  if (r.duplicates) {
+    out += ",\"duplicates\":";
+    num(r.duplicates);
+  }
+  if (r.dead_lettered) {
+    out += ",\"dead_lettered\":";
+    num(r.dead_lettered);
+  }
+  if (r.dropped) {
+    out += ",\"dropped\":";
+    num(r.dropped);
+  }
   out += ",\"errors\":[";
   for (size_t i = 0; i < r.errors.size(); ++i) {
-    if (i) out += ",";
-    out += "{\"index\":" + std::to_string(r.errors[i].index) + ",\"reason\":";
+    if (i) out += ',';
+    out += "{\"index\":";
+    num(r.errors[i].index);
+    out += ",\"reason\":";
     append_json_quoted(out, r.errors[i].reason);
-    out += "}";
+    out += '}';
   }
   out += "]}";
   return out;

@@ -146,6 +146,8 @@ class EmbeddedLog final : public Log {
     return Status::Ok();
   }
 
+  bool append_waits_for_disk() const override { return cfg_.fsync == FsyncPolicy::kAlways; }
+
   Status create_topic(const TopicSpec& spec) override { return create(spec, false); }
   Status ensure_topic(const TopicSpec& spec) override { return create(spec, true); }
 
