@@ -88,7 +88,6 @@ struct RequestState {
   std::vector<std::string> positions;
   std::vector<RecordHeader> event_headers;  // kHeaderSlots per event
   ByteArena arena;  // transformed events, quality tags
-  std::vector<std::string> dedup_hex;       // owns the spate.dedup header values
   IngestResult result;
   std::function<void(IngestResult)> done;
   bool responded = false;  // buffered acks respond before completion
@@ -966,9 +965,11 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   if (dedup_on) {
     std::vector<ingest::DedupKey> want;
     std::vector<size_t> want_idx;
-    std::vector<std::pair<uint64_t, uint64_t>> seen_here;
     std::vector<bool> dup_here(accepted_events.size(), false);
     std::vector<bool> fanout_copy(accepted_events.size(), false);
+    // Keys repeated within the request: sort (key, position) and mark all but the first.
+    std::vector<std::pair<std::pair<uint64_t, uint64_t>, size_t>> by_key;
+    by_key.reserve(accepted_events.size());
     for (size_t i = 0; i < accepted_events.size(); ++i) {
       const Accepted& a = accepted_events[i];
       if (!a.has_key) continue;
@@ -976,12 +977,15 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
         fanout_copy[i] = true;
         continue;
       }
-      std::pair<uint64_t, uint64_t> k{a.key.hi, a.key.lo};
-      if (std::find(seen_here.begin(), seen_here.end(), k) != seen_here.end()) {
-        dup_here[i] = true;  // repeated within this request
-        continue;
-      }
-      seen_here.push_back(k);
+      by_key.push_back({{a.key.hi, a.key.lo}, i});
+    }
+    std::sort(by_key.begin(), by_key.end());
+    for (size_t j = 1; j < by_key.size(); ++j) {
+      if (by_key[j].first == by_key[j - 1].first) dup_here[by_key[j].second] = true;
+    }
+    for (size_t i = 0; i < accepted_events.size(); ++i) {
+      const Accepted& a = accepted_events[i];
+      if (!a.has_key || fanout_copy[i] || dup_here[i]) continue;
       want.push_back(a.key);
       want_idx.push_back(i);
     }
@@ -1003,7 +1007,6 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
         }
       }
     }
-    state->dedup_hex.reserve(accepted_events.size());
     std::vector<Accepted> kept;
     kept.reserve(accepted_events.size());
     for (size_t i = 0; i < accepted_events.size(); ++i) {
@@ -1028,9 +1031,10 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
         a.rec.headers = accepted_events[i - 1].rec.headers;  // the header was added to the first copy
         a.rec.header_count = accepted_events[i - 1].rec.header_count;
       } else if (a.has_key) {
-        state->dedup_hex.push_back(a.key.hex());
+        char hex[32];
+        a.key.to_hex(hex);
         RecordHeader* h = &state->event_headers[kHeaderSlots * a.index];
-        h[a.rec.header_count] = {"spate.dedup", state->dedup_hex.back()};
+        h[a.rec.header_count] = {"spate.dedup", state->arena.copy(std::string_view(hex, 32))};
         a.rec.headers = h;
         a.rec.header_count += 1;
       }

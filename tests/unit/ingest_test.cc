@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -424,6 +425,60 @@ TEST(DedupStoreTest, KeyDurableBeforeASnapshotButCommittedAfterItSurvivesARestar
     auto reopened = std::move(ingest::open_embedded_dedup(o, *log)).value();
     ASSERT_TRUE(reopened->claim(&k, 1, now, &st).ok());
     EXPECT_EQ(st, ingest::DedupState::kDuplicate) << "round " << round;
+  }
+}
+
+// The store against a model, with keys whose low bits collide (long probe runs in the store's
+// open-addressing table, so that deletions shift entries back): random claims, commits,
+// releases and expiries.
+TEST(DedupStoreTest, MatchesAModelUnderCollidingKeys) {
+  testing::TempDir dir;
+  LogConfig lc;
+  lc.data_dir = dir.sub("log");
+  auto log = std::move(open_embedded_log(lc)).value();
+  ingest::EmbeddedDedupOptions o;
+  o.ttl_ms = 1000;
+  auto store = std::move(ingest::open_embedded_dedup(o, *log)).value();
+  enum class M { kAbsent, kInFlight, kStored };
+  struct Entry {
+    M m = M::kAbsent;
+    int64_t expiry = 0;
+  };
+  std::vector<ingest::DedupKey> keys;
+  for (uint64_t i = 0; i < 600; ++i) keys.push_back({(i % 5) | (i << 40), i * 16 + 3});  // same shard
+  std::vector<Entry> model(keys.size());
+  std::mt19937_64 rng(12345);
+  int64_t now = 1'000'000;
+  for (int op = 0; op < 40000; ++op) {
+    const size_t k = rng() % keys.size();
+    Entry& e = model[k];
+    if (e.m == M::kStored && e.expiry <= now) e.m = M::kAbsent;
+    switch (rng() % 4) {
+      case 0:
+      case 1: {
+        ingest::DedupState st;
+        ASSERT_TRUE(store->claim(&keys[k], 1, now, &st).ok());
+        const auto want = e.m == M::kAbsent     ? ingest::DedupState::kNew
+                          : e.m == M::kInFlight ? ingest::DedupState::kInFlight
+                                                : ingest::DedupState::kDuplicate;
+        ASSERT_EQ(st, want) << "op " << op << " key " << k;
+        if (e.m == M::kAbsent) e.m = M::kInFlight;
+        break;
+      }
+      case 2:
+        if (e.m == M::kInFlight) {
+          store->commit(&keys[k], 1, now);
+          e = {M::kStored, now + o.ttl_ms};
+        }
+        break;
+      case 3:
+        if (e.m == M::kInFlight) {
+          store->release(&keys[k], 1);
+          e.m = M::kAbsent;
+        }
+        break;
+    }
+    if (rng() % 50 == 0) now += 37;  // keys expire as time passes
   }
 }
 

@@ -27,6 +27,8 @@ struct DedupKey {
   uint64_t hi = 0;
   bool operator==(const DedupKey& o) const { return lo == o.lo && hi == o.hi; }
   std::string hex() const;
+  /// The 32 lowercase hex digits of hex(), written to out[0..31] (no allocation).
+  void to_hex(char* out) const;
   static bool from_hex(std::string_view s, DedupKey* out);
 };
 

@@ -16,13 +16,17 @@
 
 namespace spate::ingest {
 
-std::string DedupKey::hex() const {
+void DedupKey::to_hex(char* out) const {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(32, '0');
   for (int i = 0; i < 16; ++i) {
     out[15 - i] = kHex[(hi >> (4 * i)) & 15];
     out[31 - i] = kHex[(lo >> (4 * i)) & 15];
   }
+}
+
+std::string DedupKey::hex() const {
+  std::string out(32, '0');
+  to_hex(out.data());
   return out;
 }
 
@@ -43,9 +47,101 @@ bool DedupKey::from_hex(std::string_view s, DedupKey* out) {
 
 namespace {
 
-struct KeyHash {
-  size_t operator()(const DedupKey& k) const { return static_cast<size_t>(k.lo ^ (k.hi * 31)); }
+// Open-addressing hash table from DedupKey to an int64 (expiry or in-flight marker), linear
+// probing with backward-shift deletion, load factor <= 1/2. Keys are already uniform hashes
+// (xxh3-128), so `lo` is the probe start; a lookup is typically one cache miss (24-byte slots),
+// against two or three for std::unordered_map's buckets and nodes. The all-zero key marks an
+// empty slot; callers never use it (a zero hash becomes lo = 1, see the engine).
+class KeyTable {
+ public:
+  KeyTable() : slots_(16) {}
+
+  int64_t* find(const DedupKey& k) {
+    for (size_t i = home(k);; i = (i + 1) & mask()) {
+      Slot& s = slots_[i];
+      if (s.lo == k.lo && s.hi == k.hi) return &s.value;
+      if (empty(s)) return nullptr;
+    }
+  }
+  const int64_t* find(const DedupKey& k) const { return const_cast<KeyTable*>(this)->find(k); }
+
+  /// The value slot of `k`, inserted (with value `v`) if absent; *inserted says which.
+  int64_t* find_or_insert(const DedupKey& k, int64_t v, bool* inserted) {
+    if ((size_ + 1) * 2 > slots_.size()) grow();
+    for (size_t i = home(k);; i = (i + 1) & mask()) {
+      Slot& s = slots_[i];
+      if (s.lo == k.lo && s.hi == k.hi) {
+        *inserted = false;
+        return &s.value;
+      }
+      if (empty(s)) {
+        s = {k.lo, k.hi, v};
+        ++size_;
+        *inserted = true;
+        return &s.value;
+      }
+    }
+  }
+
+  void erase(const DedupKey& k) {
+    size_t i = home(k);
+    for (;; i = (i + 1) & mask()) {
+      if (slots_[i].lo == k.lo && slots_[i].hi == k.hi) break;
+      if (empty(slots_[i])) return;
+    }
+    // Backward shift: move later members of the probe run into the hole when their home
+    // position does not lie cyclically in (hole, j].
+    size_t hole = i;
+    for (size_t j = (i + 1) & mask(); !empty(slots_[j]); j = (j + 1) & mask()) {
+      const size_t h = home({slots_[j].lo, slots_[j].hi});
+      const bool stays = hole <= j ? (h > hole && h <= j) : (h > hole || h <= j);
+      if (!stays) {
+        slots_[hole] = slots_[j];
+        hole = j;
+      }
+    }
+    slots_[hole] = Slot{};
+    --size_;
+  }
+
+  size_t size() const { return size_; }
+
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const Slot& s : slots_) {
+      if (!empty(s)) f(DedupKey{s.lo, s.hi}, s.value);
+    }
+  }
+
+ private:
+  struct Slot {
+    uint64_t lo = 0;
+    uint64_t hi = 0;
+    int64_t value = 0;
+  };
+  static bool empty(const Slot& s) { return s.lo == 0 && s.hi == 0; }
+  size_t mask() const { return slots_.size() - 1; }
+  size_t home(const DedupKey& k) const { return static_cast<size_t>(k.lo) & mask(); }
+  void grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    size_ = 0;
+    bool ins;
+    for (const Slot& s : old) {
+      if (!empty(s)) find_or_insert({s.lo, s.hi}, s.value, &ins);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
 };
+
+// The all-zero key is the table's empty marker: keys never are zero (the engine maps a zero
+// hash to lo = 1), but keys from a caller or a snapshot are normalized the same way.
+inline DedupKey normalized(DedupKey k) {
+  if (k.lo == 0 && k.hi == 0) k.lo = 1;
+  return k;
+}
 
 constexpr size_t kShards = 16;
 // A claimed, not yet committed key holds -(1 + g) instead of an expiry, g being the checkpoint
@@ -63,18 +159,19 @@ class EmbeddedDedup final : public DedupStore {
     for (size_t i = 0; i < n; ++i) {
       Shard& s = shard(keys[i]);
       std::lock_guard lk(s.mu);
-      auto it = s.map.find(keys[i]);
-      if (it != s.map.end()) {
-        if (in_flight(it->second)) {
+      bool inserted = false;
+      int64_t* v = s.map.find_or_insert(normalized(keys[i]), claimed, &inserted);
+      if (!inserted) {
+        if (in_flight(*v)) {
           out[i] = DedupState::kInFlight;
           continue;
         }
-        if (it->second > now_ms) {
+        if (*v > now_ms) {
           out[i] = DedupState::kDuplicate;
           continue;
         }
+        *v = claimed;  // expired: claim it again
       }
-      s.map[keys[i]] = claimed;
       out[i] = DedupState::kNew;
     }
     return Status::Ok();
@@ -89,8 +186,9 @@ class EmbeddedDedup final : public DedupStore {
     for (size_t i = 0; i < n; ++i) {
       Shard& s = shard(keys[i]);
       std::lock_guard lk(s.mu);
-      auto it = s.map.find(keys[i]);
-      if (it != s.map.end() && in_flight(it->second)) s.map.erase(it);
+      const DedupKey k = normalized(keys[i]);
+      const int64_t* v = s.map.find(k);
+      if (v != nullptr && in_flight(*v)) s.map.erase(k);
     }
   }
 
@@ -124,18 +222,18 @@ class EmbeddedDedup final : public DedupStore {
     int64_t now = system_clock()->now_ms();
     for (const Shard& s : shards_) {
       std::lock_guard lk(s.mu);
-      for (const auto& [k, exp] : s.map) {
+      s.map.for_each([&](const DedupKey& k, int64_t exp) {
         if (in_flight(exp)) {
           oldest_in_flight = std::min(oldest_in_flight, generation_of(exp));
-          continue;
+          return;
         }
-        if (exp <= now) continue;
+        if (exp <= now) return;
         char b[24];
         std::memcpy(b, &k.hi, 8);
         std::memcpy(b + 8, &k.lo, 8);
         std::memcpy(b + 16, &exp, 8);
         entries.append(b, 24);
-      }
+      });
     }
     // Offsets to replay from; none known (older than what is kept): the whole log.
     static const std::map<std::string, std::vector<int64_t>> kFromStart;
@@ -216,27 +314,29 @@ class EmbeddedDedup final : public DedupStore {
  private:
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<DedupKey, int64_t, KeyHash> map;  // key -> expiry ms (or in flight)
+    KeyTable map;  // key -> expiry ms (or in flight)
     std::deque<std::pair<int64_t, DedupKey>> order;      // committed keys by expiry
     uint64_t evicted = 0;
   };
 
   Shard& shard(const DedupKey& k) { return shards_[k.hi % kShards]; }
 
-  void insert(const DedupKey& k, int64_t expiry, int64_t now) {
+  void insert(const DedupKey& key, int64_t expiry, int64_t now) {
+    const DedupKey k = normalized(key);
     Shard& s = shard(k);
     std::lock_guard lk(s.mu);
-    s.map[k] = expiry;
+    bool inserted = false;
+    *s.map.find_or_insert(k, expiry, &inserted) = expiry;
     s.order.emplace_back(expiry, k);
     const size_t cap = std::max<size_t>(1, opts_.max_keys / kShards);
     while (!s.order.empty() && (s.order.front().first <= now || s.map.size() > cap)) {
       auto [exp, key] = s.order.front();
       s.order.pop_front();
-      auto it = s.map.find(key);
+      const int64_t* v = s.map.find(key);
       // Only erase if this queue entry is the key's current expiry (it may have been renewed).
-      if (it != s.map.end() && it->second == exp) {
+      if (v != nullptr && *v == exp) {
         if (exp > now) ++s.evicted;
-        s.map.erase(it);
+        s.map.erase(key);
       }
     }
   }
