@@ -445,7 +445,8 @@ TEST(DedupStoreTest, MatchesAModelUnderCollidingKeys) {
     int64_t expiry = 0;
   };
   std::vector<ingest::DedupKey> keys;
-  for (uint64_t i = 0; i < 600; ++i) keys.push_back({(i % 5) | (i << 40), i * 16 + 3});  // same shard
+  // Colliding low bits, and three shards (hi % 16 = 3, 4, 5).
+  for (uint64_t i = 0; i < 600; ++i) keys.push_back({(i % 5) | (i << 40), i * 16 + 3 + i % 3});
   std::vector<Entry> model(keys.size());
   std::mt19937_64 rng(12345);
   int64_t now = 1'000'000;
@@ -479,6 +480,33 @@ TEST(DedupStoreTest, MatchesAModelUnderCollidingKeys) {
         break;
     }
     if (rng() % 50 == 0) now += 37;  // keys expire as time passes
+    if (rng() % 20 == 0) {  // a batch of distinct keys of several shards, claimed, some committed
+      std::vector<ingest::DedupKey> batch;
+      std::vector<size_t> idx;
+      for (int j = 0; j < 30; ++j) {
+        size_t b = rng() % keys.size();
+        if (std::find(idx.begin(), idx.end(), b) != idx.end()) continue;
+        idx.push_back(b);
+        batch.push_back(keys[b]);
+      }
+      std::vector<ingest::DedupState> st(batch.size());
+      ASSERT_TRUE(store->claim(batch.data(), batch.size(), now, st.data()).ok());
+      for (size_t j = 0; j < batch.size(); ++j) {
+        Entry& e2 = model[idx[j]];
+        if (e2.m == M::kStored && e2.expiry <= now) e2.m = M::kAbsent;
+        const auto want = e2.m == M::kAbsent     ? ingest::DedupState::kNew
+                          : e2.m == M::kInFlight ? ingest::DedupState::kInFlight
+                                                 : ingest::DedupState::kDuplicate;
+        ASSERT_EQ(st[j], want) << "batch at op " << op;
+        if (e2.m == M::kAbsent) {
+          e2.m = M::kInFlight;
+          if (j % 2 == 0) {
+            store->commit(&batch[j], 1, now);
+            e2 = {M::kStored, now + o.ttl_ms};
+          }
+        }
+      }
+    }
   }
 }
 
