@@ -2,12 +2,17 @@
 // clock (no sleeping).
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "base/clock.h"
 #include "process/circuit_breaker.h"
+#include "process/consumer.h"
 #include "process/retry.h"
+#include "test_util.h"
 
 namespace spate {
 namespace {
@@ -199,6 +204,131 @@ TEST(CircuitBreakerTest, OutcomesOfCallsAllowedBeforeItOpenedChangeNothing) {
   b.record_failure();
   EXPECT_EQ(b.state(), BreakerState::kOpen);
   EXPECT_EQ(b.retry_in_ms(), 1000);  // a late failure does not extend the cool-down
+}
+
+// ---------------------------------------------------------------- consumer groups
+
+using process::ConsumerConfig;
+using process::GroupConsumer;
+using process::TopicPartition;
+
+struct LogFixture {
+  testing::TempDir dir;
+  std::unique_ptr<Log> log;
+  LogFixture() {
+    LogConfig lc;
+    lc.data_dir = dir.sub("log");
+    log = std::move(open_embedded_log(lc)).value();
+    EXPECT_TRUE(log->create_topic({"a", 3}).ok());
+    EXPECT_TRUE(log->create_topic({"b", 2}).ok());
+  }
+  void produce(const std::string& topic, uint32_t p, int from, int n) {
+    std::vector<std::string> values;
+    for (int i = from; i < from + n; ++i) values.push_back(topic + std::to_string(p) + ":" + std::to_string(i));
+    std::vector<RecordIn> recs(values.size());
+    for (size_t i = 0; i < values.size(); ++i) recs[i].value = values[i];
+    ASSERT_TRUE(log->append(topic, p, recs.data(), recs.size()).ok());
+  }
+};
+
+std::vector<std::string> values_of(const std::vector<process::PolledBatch>& batches) {
+  std::vector<std::string> out;
+  for (const auto& b : batches) {
+    for (const auto& r : b.records.records()) out.emplace_back(r.value);
+  }
+  return out;
+}
+
+TEST(GroupConsumerTest, ReplicasSplitThePartitionsWithoutOverlap) {
+  LogFixture f;
+  std::set<std::pair<std::string, uint32_t>> seen;
+  size_t total = 0;
+  for (uint32_t r = 0; r < 2; ++r) {
+    GroupConsumer c(f.log.get(), ConsumerConfig{"g", {"b", "a"}, r, 2});
+    ASSERT_TRUE(c.open().ok());
+    for (const auto& tp : c.assignment()) seen.insert({tp.topic, tp.partition});
+    total += c.assignment().size();
+  }
+  EXPECT_EQ(total, 5u);
+  EXPECT_EQ(seen.size(), 5u);
+  GroupConsumer first(f.log.get(), ConsumerConfig{"g", {"a", "b"}, 0, 2});
+  ASSERT_TRUE(first.open().ok());
+  EXPECT_EQ(first.assignment(), (std::vector<TopicPartition>{{"a", 0}, {"a", 2}, {"b", 1}}));
+  EXPECT_FALSE(GroupConsumer(f.log.get(), ConsumerConfig{"g", {"a"}, 2, 2}).open().ok());
+  EXPECT_FALSE(GroupConsumer(f.log.get(), ConsumerConfig{"g", {"nope"}, 0, 1}).open().ok());
+}
+
+TEST(GroupConsumerTest, ARestartResumesAfterTheLastCommittedRecordOnly) {
+  LogFixture f;
+  f.produce("a", 0, 0, 10);
+  ConsumerConfig cfg{"g", {"a"}, 0, 1};
+  cfg.max_records = 4;
+  cfg.max_wait_ms = 10;
+  {
+    GroupConsumer c(f.log.get(), cfg);
+    ASSERT_TRUE(c.open().ok());
+    auto b = c.poll();
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(values_of(*b), (std::vector<std::string>{"a0:0", "a0:1", "a0:2", "a0:3"}));
+    // Processed the first three only.
+    ASSERT_TRUE(c.commit({{{"a", 0}, 3}}).ok());
+    EXPECT_FALSE(c.commit({{{"a", 0}, 5}}).ok());  // beyond what was polled
+    EXPECT_TRUE(c.commit({{{"a", 1}, 0}}).ok());  // nothing polled there: no-op
+    auto more = c.poll();  // polled, never committed: lost with the "crash"
+    ASSERT_TRUE(more.ok());
+    EXPECT_EQ(values_of(*more).front(), "a0:4");
+  }
+  GroupConsumer again(f.log.get(), cfg);
+  ASSERT_TRUE(again.open().ok());
+  EXPECT_EQ(again.committed({"a", 0}), 3);
+  auto b = again.poll();
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(values_of(*b).front(), "a0:3");  // at least once: the unfinished record again
+  auto lag = again.lag();
+  ASSERT_TRUE(lag.ok());
+  EXPECT_EQ(lag->at({"a", 0}), 7);
+  EXPECT_EQ(lag->at({"a", 1}), 0);
+}
+
+TEST(GroupConsumerTest, StartsAtEarliestOrLatestWithoutACommit) {
+  LogFixture f;
+  f.produce("b", 0, 0, 5);
+  ConsumerConfig cfg{"fresh", {"b"}, 0, 1};
+  cfg.max_wait_ms = 10;
+  cfg.start_at_latest = true;
+  GroupConsumer latest(f.log.get(), cfg);
+  ASSERT_TRUE(latest.open().ok());
+  EXPECT_EQ(latest.position({"b", 0}), 5);
+  auto none = latest.poll();
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());  // waited max_wait_ms, nothing new
+  f.produce("b", 0, 5, 1);
+  EXPECT_EQ(values_of(*latest.poll()), std::vector<std::string>{"b0:5"});
+  cfg.start_at_latest = false;
+  GroupConsumer earliest(f.log.get(), cfg);
+  ASSERT_TRUE(earliest.open().ok());
+  EXPECT_EQ(earliest.position({"b", 0}), 0);
+}
+
+TEST(GroupConsumerTest, PartitionsTakeTurnsSoThatNoneStarves) {
+  LogFixture f;
+  for (uint32_t p = 0; p < 3; ++p) f.produce("a", p, 0, 100);
+  ConsumerConfig cfg{"g", {"a"}, 0, 1};
+  cfg.max_records = 10;
+  GroupConsumer c(f.log.get(), cfg);
+  ASSERT_TRUE(c.open().ok());
+  std::set<uint32_t> partitions_served;
+  for (int i = 0; i < 3; ++i) {
+    auto b = c.poll();
+    ASSERT_TRUE(b.ok());
+    size_t n = 0;
+    for (const auto& batch : *b) {
+      partitions_served.insert(batch.tp.partition);
+      n += batch.records.records().size();
+    }
+    EXPECT_LE(n, 10u);
+  }
+  EXPECT_EQ(partitions_served.size(), 3u);
 }
 
 }  // namespace

@@ -1,0 +1,138 @@
+#include "process/consumer.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace spate::process {
+
+GroupConsumer::GroupConsumer(Log* log, ConsumerConfig config) : log_(log), cfg_(std::move(config)) {}
+
+Status GroupConsumer::open() {
+  if (cfg_.group.empty()) return InvalidArgument("consumer group name is empty");
+  if (cfg_.replicas == 0 || cfg_.replica >= cfg_.replicas) {
+    return InvalidArgument(fmt::format("replica {} of {} is not a member of the group",
+                                       cfg_.replica, cfg_.replicas));
+  }
+  std::vector<TopicPartition> all;
+  std::vector<std::string> topics = cfg_.topics;
+  std::sort(topics.begin(), topics.end());
+  topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
+  for (const std::string& t : topics) {
+    auto info = log_->describe_topic(t);
+    if (!info.ok()) return info.status().with_context("consumer group " + cfg_.group);
+    for (uint32_t p = 0; p < info->partitions; ++p) all.push_back({t, p});
+  }
+  std::sort(all.begin(), all.end());
+  assignment_.clear();
+  state_.clear();
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (i % cfg_.replicas != cfg_.replica) continue;
+    const TopicPartition& tp = all[i];
+    SPATE_ASSIGN_OR_RETURN(TopicInfo info, log_->describe_topic(tp.topic));
+    const PartitionInfo& pi = info.partition_info[tp.partition];
+    SPATE_ASSIGN_OR_RETURN(std::optional<int64_t> c,
+                           log_->committed_offset(cfg_.group, tp.topic, tp.partition));
+    int64_t start = c ? *c : (cfg_.start_at_latest ? pi.end_offset : pi.start_offset);
+    if (start < pi.start_offset) {
+      skipped_by_retention_ += static_cast<uint64_t>(pi.start_offset - start);
+      start = pi.start_offset;
+    }
+    start = std::min(start, pi.end_offset);
+    assignment_.push_back(tp);
+    state_[tp] = {start, c ? std::min(*c, start) : start};
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<PolledBatch>> GroupConsumer::poll() {
+  std::vector<PolledBatch> out;
+  if (assignment_.empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(cfg_.max_wait_ms));
+    return out;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.max_wait_ms);
+  while (true) {
+    size_t records = 0, bytes = 0;
+    for (size_t k = 0; k < assignment_.size() && records < cfg_.max_records; ++k) {
+      const size_t idx = (next_ + k) % assignment_.size();
+      const TopicPartition& tp = assignment_[idx];
+      State& st = state_[tp];
+      FetchOptions fo;
+      fo.max_records = cfg_.max_records - records;
+      fo.max_bytes = std::max<size_t>(1, cfg_.max_bytes - std::min(bytes, cfg_.max_bytes));
+      SPATE_ASSIGN_OR_RETURN(FetchResult fr, log_->fetch(tp.topic, tp.partition, st.position, fo));
+      if (fr.records().empty()) {
+        // Past the retained start (retention ran): move up instead of stalling.
+        if (fr.next_offset > st.position) {
+          skipped_by_retention_ += static_cast<uint64_t>(fr.next_offset - st.position);
+          st.position = fr.next_offset;
+        }
+        continue;
+      }
+      records += fr.records().size();
+      for (const auto& r : fr.records()) bytes += r.value.size() + r.key.size();
+      st.position = fr.next_offset;
+      out.push_back({tp, std::move(fr)});
+    }
+    next_ = (next_ + 1) % assignment_.size();
+    if (!out.empty() || std::chrono::steady_clock::now() >= deadline) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(5, cfg_.max_wait_ms)));
+  }
+}
+
+Status GroupConsumer::commit(const std::map<TopicPartition, int64_t>& next_offsets) {
+  std::map<std::string, std::map<uint32_t, int64_t>> by_topic;
+  for (const auto& [tp, off] : next_offsets) {
+    auto it = state_.find(tp);
+    if (it == state_.end()) {
+      return InvalidArgument(fmt::format("{}[{}] is not assigned to this consumer", tp.topic,
+                                         tp.partition));
+    }
+    if (off > it->second.position) {
+      return InvalidArgument(fmt::format("commit of {}[{}] at {} is beyond what was polled ({})",
+                                         tp.topic, tp.partition, off, it->second.position));
+    }
+    if (off > it->second.committed) by_topic[tp.topic][tp.partition] = off;
+  }
+  for (const auto& [topic, offsets] : by_topic) {
+    SPATE_RETURN_IF_ERROR(log_->commit_offsets(cfg_.group, topic, offsets));
+    for (const auto& [p, off] : offsets) state_[{topic, p}].committed = off;
+  }
+  return Status::Ok();
+}
+
+Status GroupConsumer::seek(const TopicPartition& tp, int64_t offset) {
+  auto it = state_.find(tp);
+  if (it == state_.end()) return InvalidArgument(tp.topic + " partition is not assigned");
+  it->second.position = offset;
+  return Status::Ok();
+}
+
+Result<std::map<TopicPartition, int64_t>> GroupConsumer::lag() const {
+  std::map<TopicPartition, int64_t> out;
+  std::map<std::string, TopicInfo> infos;
+  for (const auto& [tp, st] : state_) {
+    auto it = infos.find(tp.topic);
+    if (it == infos.end()) {
+      SPATE_ASSIGN_OR_RETURN(TopicInfo info, log_->describe_topic(tp.topic));
+      it = infos.emplace(tp.topic, std::move(info)).first;
+    }
+    out[tp] = std::max<int64_t>(0, it->second.partition_info[tp.partition].end_offset - st.committed);
+  }
+  return out;
+}
+
+int64_t GroupConsumer::position(const TopicPartition& tp) const {
+  auto it = state_.find(tp);
+  return it == state_.end() ? -1 : it->second.position;
+}
+
+int64_t GroupConsumer::committed(const TopicPartition& tp) const {
+  auto it = state_.find(tp);
+  return it == state_.end() ? -1 : it->second.committed;
+}
+
+}  // namespace spate::process
