@@ -19,6 +19,8 @@
 
 #include "base/clock.h"
 #include "base/hash.h"
+#include "cli/common.h"
+#include "cli/dlq.h"
 #include "cli/run.h"
 #include "base/json_escape.h"
 #include "event/json.h"
@@ -29,54 +31,6 @@
 
 namespace spate::cli {
 namespace {
-
-constexpr int kExitOk = 0;
-constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
-
-void print_error(const std::string& msg) {
-  std::fprintf(stderr, "spate: %s\n", msg.c_str());
-}
-
-int exit_code_for(const Status& s) {
-  return s.code() == Errc::kConfig || s.code() == Errc::kInvalidArgument ? kExitUsage
-                                                                         : kExitRuntime;
-}
-
-// Where the log commands find their data: --data-dir, else the pipeline file's data_dir.
-struct LogTarget {
-  std::string config_path;
-  std::string data_dir;
-};
-
-Result<LogConfig> resolve_log_config(const LogTarget& t) {
-  LogConfig lc;
-  if (!t.config_path.empty()) {
-    SPATE_ASSIGN_OR_RETURN(PipelineConfig pc, load_pipeline_file(t.config_path));
-    lc = pc.log;
-  }
-  if (!t.data_dir.empty()) {
-    lc.data_dir = t.data_dir + "/log";
-  } else if (t.config_path.empty()) {
-    return ConfigError("say where the log is: --data-dir DIR or --config PIPELINE.yaml");
-  }
-  return lc;
-}
-
-Result<std::unique_ptr<Log>> open_log(const LogTarget& t, bool create_topics_from_config) {
-  SPATE_ASSIGN_OR_RETURN(LogConfig lc, resolve_log_config(t));
-  SPATE_ASSIGN_OR_RETURN(auto log, open_embedded_log(lc));
-  if (create_topics_from_config && !t.config_path.empty()) {
-    SPATE_ASSIGN_OR_RETURN(PipelineConfig pc, load_pipeline_file(t.config_path));
-    for (const auto& spec : pc.topics) SPATE_RETURN_IF_ERROR(log->ensure_topic(spec));
-  }
-  return log;
-}
-
-void add_log_target(CLI::App* cmd, LogTarget* t) {
-  cmd->add_option("-d,--data-dir", t->data_dir, "Data directory (as `data_dir` in a pipeline)");
-  cmd->add_option("-c,--config", t->config_path, "Pipeline file whose data_dir to use");
-}
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop.store(true); }
@@ -555,6 +509,25 @@ int run_cli(int argc, char** argv) {
   consume->add_flag("--with-metadata", co.with_metadata,
                     "Print JSON with partition, offset, key, timestamp, headers, value");
 
+  auto* dlq = app.add_subcommand("dlq", "Inspect and replay a dead-letter topic");
+  dlq->require_subcommand(1);
+  DlqInspectOptions di;
+  auto* dinspect = dlq->add_subcommand("inspect", "Summarise a dead-letter topic by reason and source");
+  add_log_target(dinspect, &di.target);
+  dinspect->add_option("TOPIC", di.topic, "Dead-letter topic")->required();
+  dinspect->add_flag("--json", di.json, "Print one JSON object");
+  dinspect->add_option("--top", di.top, "Reason classes to list (default 20)");
+  DlqReplayOptions dr;
+  auto* dreplay = dlq->add_subcommand("replay", "Re-inject dead letters into a topic");
+  add_log_target(dreplay, &dr.target);
+  dreplay->add_option("TOPIC", dr.topic, "Dead-letter topic")->required();
+  dreplay->add_option("--to", dr.to, "Target topic")->required();
+  dreplay->add_option("--where", dr.where, "Only records whose value matches this expression");
+  dreplay->add_option("-n,--max", dr.max, "Replay at most N records");
+  dreplay->add_option("--key-field", dr.key_field,
+                      "Set each record's key from this field of its value (as key_field)");
+  dreplay->add_flag("--dry-run", dr.dry_run, "Only count what would be replayed");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -576,6 +549,8 @@ int run_cli(int argc, char** argv) {
   if (*tdescribe) return cmd_topics_describe(td, describe_name, describe_json);
   if (*produce) return cmd_produce(tp, po);
   if (*consume) return cmd_consume(tco, co);
+  if (*dinspect) return cmd_dlq_inspect(di);
+  if (*dreplay) return cmd_dlq_replay(dr);
   return kExitUsage;
 }
 
