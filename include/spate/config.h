@@ -24,6 +24,7 @@
 
 #include "spate/ingestion.h"
 #include "spate/log.h"
+#include "spate/processor.h"
 #include "spate/status.h"
 
 namespace spate {
@@ -51,6 +52,7 @@ struct PipelineConfig {
   LogConfig log;                  // log.data_dir = data_dir + "/log", filled in by the loader
   std::vector<TopicSpec> topics;  // partitions/retention resolved against the log's defaults
   IngestionConfig ingestion;
+  std::vector<ProcessorConfig> processors;  // stream processors (docs/processors.md)
   LoggingConfig logging;
 };
 

@@ -43,8 +43,13 @@ int cmd_validate(const std::string& path) {
     std::fprintf(stderr, "%s\n", pc.status().message().c_str());
     return kExitUsage;
   }
-  if (Status s = ingest::validate_sources(pc->ingestion); !s.ok()) {
-    std::fprintf(stderr, "%s\n", s.message().c_str());
+  std::string errors;
+  if (Status s = ingest::validate_sources(pc->ingestion); !s.ok()) errors = s.message();
+  for (const ProcessorConfig& p : pc->processors) {
+    if (Status s = validate_processor(p); !s.ok()) errors += (errors.empty() ? "" : "\n") + s.message();
+  }
+  if (!errors.empty()) {
+    std::fprintf(stderr, "%s\n", errors.c_str());
     return kExitUsage;
   }
   std::printf("%s: ok (pipeline \"%s\", %zu topic%s, log %s)\n", path.c_str(), pc->name.c_str(),

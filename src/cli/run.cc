@@ -1,6 +1,7 @@
 #include "cli/run.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -23,6 +24,7 @@
 #include "spate/ingestion.h"
 #include "spate/log.h"
 #include "spate/metrics.h"
+#include "spate/processor.h"
 #include "spate/version.h"
 
 namespace spate::cli {
@@ -269,10 +271,32 @@ int run_pipeline(const RunOptions& opts) {
       sources.push_back(std::move(src).value());
     }
   }
+  // Stream processors (pipeline key `processors`), each on its own thread over the log.
+  std::vector<std::unique_ptr<KafkaStreamProcessor>> processors;
+  auto stop_processors = [&] {
+    for (auto& p : processors) p->stop();
+  };
+  for (const ProcessorConfig& pcfg : pc.processors) {
+    auto p = std::make_unique<KafkaStreamProcessor>(pcfg, log.get(), &metrics);
+    s = p->initialize();
+    if (s.ok()) s = p->start();
+    if (!s.ok()) {
+      spdlog::error("cannot start processor {}: {}", pcfg.name, s.to_string());
+      stop_processors();
+      stop_sources();
+      if (ingestion) ingestion->stop();
+      (void)log->close();
+      return 1;
+    }
+    spdlog::info("processor {} started ({} -> {})", pcfg.name, fmt::join(pcfg.inputs, ","),
+                 pcfg.output.empty() ? std::string("routes") : pcfg.output);
+    processors.push_back(std::move(p));
+  }
   log_ptr = log.get();
   s = server.start();
   if (!s.ok()) {
     spdlog::error("cannot start the admin server on {}:{}: {}", hc.host, hc.port, s.to_string());
+    stop_processors();
     stop_sources();
     if (ingestion) ingestion->stop();
     (void)log->close();
@@ -283,10 +307,11 @@ int run_pipeline(const RunOptions& opts) {
     if (!s.ok()) {
       spdlog::error("cannot start the metrics server on port {}: {}", pc.server.metrics_port,
                     s.to_string());
+      stop_processors();
       stop_sources();
-    if (ingestion) ingestion->stop();
-    (void)log->close();
-    return 1;
+      if (ingestion) ingestion->stop();
+      (void)log->close();
+      return 1;
     }
   }
   spdlog::info("spate {} pipeline \"{}\": admin on http://{}:{}", SPATE_VERSION, pc.name,
@@ -304,6 +329,7 @@ int run_pipeline(const RunOptions& opts) {
   // get 503), stop the servers, then fsync and close the log.
   stop_sources();
   if (ingestion) ingestion->stop();
+  stop_processors();  // after ingestion: what it drained may still be processed (at-least-once)
   if (metrics_server) metrics_server->stop();
   server.stop();
   log_metrics.clear();

@@ -299,11 +299,19 @@ void parse_dedup(Node n, const EnvLookup& env, const std::string& pipeline_name,
 
 // ingestion.routes: [{when: EXPR, topic: T | topics: [T, ...]}]; expressions are compiled (and
 // their errors reported with positions) by the ingestion engine's validation.
+void parse_route_list(Node& n, std::string_view key, const std::string& file,
+                      const std::string& path, std::vector<RouteConfig>* out);
+
 void parse_routes(Node& n, const std::string& file, IngestionConfig* out) {
+  parse_route_list(n, "routes", file, "ingestion.routes", &out->routes);
+}
+
+void parse_route_list(Node& n, std::string_view key, const std::string& file,
+                      const std::string& path, std::vector<RouteConfig>* out) {
   size_t index = 0;
-  for (Node item : n.list("routes")) {
+  for (Node item : n.list(key)) {
     RouteConfig r;
-    r.path = fmt::format("ingestion.routes[{}]", index++);
+    r.path = fmt::format("{}[{}]", path, index++);
     r.file = file;
     if (!item.is_map()) {
       item.error(fmt::format("expected a route such as {{when: 'level == \"error\"', topic: "
@@ -323,7 +331,7 @@ void parse_routes(Node& n, const std::string& file, IngestionConfig* out) {
     }
     if (r.topics.empty()) item.error("a route needs `topic` or `topics`");
     item.finish();
-    out->routes.push_back(std::move(r));
+    out->push_back(std::move(r));
   }
 }
 
@@ -484,13 +492,21 @@ void parse_quality(Node& n, const std::string& file, IngestionConfig* out) {
 }
 
 // ingestion.transforms: [{<op>: field, to, value, expr, when, on_error, ...}]
+void parse_transform_list(Node& n, std::string_view key, const std::string& file,
+                          const std::string& path, std::vector<TransformConfig>* out);
+
 void parse_transforms(Node& n, const std::string& file, IngestionConfig* out) {
+  parse_transform_list(n, "transforms", file, "ingestion.transforms", &out->transforms);
+}
+
+void parse_transform_list(Node& n, std::string_view key, const std::string& file,
+                          const std::string& path, std::vector<TransformConfig>* out) {
   static const std::vector<std::string> kOps = {"rename", "set",  "remove", "cast",
                                                 "default", "mask", "hash",   "metadata"};
   size_t index = 0;
-  for (Node item : n.list("transforms")) {
+  for (Node item : n.list(key)) {
     TransformConfig t;
-    t.path = fmt::format("ingestion.transforms[{}]", index++);
+    t.path = fmt::format("{}[{}]", path, index++);
     t.file = file;
     t.line = item.location().line;
     t.column = item.location().column;
@@ -576,7 +592,7 @@ void parse_transforms(Node& n, const std::string& file, IngestionConfig* out) {
     std::string on_error = "reject";
     if (item.get_enum("on_error", &on_error, {"reject", "skip"})) t.skip_on_error = on_error == "skip";
     item.finish();
-    out->transforms.push_back(std::move(t));
+    out->push_back(std::move(t));
   }
 }
 
@@ -617,6 +633,104 @@ void parse_ingestion(Node n, const std::string& file, const EnvLookup& env,
   n.finish();
 }
 
+// processors: [{name, inputs, output, dead_letter_topic, group, batch_size, poll_timeout,
+// replica, replicas, start, max_retries, retry_backoff, steps: [{filter} | {map} | {route}]}]
+void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) {
+  std::map<std::string, std::pair<int, int>, std::less<>> seen;
+  size_t index = 0;
+  auto topic_check = [](std::string_view v) { return check_topic_name(v); };
+  for (Node item : root.list("processors")) {
+    ProcessorConfig pc;
+    pc.path = fmt::format("processors[{}]", index++);
+    pc.file = file;
+    pc.line = item.location().line;
+    pc.column = item.location().column;
+    if (!item.is_map()) {
+      item.error(fmt::format("expected a processor such as {{name: clean, inputs: [events], "
+                             "output: clean_events, steps: [...]}}, got {}", item.describe()));
+      continue;
+    }
+    Node name = item.require("name");
+    if (name.as_string(&pc.name, check_name_chars)) {
+      auto it = seen.find(pc.name);
+      if (it != seen.end()) {
+        name.error(fmt::format("duplicate processor name {} (first defined at {}:{})",
+                               config::quote(pc.name), it->second.first, it->second.second));
+      } else {
+        seen.emplace(pc.name, std::make_pair(name.location().line, name.location().column));
+      }
+    }
+    Node inputs = item.require("inputs");
+    if (inputs.is_list()) {
+      for (Node t : inputs.items()) {
+        std::string topic;
+        if (t.as_string(&topic, topic_check)) pc.inputs.push_back(topic);
+      }
+      if (pc.inputs.empty()) inputs.error("expected at least one input topic");
+    } else if (inputs.present()) {
+      std::string topic;
+      if (inputs.as_string(&topic, topic_check)) pc.inputs.push_back(topic);
+    }
+    item.get_string("output", &pc.output, topic_check);
+    item.get_string("dead_letter_topic", &pc.dead_letter_topic, topic_check);
+    item.get_string("group", &pc.group, check_name_chars);
+    item.get_int("batch_size", &pc.batch_size, 1, 1'000'000);
+    item.get_duration_ms("poll_timeout", &pc.poll_timeout_ms, 1, 60'000);
+    item.get_int("replicas", &pc.replicas, 1, 1024);
+    if (item.get_int("replica", &pc.replica, 0, 1023) && pc.replica >= pc.replicas) {
+      item.get("replica").error(fmt::format("must be below replicas ({})", pc.replicas));
+    }
+    std::string start = "earliest";
+    if (item.get_enum("start", &start, {"earliest", "latest"})) pc.start_at_latest = start == "latest";
+    item.get_int("max_retries", &pc.max_retries, -1, 1'000'000);
+    item.get_duration_ms("retry_backoff", &pc.retry_backoff_ms, 1, 3'600'000);
+    size_t step_index = 0;
+    for (Node step : item.list("steps")) {
+      ProcessorStepConfig sc;
+      sc.path = fmt::format("{}.steps[{}]", pc.path, step_index++);
+      sc.file = file;
+      sc.line = step.location().line;
+      sc.column = step.location().column;
+      if (!step.is_map()) {
+        step.error(fmt::format("expected a step such as {{filter: 'amount > 0'}}, {{map: [...]}} "
+                               "or {{route: [...]}}, got {}", step.describe()));
+        continue;
+      }
+      std::vector<std::string> kinds;
+      for (const std::string& k : step.keys()) {
+        if (k == "filter" || k == "map" || k == "route") kinds.push_back(k);
+      }
+      if (kinds.size() != 1) {
+        step.error(kinds.empty() ? "a step needs one of filter, map, route"
+                                 : fmt::format("a step does one thing, got {} and {}", kinds[0],
+                                               kinds[1]));
+        for (const std::string& k : step.keys()) (void)step.get(k);
+        continue;
+      }
+      sc.kind = kinds[0];
+      if (sc.kind == "filter") {
+        Node f = step.get("filter");
+        sc.line = f.location().line;
+        sc.column = f.location().column;
+        f.as_string(&sc.filter, config::non_empty);
+      } else if (sc.kind == "map") {
+        parse_transform_list(step, "map", file, sc.path + ".map", &sc.rules);
+      } else {
+        parse_route_list(step, "route", file, sc.path + ".route", &sc.routes);
+      }
+      step.finish();
+      pc.steps.push_back(std::move(sc));
+    }
+    if (pc.output.empty()) {
+      bool routes = false;
+      for (const auto& st : pc.steps) routes |= st.kind == "route";
+      if (!routes) item.error("a processor needs `output` or a route step");
+    }
+    item.finish();
+    cfg->processors.push_back(std::move(pc));
+  }
+}
+
 void parse_logging(Node n, LoggingConfig* out) {
   n.get_enum("level", &out->level, {"trace", "debug", "info", "warn", "error", "off"});
   n.get_enum("format", &out->format, {"text", "json"});
@@ -636,6 +750,7 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
       parse_log(root.child("log"), &cfg.log);
       parse_topics(root, &cfg);
       parse_ingestion(root.child("ingestion"), cfg.source_path, env, cfg.name, &cfg.ingestion);
+      parse_processors(root, cfg.source_path, &cfg);
       parse_logging(root.child("logging"), &cfg.logging);
       root.finish();
     }

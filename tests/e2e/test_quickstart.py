@@ -53,8 +53,19 @@ try:
     check(r.status == 202 and res["accepted"] == 3 and res["rejected"] == 1, f"ingest: {res}")
     st = json.loads(http_get(port, "/status")[1])
     ends = {t["name"]: sum(p["end_offset"] for p in t["partition_info"]) for t in st["topics"]}
-    check(ends == {"user_events": 1, "system_metrics": 1, "application_logs": 1, "failed_messages": 1},
+    check(ends["user_events"] == 1 and ends["system_metrics"] == 1 and
+          ends["application_logs"] == 1 and ends["failed_messages"] == 1,
           f"one event in each reference topic and one dead letter: {ends}")
+
+    # The `errors` processor turns the error log line into an error_logs event.
+    def error_logs():
+        st = json.loads(http_get(port, "/status")[1])
+        return [sum(p["end_offset"] for p in t["partition_info"]) for t in st["topics"]
+                if t["name"] == "error_logs"] == [1]
+    check(wait_for(error_logs, timeout=20), "the errors processor wrote to error_logs")
+    _, m = http_get(port, "/metrics")
+    check('stream_messages_processed_total{processor="errors",status="processed",topic="application_logs"} 1'
+          in m, "processor metrics")
 
     code, _ = http_get(port, "/nope")
     check(code == 404, "unknown path is 404")
@@ -73,10 +84,15 @@ finally:
 check(proc.returncode == 0, f"SIGTERM stops cleanly with exit 0 (got {proc.returncode}): {err}")
 check("stopped cleanly" in err, "logs a clean stop")
 
-# After a clean stop the CLI can use the data directory and sees the topics.
+# After a clean stop the CLI can use the data directory and sees the topics, and what the
+# processor wrote.
+r = spate("consume", "--data-dir", data, "--topic", "error_logs", "--from-beginning")
+check(r.returncode == 0 and json.loads(r.stdout) ==
+      {"error": {"message": "timeout talking to db", "severity": "ERROR"}},
+      f"error_logs holds the transformed event: {r.stdout} {r.stderr}")
 r = spate("topics", "list", "--data-dir", data)
 check(r.returncode == 0 and r.stdout.split() ==
-      ["application_logs", "failed_messages", "system_metrics", "user_events"],
+      ["application_logs", "error_logs", "failed_messages", "system_metrics", "user_events"],
       f"topics list: {r.stdout}")
 shutil.rmtree(data, ignore_errors=True)
 finish("quickstart")

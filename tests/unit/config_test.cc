@@ -326,7 +326,7 @@ TEST(ConfigTest, InterpolatedValueIsValidatedAfterSubstitution) {
 TEST(ConfigTest, KeysAreNotInterpolated) {
   EXPECT_EQ(error_of("${K}: 1\n", {{"K", "name"}}),
             "p.yaml:1:1: ${K}: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, logging)");
+            "ingestion, processors, logging)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,7 +402,7 @@ TEST(ConfigTest, UnknownKeyTopLevel) {
             "p.yaml:2:1: topcs: unknown key (did you mean \"topics\"?)");
   EXPECT_EQ(error_of("colour: blue\n"),
             "p.yaml:1:1: colour: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, logging)");
+            "ingestion, processors, logging)");
 }
 
 TEST(ConfigTest, UnknownKeyNested) {
@@ -520,7 +520,7 @@ TEST(ConfigTest, VeryManyErrorsAreCapped) {
   ASSERT_EQ(errors.size(), 101u);
   EXPECT_EQ(errors[0],
             "p.yaml:1:1: unknown_0: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, logging)");
+            "ingestion, processors, logging)");
   EXPECT_EQ(errors[100], "p.yaml: ... and 50 more errors");
 }
 
@@ -764,8 +764,12 @@ TEST(ConfigTest, QuickstartExample) {
   EXPECT_EQ(r->data_dir, "./spate-data/quickstart");
   EXPECT_EQ(r->log.data_dir, "./spate-data/quickstart/log");
   EXPECT_EQ(r->server.port, 8080);
-  ASSERT_EQ(r->topics.size(), 4u);
+  ASSERT_EQ(r->topics.size(), 5u);
   EXPECT_EQ(r->topics[0].name, "user_events");
+  ASSERT_EQ(r->processors.size(), 1u);
+  EXPECT_EQ(r->processors[0].name, "errors");
+  EXPECT_EQ(r->processors[0].inputs, std::vector<std::string>{"application_logs"});
+  EXPECT_EQ(r->processors[0].steps.size(), 2u);
   EXPECT_EQ(r->topics[0].partitions, 4u);
   EXPECT_EQ(r->ingestion.dead_letter_topic, "failed_messages");
   EXPECT_EQ(r->ingestion.default_topic, "user_events");

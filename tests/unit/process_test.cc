@@ -2,7 +2,9 @@
 // clock (no sleeping).
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <random>
 #include <set>
 #include <string>
@@ -12,6 +14,9 @@
 #include "process/circuit_breaker.h"
 #include "process/consumer.h"
 #include "process/retry.h"
+#include "spate/config.h"
+#include "spate/metrics.h"
+#include "spate/processor.h"
 #include "test_util.h"
 
 namespace spate {
@@ -329,6 +334,142 @@ TEST(GroupConsumerTest, PartitionsTakeTurnsSoThatNoneStarves) {
     EXPECT_LE(n, 10u);
   }
   EXPECT_EQ(partitions_served.size(), 3u);
+}
+
+// ---------------------------------------------------------------- the processor chain
+
+ProcessorConfig processor_of(const std::string& yaml) {
+  auto r = load_pipeline_string(yaml, "p.yaml");
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() && !r->processors.empty() ? r->processors[0] : ProcessorConfig{};
+}
+
+std::vector<std::pair<std::string, std::map<std::string, std::string>>> read_all(Log& log,
+                                                                               const std::string& t) {
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> out;
+  auto info = log.describe_topic(t);
+  for (uint32_t p = 0; p < info->partitions; ++p) {
+    auto f = log.fetch(t, p, 0, {});
+    for (const auto& r : f->records()) {
+      std::map<std::string, std::string> h;
+      for (const auto& x : f->headers_of(r)) h[std::string(x.key)] = std::string(x.value);
+      out.emplace_back(std::string(r.value), h);
+    }
+  }
+  return out;
+}
+
+bool wait_until(const std::function<bool()>& pred) {
+  for (int i = 0; i < 500; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
+TEST(StreamProcessorTest, FilterMapRouteAndDeadLetters) {
+  LogFixture f;
+  for (const char* t : {"clean", "big", "dlq"}) ASSERT_TRUE(f.log->create_topic({t, 1}).ok());
+  ProcessorConfig cfg = processor_of(R"(
+processors:
+  - name: orders
+    inputs: [a]
+    output: clean
+    dead_letter_topic: dlq
+    poll_timeout: 10ms
+    steps:
+      - filter: 'not exists(test)'
+      - map:
+          - {cast: amount, to: int}
+          - {mask: card, keep_last: 2}
+      - route:
+          - {when: 'amount >= 1000', topic: big}
+)");
+  std::vector<std::string> values = {
+      R"({"id":1,"amount":"5","card":"1234"})",   // -> clean, transformed
+      R"({"id":2,"test":true})",                  // filtered
+      R"({"id":3,"amount":"2000"})",              // -> big
+      R"({"id":4,"amount":"lots"})",              // cast fails -> dlq
+      "not json",                                 // -> dlq
+  };
+  std::vector<RecordIn> recs(values.size());
+  for (size_t i = 0; i < values.size(); ++i) recs[i].value = values[i];
+  ASSERT_TRUE(f.log->append("a", 1, recs.data(), recs.size()).ok());
+
+  MetricsRegistry metrics;
+  {
+    KafkaStreamProcessor p(cfg, f.log.get(), &metrics);
+    ASSERT_TRUE(p.initialize().ok());
+    ASSERT_TRUE(p.start().ok());
+    ASSERT_TRUE(wait_until([&] { return p.stats().batches >= 1; }));
+    p.stop();
+    ProcessorStats st = p.stats();
+    EXPECT_EQ(st.consumed, 5u);
+    EXPECT_EQ(st.filtered, 1u);
+    EXPECT_EQ(st.failed, 2u);
+    EXPECT_EQ(st.dead_lettered, 2u);
+    EXPECT_EQ(st.produced, 4u);  // clean, big, two dead letters
+  }
+  auto clean = read_all(*f.log, "clean");
+  ASSERT_EQ(clean.size(), 1u);
+  EXPECT_EQ(clean[0].first, R"({"id":1,"amount":5,"card":"**34"})");
+  auto big = read_all(*f.log, "big");
+  ASSERT_EQ(big.size(), 1u);
+  EXPECT_EQ(big[0].first, R"({"id":3,"amount":2000})");
+  auto dlq = read_all(*f.log, "dlq");
+  ASSERT_EQ(dlq.size(), 2u);
+  EXPECT_EQ(dlq[0].first, R"({"id":4,"amount":"lots"})");  // as consumed
+  EXPECT_EQ(dlq[0].second["error.class"], "permanent");
+  EXPECT_EQ(dlq[0].second["error.message"],
+            "steps[1].map[0] (cast amount): amount = \"lots\" cannot be cast to int");
+  EXPECT_EQ(dlq[0].second["source.topic"], "a");
+  EXPECT_EQ(dlq[0].second["source.partition"], "1");
+  EXPECT_EQ(dlq[0].second["source.offset"], "3");
+  EXPECT_EQ(dlq[0].second["processor"], "orders");
+  EXPECT_EQ(dlq[1].second["error.message"], "not valid JSON");
+  std::string m = metrics.render_prometheus();
+  EXPECT_NE(m.find("stream_messages_processed_total{processor=\"orders\",status=\"filtered\",topic=\"a\"} 1"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("stream_processing_errors_total{error=\"transform\",processor=\"orders\",topic=\"a\"} 1"),
+            std::string::npos);
+  EXPECT_NE(m.find("stream_consumer_lag{partition=\"1\",processor=\"orders\",topic=\"a\"} 0"),
+            std::string::npos);
+
+  // A restart resumes after the committed batch: nothing is processed twice.
+  f.produce("a", 0, 0, 1);  // value "a0:0" is not JSON -> one more dead letter
+  KafkaStreamProcessor again(cfg, f.log.get(), &metrics);
+  ASSERT_TRUE(again.initialize().ok());
+  ASSERT_TRUE(again.start().ok());
+  ASSERT_TRUE(wait_until([&] { return again.stats().batches >= 1; }));
+  again.stop();
+  EXPECT_EQ(again.stats().consumed, 1u);
+  EXPECT_EQ(read_all(*f.log, "clean").size(), 1u);
+  EXPECT_EQ(read_all(*f.log, "dlq").size(), 3u);
+}
+
+TEST(StreamProcessorTest, ConfigErrorsHavePositions) {
+  auto r = load_pipeline_string(R"(
+processors:
+  - name: p
+    inputs: [a]
+    steps:
+      - filter: 'a =='
+      - {map: [{cast: x, to: number}]}
+      - {sort: x}
+)", "p.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "p.yaml:3:5: processors[0]: a processor needs `output` or a route step\n"
+            "p.yaml:7:30: processors[0].steps[1].map[0].to: expected one of int, double, float, "
+            "string, bool, got \"number\"\n"
+            "p.yaml:8:9: processors[0].steps[2]: a step needs one of filter, map, route");
+  ProcessorConfig cfg = processor_of(R"(
+processors:
+  - {name: p, inputs: [a], output: b, steps: [{filter: 'a =='}]}
+)");
+  Status s = validate_processor(cfg);
+  EXPECT_EQ(s.message(), "p.yaml:3:56: processors[0].steps[0].filter: expr:1:5: expected an "
+                         "operand after \"==\"");
 }
 
 }  // namespace
