@@ -43,7 +43,8 @@ void setup_logging(const LoggingConfig& cfg) {
 }
 
 std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, bool ready,
-                        uint16_t port) {
+                        uint16_t port,
+                        const std::vector<std::unique_ptr<KafkaStreamProcessor>>& processors) {
   std::string out = "{\"name\":";
   append_json_quoted(out, pc.name);
   out += fmt::format(",\"version\":\"{}\",\"uptime_seconds\":{:.3f},\"ready\":{},\"port\":{}",
@@ -70,6 +71,25 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
                          i ? "," : "", p.partition, p.start_offset, p.end_offset, p.size_bytes);
     }
     out += "]}";
+  }
+  out += "],\"processors\":[";
+  for (size_t i = 0; i < processors.size(); ++i) {
+    const ProcessorConfig& c = processors[i]->config();
+    const ProcessorStats st = processors[i]->stats();
+    out += i ? ",{\"name\":" : "{\"name\":";
+    append_json_quoted(out, c.name);
+    out += ",\"inputs\":[";
+    for (size_t k = 0; k < c.inputs.size(); ++k) {
+      if (k) out += ",";
+      append_json_quoted(out, c.inputs[k]);
+    }
+    out += "],\"output\":";
+    append_json_quoted(out, c.output);
+    out += fmt::format(",\"replica\":{},\"replicas\":{},\"consumed\":{},\"produced\":{},"
+                       "\"filtered\":{},\"failed\":{},\"dead_lettered\":{},\"retries\":{},"
+                       "\"batches\":{}}}",
+                       c.replica, c.replicas, st.consumed, st.produced, st.filtered, st.failed,
+                       st.dead_lettered, st.retries, st.batches);
   }
   out += "]}";
   return out;
@@ -129,6 +149,8 @@ int run_pipeline(const RunOptions& opts) {
   HttpServer server(hc);
   std::unique_ptr<Log> log;
   std::atomic<Log*> log_ptr{nullptr};
+  // Filled before the server starts and not changed while it runs (read by /status).
+  std::vector<std::unique_ptr<KafkaStreamProcessor>> processors;
   AdminHooks hooks;
   hooks.ready = [&] { return ready.load(); };
   hooks.status_json = [&]() -> std::string {
@@ -137,7 +159,7 @@ int run_pipeline(const RunOptions& opts) {
       return fmt::format("{{\"name\":\"{}\",\"version\":\"{}\",\"ready\":false,\"topics\":[]}}",
                          json_escape(pc.name), SPATE_VERSION);
     }
-    return status_json(pc, *l, started_ms, ready.load(), server.port());
+    return status_json(pc, *l, started_ms, ready.load(), server.port(), processors);
   };
   hooks.metrics = &metrics;
   install_admin_routes(server, hooks);
@@ -272,7 +294,6 @@ int run_pipeline(const RunOptions& opts) {
     }
   }
   // Stream processors (pipeline key `processors`), each on its own thread over the log.
-  std::vector<std::unique_ptr<KafkaStreamProcessor>> processors;
   auto stop_processors = [&] {
     for (auto& p : processors) p->stop();
   };
