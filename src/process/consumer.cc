@@ -62,7 +62,11 @@ Result<std::vector<PolledBatch>> GroupConsumer::poll() {
       State& st = state_[tp];
       FetchOptions fo;
       fo.max_records = cfg_.max_records - records;
-      fo.max_bytes = std::max<size_t>(1, cfg_.max_bytes - std::min(bytes, cfg_.max_bytes));
+      // Ask for about what max_records needs (the log reads max_bytes from disk at once), by
+      // the average record size seen so far, within the configured cap.
+      const size_t need = static_cast<size_t>(static_cast<double>(fo.max_records) *
+                                              avg_record_bytes_ * 1.25) + 4096;
+      fo.max_bytes = std::clamp<size_t>(need, 1, std::max<size_t>(1, cfg_.max_bytes - std::min(bytes, cfg_.max_bytes)));
       SPATE_ASSIGN_OR_RETURN(FetchResult fr, log_->fetch(tp.topic, tp.partition, st.position, fo));
       if (fr.records().empty()) {
         // Past the retained start (retention ran): move up instead of stalling.
@@ -73,7 +77,11 @@ Result<std::vector<PolledBatch>> GroupConsumer::poll() {
         continue;
       }
       records += fr.records().size();
-      for (const auto& r : fr.records()) bytes += r.value.size() + r.key.size();
+      size_t got = 0;
+      for (const auto& r : fr.records()) got += r.value.size() + r.key.size() + 32;
+      bytes += got;
+      avg_record_bytes_ = 0.8 * avg_record_bytes_ +
+                          0.2 * (static_cast<double>(got) / static_cast<double>(fr.records().size()));
       st.position = fr.next_offset;
       out.push_back({tp, std::move(fr)});
     }

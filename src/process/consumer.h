@@ -97,6 +97,7 @@ class GroupConsumer {
   std::vector<TopicPartition> assignment_;
   std::map<TopicPartition, State> state_;
   size_t next_ = 0;  // round-robin start of the next poll
+  double avg_record_bytes_ = 256;  // moving average, sizes the log reads
   uint64_t skipped_by_retention_ = 0;
 };
 

@@ -235,7 +235,7 @@ void KafkaStreamProcessor::Impl::run() {
 // Process one polled batch; false if stop() interrupted it before its commit.
 bool KafkaStreamProcessor::Impl::process(std::vector<process::PolledBatch>& polled) {
   const auto started = std::chrono::steady_clock::now();
-  thread_local simdjson::dom::parser parsers[2];
+  thread_local simdjson::dom::parser parser;
   std::deque<std::string> owned;  // transformed values and header values, stable addresses
   struct Out {
     std::vector<RecordIn> recs;
@@ -266,10 +266,9 @@ bool KafkaStreamProcessor::Impl::process(std::vector<process::PolledBatch>& poll
       std::string reason, error_kind;
       simdjson::dom::element doc;
       std::string_view value = r.value;
-      int which = 0;
       bool keep = true;
       const std::vector<std::string>* targets = nullptr;
-      if (parsers[which].parse(value.data(), value.size()).get(doc)) {
+      if (parser.parse(value.data(), value.size()).get(doc)) {
         reason = "not valid JSON";
         error_kind = "not_json";
       }
@@ -288,11 +287,7 @@ bool KafkaStreamProcessor::Impl::process(std::vector<process::PolledBatch>& poll
             } else if (to.changed) {
               owned.emplace_back(to.json);
               value = owned.back();
-              which ^= 1;  // parse the new event into the other parser
-              if (parsers[which].parse(value.data(), value.size()).get(doc)) {
-                reason = "transformed event is not valid JSON";
-                error_kind = "transform";
-              }
+              doc = to.doc;  // the chain parsed it already (valid until its next apply)
             }
             break;
           }
