@@ -761,12 +761,13 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   ingest::TransformInput tin;
   tin.received_at_ms = now_ms;
   tin.source = state->source;
-  std::string request_id = req.source.request_id;
-  if (request_id.empty() && needs_request_id) {
+  std::string generated_id;  // only when a metadata rule wants one and the request has none
+  tin.request_id = req.source.request_id;
+  if (tin.request_id.empty() && needs_request_id) {
     const uint64_t seq = request_seq.fetch_add(1, std::memory_order_relaxed);
-    request_id = fmt::format("{:016x}", XXH3_64bits_withSeed(&seq, sizeof seq, request_seed));
+    generated_id = fmt::format("{:016x}", XXH3_64bits_withSeed(&seq, sizeof seq, request_seed));
+    tin.request_id = generated_id;
   }
-  tin.request_id = request_id;
   thread_local ingest::QualityChecks::Outcome qout;
   ingest::TransformChain::Outcome tout;
   struct Accepted {

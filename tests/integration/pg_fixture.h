@@ -16,6 +16,8 @@
 #pragma once
 
 #include <gtest/gtest.h>
+
+#include "integration/child_process.h"
 #if __has_include(<libpq-fe.h>)
 #include <libpq-fe.h>
 #else
@@ -96,7 +98,7 @@ class PgServer {
       if (std::string e = create_cluster(); !e.empty()) return e;
       std::filesystem::create_directories(dir_ + "/sock");
       if (drop_ && ::chown((dir_ + "/sock").c_str(), uid_, gid_) != 0) return "cannot chown the socket dir";
-      port_ = free_port();
+      port_ = free_loopback_port();
       if (port_ <= 0) return "no free port";
     }
     std::vector<std::string> argv = {bin_ + "/postgres", "-D", dir_ + "/data", "-p", std::to_string(port_),
@@ -246,55 +248,17 @@ class PgServer {
     return "";
   }
 
-  static int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port = ntohs(a.sin_port);
-    }
-    ::close(fd);
-    return port;
-  }
-
   // Start argv[0] (as the postgres user under root) with stdout/stderr appended to `log`.
   pid_t spawn(const std::vector<std::string>& args, const std::string& log, bool die_with_parent) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out < 0 || in < 0) return -1;
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      // Child of a multi-threaded process: async-signal-safe calls only.
-      ::dup2(in, 0);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      if (::chdir(dir_.c_str()) != 0) ::_exit(126);
-      if (drop_) {
-        if (::setgroups(groups_.size(), groups_.data()) != 0 || ::setgid(gid_) != 0 ||
-            ::setuid(uid_) != 0) {
-          ::_exit(126);
-        }
-      }
-      // After setuid, which clears it.
-      if (die_with_parent && (::prctl(PR_SET_PDEATHSIG, SIGQUIT) != 0 || ::getppid() != parent)) {
-        ::_exit(126);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(out);
-    ::close(in);
-    return pid;
+    SpawnOptions o;
+    o.cwd = dir_;
+    o.log = log;
+    o.death_signal = die_with_parent ? SIGQUIT : 0;
+    o.drop_user = drop_;
+    o.uid = uid_;
+    o.gid = gid_;
+    o.groups = groups_;
+    return spawn_child(args, o);
   }
 
   int run(const std::vector<std::string>& args, const std::string& log) {

@@ -17,6 +17,8 @@
 #pragma once
 
 #include <gtest/gtest.h>
+
+#include "integration/child_process.h"
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -78,7 +80,7 @@ class RedisServer {
       std::string tmpl = (std::filesystem::temp_directory_path() / "spate-redis-XXXXXX").string();
       if (::mkdtemp(tmpl.data()) == nullptr) return "mkdtemp failed";
       dir_ = tmpl;
-      port_ = free_port();
+      port_ = free_loopback_port();
       if (port_ <= 0) return "no free port";
     }
     std::vector<std::string> argv = {bin_, "--port", std::to_string(port_), "--bind", "127.0.0.1",
@@ -235,47 +237,13 @@ class RedisServer {
     return true;
   }
 
-  static int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port = ntohs(a.sin_port);
-    }
-    ::close(fd);
-    return port;
-  }
-
   // Start argv[0] with stdout/stderr appended to <dir>/server.log; SIGKILL if we die.
   pid_t spawn(const std::vector<std::string>& args) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const std::string log = dir_ + "/server.log";
-    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (out < 0 || in < 0) return -1;
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      // Child of a multi-threaded process: async-signal-safe calls only.
-      ::dup2(in, 0);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      if (::chdir(dir_.c_str()) != 0) ::_exit(126);
-      if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(126);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(out);
-    ::close(in);
-    return pid;
+    SpawnOptions o;
+    o.cwd = dir_;
+    o.log = dir_ + "/server.log";
+    o.death_signal = SIGKILL;
+    return spawn_child(args, o);
   }
 
   Options opts_;

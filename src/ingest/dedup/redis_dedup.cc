@@ -367,15 +367,10 @@ class RedisDedup final : public DedupStore {
    public:
     KeyBuf(const std::string& prefix, const DedupKey* keys, size_t n) : len_(prefix.size() + 32) {
       buf_.resize(len_ * n);
-      static constexpr char kHex[] = "0123456789abcdef";
       for (size_t i = 0; i < n; ++i) {
         char* p = &buf_[i * len_];
         std::memcpy(p, prefix.data(), prefix.size());
-        p += prefix.size();
-        for (int d = 0; d < 16; ++d) {  // as DedupKey::hex(): hi then lo, most significant first
-          p[15 - d] = kHex[(keys[i].hi >> (4 * d)) & 15];
-          p[31 - d] = kHex[(keys[i].lo >> (4 * d)) & 15];
-        }
+        keys[i].to_hex(p + prefix.size());
       }
     }
     const char* key(size_t i) const { return buf_.data() + i * len_; }

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "base/hex.h"
+
 namespace spate::ingest {
 namespace {
 
@@ -33,12 +35,9 @@ std::string hmac_sha256_hex(std::string_view secret, std::string_view data) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(len * 2, '\0');
-  for (unsigned int i = 0; i < len; ++i) {
-    out[2 * i] = kHex[mac[i] >> 4];
-    out[2 * i + 1] = kHex[mac[i] & 15];
-  }
+  std::string out;
+  out.reserve(len * 2);
+  append_hex(out, mac, len);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "base/json_escape.h"
+#include "event/expr.h"
 
 namespace spate::ingest {
 
@@ -48,14 +49,9 @@ void append_element_json(const simdjson::dom::element& e, std::string& out) {
       } else if (e.type() == element_type::UINT64) {
         r = std::to_chars(buf, buf + sizeof buf, e.get_uint64().value_unsafe());
       } else {
-        r = std::to_chars(buf, buf + sizeof buf, e.get_double().value_unsafe());
-        // Keep it a double when read again: "2" -> "2.0" (simdjson never yields inf/nan).
-        bool has_mark = false;
-        for (char* p = buf; p < r.ptr; ++p) has_mark |= (*p == '.' || *p == 'e' || *p == 'E');
-        if (!has_mark && r.ptr + 2 <= buf + sizeof buf) {
-          *r.ptr++ = '.';
-          *r.ptr++ = '0';
-        }
+        // Kept a double when read again ("2.0"); simdjson never yields inf/nan.
+        expr::append_json(expr::Value::from_double(e.get_double().value_unsafe()), out);
+        return;
       }
       out.append(buf, r.ptr);
       return;

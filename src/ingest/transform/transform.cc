@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "base/hex.h"
 #include "base/json_escape.h"
 #include "event/expr.h"
 #include "ingest/transform/json_edit.h"
@@ -61,13 +62,6 @@ bool overlaps(std::string_view x, std::string_view y) {
   return x.size() == y.size() || (x.size() > n ? x[n] : y[n]) == '.';
 }
 
-void append_hex(std::string& out, const unsigned char* p, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 15]);
-  }
-}
 
 // Text of a scalar for mask/hash: strings as they are, numbers and booleans as JSON text.
 bool scalar_text(const simdjson::dom::element& e, std::string& buf, std::string_view* out) {
@@ -100,14 +94,6 @@ bool parse_double_text(std::string_view s, double* out) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size() && std::isfinite(*out);
 }
 
-void append_double(std::string& out, double d) {
-  char buf[40];
-  auto r = std::to_chars(buf, buf + sizeof buf, d);
-  out.append(buf, r.ptr);
-  bool mark = false;
-  for (char* p = buf; p < r.ptr; ++p) mark |= (*p == '.' || *p == 'e' || *p == 'E');
-  if (!mark) out += ".0";
-}
 
 }  // namespace
 
@@ -165,6 +151,13 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
     if (!current_doc(s, reason)) return false;
     if (!when.matches(s.doc)) return true;
   }
+  // cast, mask and hash read the field's value first; absent and null values are left alone.
+  simdjson::dom::element e;
+  if (kind == OpKind::kCast || kind == OpKind::kMask || kind == OpKind::kHash) {
+    bool present = false;
+    if (!resolve(s, fields[0], &e, &present, reason)) return false;
+    if (!present || e.is_null()) return true;
+  }
   switch (kind) {
     case OpKind::kRename: {
       JsonEdit::NodeId n = s.edit.detach(fields[0]);
@@ -203,7 +196,6 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       }
       return true;
     case OpKind::kDefault: {
-      simdjson::dom::element e;
       bool present = false;
       if (!resolve(s, fields[0], &e, &present, reason)) return false;
       if (present && !e.is_null()) return true;
@@ -214,10 +206,6 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       return true;
     }
     case OpKind::kCast: {
-      simdjson::dom::element e;
-      bool present = false;
-      if (!resolve(s, fields[0], &e, &present, reason)) return false;
-      if (!present || e.is_null()) return true;  // absent and null values are left alone
       s.value.clear();
       std::string_view sv;
       const bool is_str = !e.get_string().get(sv);
@@ -256,7 +244,7 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
             return fail(reason, fmt::format("{} = {} cannot be cast to double", fields[0],
                                             json_excerpt(e, 60)));
           }
-          append_double(s.value, d);
+          expr::append_json(expr::Value::from_double(d), s.value);  // finite: "2.0", "1e+20"
           break;
         }
         case CastTo::kString: {
@@ -294,10 +282,6 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       return true;
     }
     case OpKind::kMask: {
-      simdjson::dom::element e;
-      bool present = false;
-      if (!resolve(s, fields[0], &e, &present, reason)) return false;
-      if (!present || e.is_null()) return true;  // absent and null values are left alone
       thread_local std::string buf;
       std::string_view text;
       s.value.clear();
@@ -334,10 +318,6 @@ bool TransformChain::Rule::run(Scratch& s, const TransformInput& in, std::string
       return true;
     }
     case OpKind::kHash: {
-      simdjson::dom::element e;
-      bool present = false;
-      if (!resolve(s, fields[0], &e, &present, reason)) return false;
-      if (!present || e.is_null()) return true;  // absent and null values are left alone
       thread_local std::string buf;
       std::string_view text;
       if (!scalar_text(e, buf, &text)) {
