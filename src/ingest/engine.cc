@@ -815,30 +815,19 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
       quality.evaluate(doc, now_ms, &qout);
       std::string tags;
       for (size_t k = 0; k < qout.failed.size(); ++k) {
-        const uint32_t c = qout.failed[k];
-        quality_failures[c]->inc();
-        if (static_cast<int>(k) == qout.decisive) {
-          switch (quality.action(c)) {
-            case QualityAction::kReject:
-              reason = quality.reason(c, doc, now_ms);
-              break;
-            case QualityAction::kDeadLetter:
-              reason = quality.reason(c, doc, now_ms);
-              quarantine = true;
-              break;
-            case QualityAction::kDrop:
-              quarantine = false;
-              break;
-            case QualityAction::kTag:
-              break;
-          }
-        } else {
-          tags += (tags.empty() ? "" : ",") + quality.name(c);
+        quality_failures[qout.failed[k]]->inc();
+        if (static_cast<int>(k) != qout.decisive) {
+          tags += (tags.empty() ? "" : ",") + quality.name(qout.failed[k]);
         }
       }
-      if (qout.decisive >= 0 && quality.action(qout.failed[qout.decisive]) == QualityAction::kDrop) {
-        ++res.dropped;
-        continue;
+      if (qout.decisive >= 0) {  // reject, dead_letter or drop decides
+        const uint32_t c = qout.failed[static_cast<size_t>(qout.decisive)];
+        if (quality.action(c) == QualityAction::kDrop) {
+          ++res.dropped;
+          continue;
+        }
+        reason = quality.reason(c, doc, now_ms);
+        quarantine = quality.action(c) == QualityAction::kDeadLetter;
       }
       if (!tags.empty() && reason.empty()) {
         state->event_headers[kHeaderSlots * ev.index + rec.header_count++] = {
