@@ -53,6 +53,7 @@ struct PipelineConfig {
   std::vector<TopicSpec> topics;  // partitions/retention resolved against the log's defaults
   IngestionConfig ingestion;
   std::vector<ProcessorConfig> processors;  // stream processors (docs/processors.md)
+  std::vector<std::string> plugins;         // shared libraries adding processor step types
   LoggingConfig logging;
 };
 

@@ -28,6 +28,7 @@
 
 #include "spate/ingestion.h"
 #include "spate/log.h"
+#include "spate/processor_api.h"
 #include "spate/status.h"
 
 namespace spate {
@@ -36,10 +37,12 @@ class MetricsRegistry;
 
 /// One step of a processor's chain (pipeline key `processors[i].steps[j]`).
 struct ProcessorStepConfig {
-  std::string kind;                     // filter | map | route
+  std::string kind;                     // the step type: filter | map | route | mask | enrich |
+                                        // sink | a plugin's type (processor_api.h)
   std::string filter;                   // filter: keep events where this is true
   std::vector<TransformConfig> rules;   // map: transform rules, as ingestion.transforms
   std::vector<RouteConfig> routes;      // route: first match picks the topic(s)
+  OptionValue options;                  // {type: T, ...}: every key but `type`
   std::string file;                     // position, for errors
   int line = 0;
   int column = 0;
@@ -61,6 +64,20 @@ struct ProcessorConfig {
   bool start_at_latest = false;       // start where no offset was committed: end, not start
   int max_retries = -1;               // appends of outputs: -1 = until they succeed or stop()
   int64_t retry_backoff_ms = 100;     // first retry wait (exponential, jitter, capped at 10 s)
+  uint32_t workers = 1;               // threads; partitions are dealt over them
+  int64_t processing_timeout_ms = 30'000;  // bound on retrying one event / one batch flush
+  int64_t max_poll_interval_ms = 300'000;  // a batch taking longer is reported (metric, log)
+  int64_t session_timeout_ms = 45'000;     // Kafka group membership (no effect on embedded)
+  size_t buffer_size = 4 << 20;       // bytes fetched per poll at most
+  bool exactly_once = false;          // outputs + offsets in one log transaction
+  struct Breaker {
+    double failure_rate = 0.5;
+    int window = 20;
+    int min_calls = 10;
+    int consecutive_failures = 5;
+    int64_t open_ms = 30'000;
+    int half_open_probes = 1;
+  } breaker;                          // per downstream (circuit_breaker:)
   std::string file;                   // position, for errors
   int line = 0;
   int column = 0;
@@ -75,6 +92,18 @@ struct ProcessorStats {
   uint64_t failed = 0;        // permanent failures (dead-lettered or skipped)
   uint64_t retries = 0;       // append retries
   uint64_t batches = 0;       // committed batches
+  uint64_t pauses = 0;        // batches abandoned because a downstream's breaker was open
+  uint64_t aborts = 0;        // transactions aborted (exactly_once)
+  bool paused = false;        // now waiting for a breaker
+};
+
+/// A downstream's circuit-breaker state (for /status).
+struct DownstreamStatus {
+  std::string step;        // "processors[0].steps[2]"
+  std::string downstream;  // the step's downstream()
+  std::string state;       // closed | open | half_open
+  uint64_t transitions = 0;
+  int64_t retry_in_ms = 0;
 };
 
 /// Check a processor's steps (expressions, transform rules) without starting anything; every
@@ -93,6 +122,9 @@ class KafkaStreamProcessor {
   Status start();
   void stop();
   ProcessorStats stats() const;
+  std::vector<DownstreamStatus> downstreams() const;
+  /// Steps' extra state (EventProcessor::status_json of worker 0), as JSON object members.
+  std::string steps_status_json() const;
   const ProcessorConfig& config() const;
 
  private:

@@ -44,7 +44,12 @@ int cmd_validate(const std::string& path) {
     return kExitUsage;
   }
   std::string errors;
-  if (Status s = ingest::validate_sources(pc->ingestion); !s.ok()) errors = s.message();
+  for (const std::string& lib : pc->plugins) {
+    if (Status s = load_processor_plugin(lib); !s.ok()) {
+      errors += (errors.empty() ? "" : "\n") + path + ": " + s.message();
+    }
+  }
+  if (Status s = ingest::validate_sources(pc->ingestion); !s.ok()) errors += (errors.empty() ? "" : "\n") + s.message();
   for (const ProcessorConfig& p : pc->processors) {
     if (Status s = validate_processor(p); !s.ok()) errors += (errors.empty() ? "" : "\n") + s.message();
   }

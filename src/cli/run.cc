@@ -85,11 +85,24 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     }
     out += "],\"output\":";
     append_json_quoted(out, c.output);
-    out += fmt::format(",\"replica\":{},\"replicas\":{},\"consumed\":{},\"produced\":{},"
-                       "\"filtered\":{},\"failed\":{},\"dead_lettered\":{},\"retries\":{},"
-                       "\"batches\":{}}}",
-                       c.replica, c.replicas, st.consumed, st.produced, st.filtered, st.failed,
-                       st.dead_lettered, st.retries, st.batches);
+    out += fmt::format(",\"replica\":{},\"replicas\":{},\"workers\":{},\"exactly_once\":{},"
+                       "\"consumed\":{},\"produced\":{},\"filtered\":{},\"failed\":{},"
+                       "\"dead_lettered\":{},\"retries\":{},\"batches\":{},\"pauses\":{},"
+                       "\"aborts\":{},\"paused\":{}",
+                       c.replica, c.replicas, c.workers, c.exactly_once, st.consumed, st.produced,
+                       st.filtered, st.failed, st.dead_lettered, st.retries, st.batches, st.pauses,
+                       st.aborts, st.paused);
+    out += ",\"downstreams\":[";
+    const auto ds = processors[i]->downstreams();
+    for (size_t k = 0; k < ds.size(); ++k) {
+      out += k ? ",{\"step\":" : "{\"step\":";
+      append_json_quoted(out, ds[k].step);
+      out += ",\"downstream\":";
+      append_json_quoted(out, ds[k].downstream);
+      out += fmt::format(",\"breaker\":\"{}\",\"transitions\":{},\"retry_in_ms\":{}}}",
+                         ds[k].state, ds[k].transitions, ds[k].retry_in_ms);
+    }
+    out += "],\"steps\":{" + processors[i]->steps_status_json() + "}}";
   }
   out += "]}";
   return out;
@@ -112,6 +125,12 @@ int run_pipeline(const RunOptions& opts) {
     return 2;
   }
   PipelineConfig pc = std::move(pc_r).value();
+  for (const std::string& lib : pc.plugins) {
+    if (Status ps = load_processor_plugin(lib); !ps.ok()) {
+      std::fprintf(stderr, "%s: %s\n", pc.source_path.c_str(), ps.message().c_str());
+      return 2;
+    }
+  }
   if (Status vs = ingest::validate_sources(pc.ingestion); !vs.ok()) {
     std::fprintf(stderr, "%s\n", vs.message().c_str());
     return 2;

@@ -633,6 +633,33 @@ void parse_ingestion(Node n, const std::string& file, const EnvLookup& env,
   n.finish();
 }
 
+// A step's keys as an OptionValue tree (positions kept) for the step type's factory.
+void to_option_value(Node n, OptionValue* out, std::string_view skip = {}) {
+  out->line = n.location().line;
+  out->column = n.location().column;
+  if (n.is_map()) {
+    out->kind = OptionValue::kMap;
+    for (const std::string& k : n.keys()) {
+      if (k == skip) continue;
+      OptionValue v;
+      to_option_value(n.get(k), &v);
+      out->map.emplace_back(k, std::move(v));
+    }
+  } else if (n.is_list()) {
+    out->kind = OptionValue::kList;
+    for (Node item : n.items()) {
+      OptionValue v;
+      to_option_value(item, &v);
+      out->list.push_back(std::move(v));
+    }
+  } else if (n.is_scalar()) {
+    out->kind = OptionValue::kScalar;
+    (void)n.scalar("a value", &out->scalar);
+  } else {
+    out->kind = OptionValue::kNull;
+  }
+}
+
 // processors: [{name, inputs, output, dead_letter_topic, group, batch_size, poll_timeout,
 // replica, replicas, start, max_retries, retry_backoff, steps: [{filter} | {map} | {route}]}]
 void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) {
@@ -684,6 +711,34 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
     if (item.get_enum("start", &start, {"earliest", "latest"})) pc.start_at_latest = start == "latest";
     item.get_int("max_retries", &pc.max_retries, -1, 1'000'000);
     item.get_duration_ms("retry_backoff", &pc.retry_backoff_ms, 1, 3'600'000);
+    item.get_int("workers", &pc.workers, 1, 256);
+    item.get_duration_ms("processing_timeout", &pc.processing_timeout_ms, 1, 86'400'000);
+    item.get_duration_ms("max_poll_interval", &pc.max_poll_interval_ms, 1, 86'400'000);
+    item.get_duration_ms("session_timeout", &pc.session_timeout_ms, 1, 3'600'000);
+    item.get_size("buffer_size", &pc.buffer_size, 1024, 1LL << 30);
+    item.get_bool("exactly_once", &pc.exactly_once);
+    {
+      Node b = item.child("circuit_breaker");
+      auto& bc = pc.breaker;
+      if (Node r = b.get("failure_rate"); r.present()) {
+        std::string text;
+        if (r.scalar("a rate between 0 and 1", &text)) {
+          char* end = nullptr;
+          double v = std::strtod(text.c_str(), &end);
+          if (end == text.c_str() || *end != '\0' || v <= 0 || v > 1) {
+            r.error("expected a failure rate in (0, 1], e.g. 0.5");
+          } else {
+            bc.failure_rate = v;
+          }
+        }
+      }
+      b.get_int("window", &bc.window, 1, 10'000);
+      b.get_int("min_calls", &bc.min_calls, 1, 10'000);
+      b.get_int("consecutive_failures", &bc.consecutive_failures, 0, 10'000);
+      b.get_duration_ms("open_for", &bc.open_ms, 1, 86'400'000);
+      b.get_int("half_open_probes", &bc.half_open_probes, 1, 1000);
+      b.finish();
+    }
     size_t step_index = 0;
     for (Node step : item.list("steps")) {
       ProcessorStepConfig sc;
@@ -692,8 +747,16 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
       sc.line = step.location().line;
       sc.column = step.location().column;
       if (!step.is_map()) {
-        step.error(fmt::format("expected a step such as {{filter: 'amount > 0'}}, {{map: [...]}} "
-                               "or {{route: [...]}}, got {}", step.describe()));
+        step.error(fmt::format("expected a step such as {{filter: 'amount > 0'}}, {{map: [...]}}, "
+                               "{{route: [...]}} or {{type: mask, fields: [card]}}, got {}",
+                               step.describe()));
+        continue;
+      }
+      if (step.get("type").present()) {
+        // {type: T, ...}: the step type's factory reads the other keys (processor_api.h).
+        step.get_string("type", &sc.kind, check_name_chars);
+        to_option_value(step, &sc.options, /*skip=*/"type");
+        pc.steps.push_back(std::move(sc));
         continue;
       }
       std::vector<std::string> kinds;
@@ -701,7 +764,7 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
         if (k == "filter" || k == "map" || k == "route") kinds.push_back(k);
       }
       if (kinds.size() != 1) {
-        step.error(kinds.empty() ? "a step needs one of filter, map, route"
+        step.error(kinds.empty() ? "a step needs `type` or one of filter, map, route"
                                  : fmt::format("a step does one thing, got {} and {}", kinds[0],
                                                kinds[1]));
         for (const std::string& k : step.keys()) (void)step.get(k);
@@ -722,9 +785,10 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
       pc.steps.push_back(std::move(sc));
     }
     if (pc.output.empty()) {
-      bool routes = false;
-      for (const auto& st : pc.steps) routes |= st.kind == "route";
-      if (!routes) item.error("a processor needs `output` or a route step");
+      // Without `output`, events leave through a route, a sink or a custom step.
+      bool leaves = false;
+      for (const auto& st : pc.steps) leaves |= st.kind != "filter" && st.kind != "map" && st.kind != "mask";
+      if (!leaves) item.error("a processor needs `output`, a route step or a sink step");
     }
     item.finish();
     cfg->processors.push_back(std::move(pc));
@@ -750,6 +814,10 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
       parse_log(root.child("log"), &cfg.log);
       parse_topics(root, &cfg);
       parse_ingestion(root.child("ingestion"), cfg.source_path, env, cfg.name, &cfg.ingestion);
+      for (Node lib : root.list("plugins")) {
+        std::string path;
+        if (lib.as_string(&path, config::non_empty)) cfg.plugins.push_back(path);
+      }
       parse_processors(root, cfg.source_path, &cfg);
       parse_logging(root.child("logging"), &cfg.logging);
       root.finish();

@@ -1,4 +1,5 @@
-// KafkaStreamProcessor (include/spate/processor.h): poll → steps → append outputs → commit.
+// KafkaStreamProcessor (include/spate/processor.h): per worker thread, poll → steps → flush →
+// append outputs → commit offsets.
 #include <fmt/format.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
@@ -14,9 +15,9 @@
 
 #include "base/clock.h"
 #include "base/hash.h"
-#include "event/expr.h"
-#include "ingest/transform/transform.h"
+#include "process/circuit_breaker.h"
 #include "process/consumer.h"
+#include "process/event_access.h"
 #include "process/retry.h"
 #include "spate/metrics.h"
 #include "spate/processor.h"
@@ -24,62 +25,44 @@
 namespace spate {
 namespace {
 
-struct Step {
-  enum Kind { kFilter, kMap, kRoute } kind = kFilter;
-  expr::Expression filter;
-  ingest::TransformChain chain;
-  struct Route {
-    expr::Expression when;
-    std::vector<std::string> topics;
-  };
-  std::vector<Route> routes;
-};
+using Steady = std::chrono::steady_clock;
 
-Result<std::vector<Step>> compile_steps(const ProcessorConfig& c) {
-  std::vector<Step> out;
+int64_t elapsed_ms(Steady::time_point since) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - since).count();
+}
+
+// Create the steps of a processor through the registry; every problem at once.
+Result<std::vector<std::unique_ptr<EventProcessor>>> create_steps(const ProcessorConfig& c, Log* log,
+                                                                   MetricsRegistry* metrics,
+                                                                   uint32_t worker,
+                                                                   bool validate_only) {
+  std::vector<std::unique_ptr<EventProcessor>> out;
   std::string errors;
-  auto add_error = [&](std::string e) { errors += (errors.empty() ? "" : "\n") + std::move(e); };
   for (const ProcessorStepConfig& sc : c.steps) {
-    Step st;
-    if (sc.kind == "filter") {
-      st.kind = Step::kFilter;
-      auto e = expr::Expression::compile(sc.filter);
-      if (!e.ok()) {
-        add_error(fmt::format("{}:{}:{}: {}.filter: {}", sc.file, sc.line, sc.column, sc.path,
-                              e.status().message()));
-        continue;
-      }
-      st.filter = std::move(e).value();
-    } else if (sc.kind == "map") {
-      st.kind = Step::kMap;
-      auto chain = ingest::TransformChain::compile(sc.rules);
-      if (!chain.ok()) {
-        add_error(chain.status().message());
-        continue;
-      }
-      st.chain = std::move(chain).value();
-    } else if (sc.kind == "route") {
-      st.kind = Step::kRoute;
-      for (const RouteConfig& rc : sc.routes) {
-        Step::Route r;
-        if (!rc.when.empty()) {
-          auto e = expr::Expression::compile(rc.when);
-          if (!e.ok()) {
-            add_error(fmt::format("{}:{}:{}: {}.when: {}", rc.file, rc.line, rc.column, rc.path,
-                                  e.status().message()));
-            continue;
-          }
-          r.when = std::move(e).value();
-        }
-        r.topics = rc.topics;
-        st.routes.push_back(std::move(r));
-      }
-    } else {
-      add_error(fmt::format("{}:{}:{}: {}: unknown step \"{}\"", sc.file, sc.line, sc.column,
-                            sc.path, sc.kind));
+    const StepFactory* f = ProcessorRegistry::global().find(sc.kind);
+    if (f == nullptr) {
+      std::string known;
+      for (const auto& [n, d] : ProcessorRegistry::global().types()) known += (known.empty() ? "" : ", ") + n;
+      errors += (errors.empty() ? "" : "\n") +
+                fmt::format("{}:{}:{}: {}: unknown step type \"{}\" (known: {}; a plugin's types "
+                            "need `plugins:`)", sc.file, sc.line, sc.column, sc.path, sc.kind, known);
       continue;
     }
-    out.push_back(std::move(st));
+    StepOptions opts(&sc.options, sc.file, sc.path);
+    StepContext ctx;
+    ctx.processor = &c;
+    ctx.step = &sc;
+    ctx.options = &opts;
+    ctx.log = log;
+    ctx.metrics = metrics;
+    ctx.worker = worker;
+    ctx.validate_only = validate_only;
+    auto step = (*f)(ctx);
+    if (!step.ok()) {
+      errors += (errors.empty() ? "" : "\n") + step.status().message();
+      continue;
+    }
+    out.push_back(std::move(step).value());
   }
   if (!errors.empty()) return ConfigError(errors);
   return out;
@@ -87,22 +70,25 @@ Result<std::vector<Step>> compile_steps(const ProcessorConfig& c) {
 
 }  // namespace
 
-Status validate_processor(const ProcessorConfig& config) { return compile_steps(config).status(); }
+Status validate_processor(const ProcessorConfig& config) {
+  return create_steps(config, nullptr, nullptr, 0, true).status();
+}
 
 struct KafkaStreamProcessor::Impl {
   ProcessorConfig cfg;
   Log* log;
   MetricsRegistry* metrics;
-  std::vector<Step> steps;
-  std::unique_ptr<process::GroupConsumer> consumer;
   std::map<std::string, uint32_t> partitions;  // output topics
-  std::thread thread;
-  std::atomic<bool> running{false};
-  std::mutex mu;
-  std::condition_variable cv;
 
-  std::atomic<uint64_t> consumed{0}, produced{0}, filtered{0}, dead_lettered{0}, failed{0},
-      retries{0}, batches{0};
+  // One breaker per step that names a downstream (shared by the workers).
+  struct Downstream {
+    size_t step = 0;
+    std::string name;
+    std::unique_ptr<process::CircuitBreaker> breaker;
+    Gauge* state_gauge = nullptr;
+  };
+  std::vector<Downstream> downstreams;
+  std::vector<process::CircuitBreaker*> breaker_of_step;  // nullptr: no downstream
 
   struct TopicMetrics {
     Counter* processed;
@@ -111,19 +97,18 @@ struct KafkaStreamProcessor::Impl {
     Counter* dead_lettered;
     Histogram* seconds;
   };
-  std::map<std::string, TopicMetrics> topic_metrics;
-  std::map<std::pair<std::string, uint32_t>, Gauge*> lag_gauges;
-  std::map<std::string, Counter*> error_counters;  // "topic\0error"
+  std::map<std::string, TopicMetrics> topic_metrics;  // read-only once started
+  Counter* slow_batches = nullptr;
 
-  Counter* error_counter(const std::string& topic, const std::string& error) {
-    auto key = topic + '\0' + error;
-    auto it = error_counters.find(key);
-    if (it != error_counters.end()) return it->second;
-    Counter* c = &metrics->counter("stream_processing_errors_total", "Events that failed a processor",
-                                   {{"topic", topic}, {"error", error}, {"processor", cfg.name}});
-    error_counters.emplace(key, c);
-    return c;
-  }
+  struct Worker;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::atomic<bool> running{false};
+  std::mutex mu;
+  std::condition_variable cv;
+
+  std::atomic<uint64_t> consumed{0}, produced{0}, filtered{0}, dead_lettered{0}, failed{0},
+      retries{0}, batches{0}, pauses{0}, aborts{0};
+  std::atomic<int> paused_workers{0};
 
   // Wait `ms` or until stop(); false if stopping.
   bool sleep_for(int64_t ms) {
@@ -131,9 +116,41 @@ struct KafkaStreamProcessor::Impl {
     cv.wait_for(lk, std::chrono::milliseconds(ms), [&] { return !running.load(); });
     return running.load();
   }
+};
+
+struct KafkaStreamProcessor::Impl::Worker {
+  Impl* m = nullptr;
+  uint32_t index = 0;
+  std::vector<std::unique_ptr<EventProcessor>> steps;
+  std::unique_ptr<process::GroupConsumer> consumer;
+  std::map<std::pair<std::string, uint32_t>, Gauge*> lag_gauges;
+  std::map<std::string, Counter*> error_counters;  // "topic\0error"
+  std::thread thread;
+  std::mt19937_64 rng{std::random_device{}()};
+  simdjson::dom::parser parser;
+  ProcessorEvent ev;
+  std::deque<std::string> texts;  // replaced event texts and header values of this batch
+
+  Counter* error_counter(const std::string& topic, const std::string& error) {
+    auto key = topic + '\0' + error;
+    auto it = error_counters.find(key);
+    if (it != error_counters.end()) return it->second;
+    Counter* c = &m->metrics->counter("stream_processing_errors_total", "Events that failed a processor",
+                                      {{"topic", topic}, {"error", error}, {"processor", m->cfg.name}});
+    error_counters.emplace(key, c);
+    return c;
+  }
+
+  std::string_view own(std::string s) {
+    texts.push_back(std::move(s));
+    return texts.back();
+  }
 
   void run();
-  bool process(std::vector<process::PolledBatch>& polled);
+  enum class BatchEnd { kCommitted, kRetry, kStopped };
+  BatchEnd process(std::vector<process::PolledBatch>& polled);
+  void rewind(const std::vector<process::PolledBatch>& polled);
+  BatchEnd pause(const std::vector<process::PolledBatch>& polled, process::CircuitBreaker* b);
 };
 
 KafkaStreamProcessor::KafkaStreamProcessor(ProcessorConfig config, Log* log,
@@ -150,28 +167,75 @@ const ProcessorConfig& KafkaStreamProcessor::config() const { return impl_->cfg;
 
 Status KafkaStreamProcessor::initialize() {
   Impl& m = *impl_;
-  SPATE_ASSIGN_OR_RETURN(m.steps, compile_steps(m.cfg));
+  const std::string group = m.cfg.group.empty() ? "spate.processor." + m.cfg.name : m.cfg.group;
+  for (uint32_t w = 0; w < m.cfg.workers; ++w) {
+    auto wk = std::make_unique<Impl::Worker>();
+    wk->m = &m;
+    wk->index = w;
+    SPATE_ASSIGN_OR_RETURN(wk->steps, create_steps(m.cfg, m.log, m.metrics, w, false));
+    process::ConsumerConfig cc;
+    cc.group = group;
+    cc.topics = m.cfg.inputs;
+    // Workers are members of the group of their own: replica r's worker w is member
+    // r * workers + w of replicas * workers.
+    cc.replica = m.cfg.replica * m.cfg.workers + w;
+    cc.replicas = m.cfg.replicas * m.cfg.workers;
+    cc.start_at_latest = m.cfg.start_at_latest;
+    cc.max_records = m.cfg.batch_size;
+    cc.max_bytes = m.cfg.buffer_size;
+    cc.max_wait_ms = m.cfg.poll_timeout_ms;
+    wk->consumer = std::make_unique<process::GroupConsumer>(m.log, cc);
+    SPATE_RETURN_IF_ERROR(wk->consumer->open().with_context("processor " + m.cfg.name));
+    ProcessorEventAccess::texts(wk->ev) = &wk->texts;
+    m.workers.push_back(std::move(wk));
+  }
+  // Output topics must exist.
   std::vector<std::string> outputs;
   if (!m.cfg.output.empty()) outputs.push_back(m.cfg.output);
   if (!m.cfg.dead_letter_topic.empty()) outputs.push_back(m.cfg.dead_letter_topic);
-  for (const Step& s : m.steps) {
-    for (const auto& r : s.routes) outputs.insert(outputs.end(), r.topics.begin(), r.topics.end());
+  for (const auto& s : m.workers.front()->steps) {
+    auto t = s->output_topics();
+    outputs.insert(outputs.end(), t.begin(), t.end());
   }
   for (const std::string& t : outputs) {
     auto info = m.log->describe_topic(t);
     if (!info.ok()) return info.status().with_context("processor " + m.cfg.name + " output");
     m.partitions[t] = info->partitions;
   }
-  process::ConsumerConfig cc;
-  cc.group = m.cfg.group.empty() ? "spate.processor." + m.cfg.name : m.cfg.group;
-  cc.topics = m.cfg.inputs;
-  cc.replica = m.cfg.replica;
-  cc.replicas = m.cfg.replicas;
-  cc.start_at_latest = m.cfg.start_at_latest;
-  cc.max_records = m.cfg.batch_size;
-  cc.max_wait_ms = m.cfg.poll_timeout_ms;
-  m.consumer = std::make_unique<process::GroupConsumer>(m.log, cc);
-  SPATE_RETURN_IF_ERROR(m.consumer->open().with_context("processor " + m.cfg.name));
+  // Breakers, one per step with a downstream.
+  m.breaker_of_step.assign(m.cfg.steps.size(), nullptr);
+  for (size_t i = 0; i < m.workers.front()->steps.size(); ++i) {
+    std::string d = m.workers.front()->steps[i]->downstream();
+    if (d.empty()) continue;
+    process::BreakerConfig bc;
+    bc.failure_rate = m.cfg.breaker.failure_rate;
+    bc.window = m.cfg.breaker.window;
+    bc.min_calls = m.cfg.breaker.min_calls;
+    bc.consecutive_failures = m.cfg.breaker.consecutive_failures;
+    bc.open_ms = m.cfg.breaker.open_ms;
+    bc.half_open_probes = m.cfg.breaker.half_open_probes;
+    Gauge* g = &m.metrics->gauge("stream_circuit_breaker_state",
+                                 "Circuit breaker of a processor's downstream: 0 closed, 1 open, 2 half-open",
+                                 {{"processor", m.cfg.name}, {"downstream", d}});
+    Counter* tr = &m.metrics->counter("stream_circuit_breaker_transitions_total",
+                                      "Circuit breaker state changes",
+                                      {{"processor", m.cfg.name}, {"downstream", d}});
+    std::string name = m.cfg.name, step_path = m.cfg.steps[i].path;
+    auto listener = [g, tr, name, d](process::BreakerState from, process::BreakerState to) {
+      g->set(static_cast<double>(static_cast<int>(to)));
+      tr->inc();
+      spdlog::warn("processor {}: circuit breaker for {} {} -> {}", name, d,
+                   process::breaker_state_name(from), process::breaker_state_name(to));
+    };
+    Impl::Downstream ds;
+    ds.step = i;
+    ds.name = d;
+    ds.breaker = std::make_unique<process::CircuitBreaker>(bc, system_clock(), listener);
+    ds.state_gauge = g;
+    g->set(0);
+    m.breaker_of_step[i] = ds.breaker.get();
+    m.downstreams.push_back(std::move(ds));
+  }
   for (const std::string& t : m.cfg.inputs) {
     const MetricLabels l = {{"topic", t}, {"processor", m.cfg.name}};
     auto labels = [&](const char* status) {
@@ -187,19 +251,27 @@ Status KafkaStreamProcessor::initialize() {
                           &m.metrics->histogram("stream_processing_seconds",
                                                 "Time to process a polled batch, per input topic", l)};
   }
-  for (const auto& tp : m.consumer->assignment()) {
-    m.lag_gauges[{tp.topic, tp.partition}] = &m.metrics->gauge(
-        "stream_consumer_lag", "Records of a partition not yet committed by the processor",
-        {{"topic", tp.topic}, {"partition", std::to_string(tp.partition)}, {"processor", m.cfg.name}});
+  m.slow_batches = &m.metrics->counter("stream_poll_interval_exceeded_total",
+                                       "Batches that took longer than max_poll_interval",
+                                       {{"processor", m.cfg.name}});
+  for (auto& wk : m.workers) {
+    for (const auto& tp : wk->consumer->assignment()) {
+      wk->lag_gauges[{tp.topic, tp.partition}] = &m.metrics->gauge(
+          "stream_consumer_lag", "Records of a partition not yet committed by the processor",
+          {{"topic", tp.topic}, {"partition", std::to_string(tp.partition)}, {"processor", m.cfg.name}});
+    }
   }
   return Status::Ok();
 }
 
 Status KafkaStreamProcessor::start() {
   Impl& m = *impl_;
-  if (!m.consumer) return Internal("KafkaStreamProcessor::start() before initialize()");
+  if (m.workers.empty()) return Internal("KafkaStreamProcessor::start() before initialize()");
   if (m.running.exchange(true)) return Status::Ok();
-  m.thread = std::thread([&m] { m.run(); });
+  for (auto& wk : m.workers) {
+    Impl::Worker* w = wk.get();
+    w->thread = std::thread([w] { w->run(); });
+  }
   return Status::Ok();
 }
 
@@ -210,46 +282,117 @@ void KafkaStreamProcessor::stop() {
     m.running.store(false);
   }
   m.cv.notify_all();
-  if (m.thread.joinable()) m.thread.join();
+  for (auto& wk : m.workers) {
+    if (wk->thread.joinable()) wk->thread.join();
+  }
 }
 
 ProcessorStats KafkaStreamProcessor::stats() const {
   const Impl& m = *impl_;
-  return {m.consumed.load(), m.produced.load(), m.filtered.load(), m.dead_lettered.load(),
-          m.failed.load(),   m.retries.load(),  m.batches.load()};
+  ProcessorStats s;
+  s.consumed = m.consumed.load();
+  s.produced = m.produced.load();
+  s.filtered = m.filtered.load();
+  s.dead_lettered = m.dead_lettered.load();
+  s.failed = m.failed.load();
+  s.retries = m.retries.load();
+  s.batches = m.batches.load();
+  s.pauses = m.pauses.load();
+  s.aborts = m.aborts.load();
+  s.paused = m.paused_workers.load() > 0;
+  return s;
 }
 
-void KafkaStreamProcessor::Impl::run() {
-  while (running.load()) {
+std::vector<DownstreamStatus> KafkaStreamProcessor::downstreams() const {
+  std::vector<DownstreamStatus> out;
+  for (const auto& d : impl_->downstreams) {
+    DownstreamStatus s;
+    s.step = impl_->cfg.steps[d.step].path;
+    s.downstream = d.name;
+    s.state = process::breaker_state_name(d.breaker->state());
+    s.transitions = d.breaker->transitions();
+    s.retry_in_ms = d.breaker->retry_in_ms();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string KafkaStreamProcessor::steps_status_json() const {
+  std::string out;
+  if (impl_->workers.empty()) return out;
+  const auto& steps = impl_->workers.front()->steps;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    std::string s = steps[i]->status_json();
+    if (s.empty()) continue;
+    out += fmt::format("{}\"{}\":{{{}}}", out.empty() ? "" : ",", impl_->cfg.steps[i].path, s);
+  }
+  return out;
+}
+
+void KafkaStreamProcessor::Impl::Worker::run() {
+  while (m->running.load()) {
     auto polled = consumer->poll();
     if (!polled.ok()) {
-      spdlog::warn("processor {}: poll failed: {}", cfg.name, polled.status().to_string());
-      if (!sleep_for(500)) return;
+      spdlog::warn("processor {}: poll failed: {}", m->cfg.name, polled.status().to_string());
+      if (!m->sleep_for(500)) return;
       continue;
     }
     if (polled->empty()) continue;
-    if (!process(*polled)) return;  // stopping with the batch unfinished: not committed
+    if (process(*polled) == BatchEnd::kStopped) return;  // unfinished batch: not committed
   }
 }
 
-// Process one polled batch; false if stop() interrupted it before its commit.
-bool KafkaStreamProcessor::Impl::process(std::vector<process::PolledBatch>& polled) {
-  const auto started = std::chrono::steady_clock::now();
-  thread_local simdjson::dom::parser parser;
-  std::deque<std::string> owned;  // transformed values and header values, stable addresses
+void KafkaStreamProcessor::Impl::Worker::rewind(const std::vector<process::PolledBatch>& polled) {
+  for (auto& s : steps) s->discard();
+  for (const auto& b : polled) {
+    if (!b.records.records().empty()) (void)consumer->seek(b.tp, b.records.records().front().offset);
+  }
+}
+
+// A downstream's breaker refused a call: abandon the batch (nothing of it is committed; the
+// backlog stays in the log) and wait for the breaker's cool-down before polling again.
+KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker::pause(
+    const std::vector<process::PolledBatch>& polled, process::CircuitBreaker* b) {
+  rewind(polled);
+  m->pauses.fetch_add(1, std::memory_order_relaxed);
+  m->paused_workers.fetch_add(1);
+  const int64_t wait = std::clamp<int64_t>(b->retry_in_ms(), 10, 1000);
+  const bool go_on = m->sleep_for(wait);
+  m->paused_workers.fetch_sub(1);
+  return go_on ? BatchEnd::kRetry : BatchEnd::kStopped;
+}
+
+KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker::process(
+    std::vector<process::PolledBatch>& polled) {
+  const ProcessorConfig& cfg = m->cfg;
+  const auto started = Steady::now();
+  texts.clear();
   struct Out {
     std::vector<RecordIn> recs;
     std::vector<std::vector<RecordHeader>> headers;  // dead letters' headers (index by rec)
   };
   std::map<std::pair<std::string, uint32_t>, Out> outs;
   std::map<process::TopicPartition, int64_t> commits;
+  // Every event of the batch, for flush failures: (polled batch, record).
+  std::vector<std::pair<const process::PolledBatch*, const RecordView*>> events;
+  // Events that passed the chain: their outputs are added once the steps have flushed (a sink
+  // may still reject one).
+  struct Emit {
+    size_t index;
+    const std::vector<std::string>* targets;  // nullptr: the processor's output
+    std::string_view value;
+  };
+  std::vector<Emit> emits;
+  std::vector<bool> rejected;
   const int64_t now = system_clock()->now_ms();
-  ingest::TransformInput tin;
-  tin.received_at_ms = now;
-  tin.source = cfg.name;
+  process::RetryPolicy retry;
+  retry.max_retries = cfg.max_retries < 0 ? INT32_MAX : cfg.max_retries;
+  retry.initial_backoff_ms = cfg.retry_backoff_ms;
+  retry.max_backoff_ms = 10'000;
+
   auto add_out = [&](const std::string& topic, const RecordView& r, std::string_view value,
                      uint32_t in_partition) -> std::vector<RecordHeader>& {
-    const uint32_t n = partitions[topic];
+    const uint32_t n = m->partitions[topic];
     const uint32_t p = r.has_key ? partition_for_key(r.key, n) : in_partition % n;
     RecordIn rec;
     if (r.has_key) rec.key = r.key;
@@ -259,106 +402,142 @@ bool KafkaStreamProcessor::Impl::process(std::vector<process::PolledBatch>& poll
     o.recs.push_back(rec);
     return o.headers.emplace_back();
   };
+  // A permanent failure (or retries exhausted): dead letter, or count and skip.
+  auto fail = [&](const process::PolledBatch& batch, const RecordView& r, const StepError& err,
+                  int attempts, int64_t first_failure, int64_t last_failure) {
+    TopicMetrics& tm = m->topic_metrics[batch.tp.topic];
+    m->failed.fetch_add(1, std::memory_order_relaxed);
+    tm.failed->inc();
+    error_counter(batch.tp.topic, err.kind.empty() ? "error" : err.kind)->inc();
+    if (cfg.dead_letter_topic.empty()) return;
+    std::vector<RecordHeader>& hs = add_out(cfg.dead_letter_topic, r, r.value, batch.tp.partition);
+    std::string_view msg = own(err.message);
+    hs = {{"error.class", err.transient ? "transient" : "permanent"},
+          {"error.kind", own(err.kind)},
+          {"error.message", msg},
+          {"error", msg},
+          {"attempts", own(std::to_string(attempts))},
+          {"source.topic", own(batch.tp.topic)},
+          {"source.partition", own(std::to_string(batch.tp.partition))},
+          {"source.offset", own(std::to_string(r.offset))},
+          {"processor", own(cfg.name)},
+          {"first_failure_at", own(std::to_string(first_failure))},
+          {"failed_at", own(std::to_string(last_failure))}};
+    m->dead_lettered.fetch_add(1, std::memory_order_relaxed);
+    tm.dead_lettered->inc();
+  };
+
   for (auto& batch : polled) {
-    TopicMetrics& tm = topic_metrics[batch.tp.topic];
+    TopicMetrics& tm = m->topic_metrics[batch.tp.topic];
     for (const RecordView& r : batch.records.records()) {
-      consumed.fetch_add(1, std::memory_order_relaxed);
-      std::string reason, error_kind;
+      m->consumed.fetch_add(1, std::memory_order_relaxed);
+      const size_t index = events.size();
+      events.emplace_back(&batch, &r);
       simdjson::dom::element doc;
-      std::string_view value = r.value;
-      bool keep = true;
-      const std::vector<std::string>* targets = nullptr;
-      if (parser.parse(value.data(), value.size()).get(doc)) {
-        reason = "not valid JSON";
-        error_kind = "not_json";
+      if (parser.parse(r.value.data(), r.value.size()).get(doc)) {
+        fail(batch, r, StepError{false, "not_json", "not valid JSON"}, 1, now, now);
+        continue;
       }
-      for (size_t i = 0; reason.empty() && keep && i < steps.size(); ++i) {
-        const Step& st = steps[i];
-        switch (st.kind) {
-          case Step::kFilter:
-            keep = st.filter.matches(doc);
-            break;
-          case Step::kMap: {
-            ingest::TransformChain::Outcome to;
-            std::string why;
-            if (!st.chain.apply(doc, tin, &to, &why)) {
-              reason = std::move(why);  // names the rule: "steps[1].map[0] (cast x): ..."
-              error_kind = "transform";
-            } else if (to.changed) {
-              owned.emplace_back(to.json);
-              value = owned.back();
-              doc = to.doc;  // the chain parsed it already (valid until its next apply)
-            }
+      ProcessorEventAccess::reset(ev, batch.tp.topic, batch.tp.partition, r, doc, index);
+      StepOutcome outcome = StepOutcome::kPass;
+      for (size_t i = 0; i < steps.size() && outcome == StepOutcome::kPass; ++i) {
+        process::CircuitBreaker* breaker = m->breaker_of_step[i];
+        StepError err;
+        int attempts = 0;
+        int64_t first_failure = 0;
+        const auto first_try = Steady::now();
+        for (;;) {
+          if (breaker != nullptr && !breaker->allow()) return pause(polled, breaker);
+          err = StepError{};
+          ++attempts;
+          outcome = steps[i]->process(ev, &err);
+          const bool transient = outcome == StepOutcome::kError && err.transient;
+          if (breaker != nullptr) transient ? breaker->record_failure() : breaker->record_success();
+          if (!transient) break;
+          if (first_failure == 0) first_failure = system_clock()->now_ms();
+          if (!retry.should_retry(process::ErrorClass::kTransient, attempts) ||
+              elapsed_ms(first_try) >= cfg.processing_timeout_ms) {
             break;
           }
-          case Step::kRoute:
-            for (const auto& route : st.routes) {
-              if (route.when.empty() || route.when.matches(doc)) {
-                targets = &route.topics;
-                break;
-              }
-            }
-            break;
+          m->retries.fetch_add(1, std::memory_order_relaxed);
+          if (!m->sleep_for(retry.backoff_ms(attempts, rng))) {
+            rewind(polled);
+            return BatchEnd::kStopped;
+          }
+        }
+        if (outcome == StepOutcome::kError) {
+          if (first_failure == 0) first_failure = system_clock()->now_ms();
+          fail(batch, r, err, attempts, first_failure, system_clock()->now_ms());
         }
       }
-      if (!reason.empty()) {
-        failed.fetch_add(1, std::memory_order_relaxed);
-        tm.failed->inc();
-        error_counter(batch.tp.topic, error_kind)->inc();
-        if (!cfg.dead_letter_topic.empty()) {
-          std::vector<RecordHeader>& hs =
-              add_out(cfg.dead_letter_topic, r, r.value, batch.tp.partition);
-          auto own = [&](std::string s) -> std::string_view {
-            owned.push_back(std::move(s));
-            return owned.back();
-          };
-          hs = {{"error.class", "permanent"},
-                {"error.message", own(reason)},
-                {"error", own(reason)},
-                {"attempts", "1"},
-                {"source.topic", own(batch.tp.topic)},
-                {"source.partition", own(std::to_string(batch.tp.partition))},
-                {"source.offset", own(std::to_string(r.offset))},
-                {"processor", own(cfg.name)},
-                {"failed_at", own(std::to_string(now))}};
-          dead_lettered.fetch_add(1, std::memory_order_relaxed);
-          tm.dead_lettered->inc();
-        }
-        continue;
-      }
-      if (!keep) {
-        filtered.fetch_add(1, std::memory_order_relaxed);
+      if (outcome == StepOutcome::kError) continue;
+      if (outcome == StepOutcome::kDrop) {
+        m->filtered.fetch_add(1, std::memory_order_relaxed);
         tm.filtered->inc();
         continue;
       }
-      if (targets != nullptr) {
-        for (const std::string& t : *targets) add_out(t, r, value, batch.tp.partition);
-      } else if (!cfg.output.empty()) {
-        add_out(cfg.output, r, value, batch.tp.partition);
-      } else {
-        filtered.fetch_add(1, std::memory_order_relaxed);  // no route matched, no output
-        tm.filtered->inc();
-        continue;
-      }
-      tm.processed->inc();
+      emits.push_back({index, ProcessorEventAccess::targets(ev), ev.json()});
     }
     commits[batch.tp] = batch.records.next_offset;
   }
+
+  // Flush the steps (sinks write what they buffered); a failed flush is retried, then the
+  // batch is abandoned and polled again (sinks write idempotently, keyed by event id).
+  for (size_t i = 0; i < steps.size(); ++i) {
+    process::CircuitBreaker* breaker = m->breaker_of_step[i];
+    const auto first_try = Steady::now();
+    for (int attempt = 1;; ++attempt) {
+      if (breaker != nullptr && !breaker->allow()) return pause(polled, breaker);
+      std::vector<FlushFailure> failures;
+      Status s = steps[i]->flush(&failures);
+      if (breaker != nullptr) s.ok() ? breaker->record_success() : breaker->record_failure();
+      if (s.ok()) {
+        const int64_t t = system_clock()->now_ms();
+        for (const FlushFailure& f : failures) {
+          if (f.index >= events.size()) continue;
+          if (rejected.empty()) rejected.assign(events.size(), false);
+          if (rejected[f.index]) continue;
+          rejected[f.index] = true;
+          fail(*events[f.index].first, *events[f.index].second, f.error, 1, t, t);
+        }
+        break;
+      }
+      error_counter(polled.front().tp.topic, "flush")->inc();
+      spdlog::warn("processor {}: {} flush failed: {}", cfg.name, cfg.steps[i].path, s.to_string());
+      if (elapsed_ms(first_try) >= cfg.processing_timeout_ms) {
+        rewind(polled);  // start the batch again (idempotent writes make that safe)
+        return m->sleep_for(retry.backoff_ms(attempt, rng)) ? BatchEnd::kRetry : BatchEnd::kStopped;
+      }
+      m->retries.fetch_add(1, std::memory_order_relaxed);
+      if (!m->sleep_for(retry.backoff_ms(attempt, rng))) {
+        rewind(polled);
+        return BatchEnd::kStopped;
+      }
+    }
+  }
+
+  for (const Emit& e : emits) {
+    if (!rejected.empty() && rejected[e.index]) continue;
+    const process::PolledBatch& batch = *events[e.index].first;
+    const RecordView& r = *events[e.index].second;
+    if (e.targets != nullptr) {
+      for (const std::string& t : *e.targets) add_out(t, r, e.value, batch.tp.partition);
+    } else if (!cfg.output.empty()) {
+      add_out(cfg.output, r, e.value, batch.tp.partition);
+    }
+    m->topic_metrics[batch.tp.topic].processed->inc();
+  }
+
   // Append every output group; a failed group is retried (the ones done are not repeated).
-  process::RetryPolicy retry;
-  retry.max_retries = cfg.max_retries < 0 ? INT32_MAX : cfg.max_retries;
-  retry.initial_backoff_ms = cfg.retry_backoff_ms;
-  retry.max_backoff_ms = 10'000;
-  std::mt19937_64 rng(std::random_device{}());
   for (auto& [tp, o] : outs) {
     for (size_t i = 0; i < o.recs.size(); ++i) {
       o.recs[i].headers = o.headers[i].empty() ? nullptr : o.headers[i].data();
       o.recs[i].header_count = static_cast<uint32_t>(o.headers[i].size());
     }
     for (int attempt = 1;; ++attempt) {
-      auto r = log->append(tp.first, tp.second, o.recs.data(), o.recs.size());
+      auto r = m->log->append(tp.first, tp.second, o.recs.data(), o.recs.size());
       if (r.ok()) {
-        produced.fetch_add(o.recs.size(), std::memory_order_relaxed);
+        m->produced.fetch_add(o.recs.size(), std::memory_order_relaxed);
         break;
       }
       error_counter(polled.front().tp.topic, "append")->inc();
@@ -366,26 +545,30 @@ bool KafkaStreamProcessor::Impl::process(std::vector<process::PolledBatch>& poll
         spdlog::error("processor {}: appending to {}[{}] failed {} times: {}; the batch will be "
                       "processed again", cfg.name, tp.first, tp.second, attempt,
                       r.status().to_string());
-        // Offsets are not committed: rewind so that the batch is polled again.
-        for (const auto& b : polled) (void)consumer->seek(b.tp, b.records.records().front().offset);
-        return running.load();
+        rewind(polled);  // offsets are not committed: the batch is polled again
+        return m->running.load() ? BatchEnd::kRetry : BatchEnd::kStopped;
       }
-      retries.fetch_add(1, std::memory_order_relaxed);
+      m->retries.fetch_add(1, std::memory_order_relaxed);
       spdlog::warn("processor {}: appending to {}[{}] failed: {}; retrying", cfg.name, tp.first,
                    tp.second, r.status().to_string());
-      if (!sleep_for(retry.backoff_ms(attempt, rng))) return false;
+      if (!m->sleep_for(retry.backoff_ms(attempt, rng))) return BatchEnd::kStopped;
     }
   }
   if (Status s = consumer->commit(commits); !s.ok()) {
     spdlog::warn("processor {}: committing offsets failed: {}", cfg.name, s.to_string());
   }
-  batches.fetch_add(1, std::memory_order_relaxed);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  for (const auto& b : polled) topic_metrics[b.tp.topic].seconds->observe(secs);
+  m->batches.fetch_add(1, std::memory_order_relaxed);
+  const double secs = std::chrono::duration<double>(Steady::now() - started).count();
+  if (secs * 1000 > static_cast<double>(cfg.max_poll_interval_ms)) {
+    m->slow_batches->inc();
+    spdlog::warn("processor {}: a batch took {:.1f} s, longer than max_poll_interval ({} ms)",
+                 cfg.name, secs, cfg.max_poll_interval_ms);
+  }
+  for (const auto& b : polled) m->topic_metrics[b.tp.topic].seconds->observe(secs);
   if (auto lag = consumer->lag(); lag.ok()) {
     for (const auto& [tp, n] : *lag) lag_gauges[{tp.topic, tp.partition}]->set(static_cast<double>(n));
   }
-  return true;
+  return BatchEnd::kCommitted;
 }
 
 }  // namespace spate

@@ -459,10 +459,10 @@ processors:
 )", "p.yaml");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(),
-            "p.yaml:3:5: processors[0]: a processor needs `output` or a route step\n"
+            "p.yaml:3:5: processors[0]: a processor needs `output`, a route step or a sink step\n"
             "p.yaml:7:30: processors[0].steps[1].map[0].to: expected one of int, double, float, "
             "string, bool, got \"number\"\n"
-            "p.yaml:8:9: processors[0].steps[2]: a step needs one of filter, map, route");
+            "p.yaml:8:9: processors[0].steps[2]: a step needs `type` or one of filter, map, route");
   ProcessorConfig cfg = processor_of(R"(
 processors:
   - {name: p, inputs: [a], output: b, steps: [{filter: 'a =='}]}
