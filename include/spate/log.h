@@ -3,17 +3,28 @@
 // Kafka implementation (later) speaks to a cluster. Both honour this contract.
 //
 // Contract:
-//  - A topic has N partitions; each partition is an ordered sequence of records with dense,
-//    monotonic offsets starting at 0. A record is key (optional), value bytes, headers and an
-//    event timestamp (ms since epoch).
+//  - A topic has N partitions; each partition is an ordered sequence of records with strictly
+//    monotonic offsets starting at 0. Offsets are dense except where transaction markers sit:
+//    a control (COMMIT/ABORT marker) record occupies an offset but is never returned to any
+//    reader, so consumers must always continue from FetchResult::next_offset, never from
+//    "last offset + 1" arithmetic over a partition. A record is key (optional), value bytes,
+//    headers and an event timestamp (ms since epoch).
 //  - append() writes one batch to one partition and returns the offset of its first record only
 //    once the batch is durable under the configured fsync policy; the batch's records get
 //    consecutive offsets. Concurrent appends to one partition are grouped into one write and one
 //    fsync (group commit). On failure nothing of the batch is visible to readers.
 //  - fetch() returns records at offsets >= the requested offset (at most max_records / roughly
-//    max_bytes), optionally waiting up to wait_ms for new records to arrive.
-//  - Committed consumer-group offsets are stored durably (commit returns once fsynced).
-//  - All methods are thread-safe.
+//    max_bytes), optionally waiting up to wait_ms for new records to arrive. With
+//    Isolation::kReadCommitted it returns only records below the partition's last stable offset
+//    (LSO: first offset of the earliest still-open transaction, else the end offset) and never
+//    records of aborted transactions. A fetch may return zero records with next_offset moved
+//    forward (it skipped markers or aborted batches); callers just fetch again from there.
+//  - Committed consumer-group offsets are stored durably (commit returns once fsynced), either
+//    directly (commit_offsets) or atomically with a transaction (TransactionalProducer).
+//  - Transactions (exactly-once): see TransactionalProducer. After open_embedded_log() returns,
+//    no transaction is open: every transaction a crash left unresolved has been committed (if
+//    its commit record reached the coordinator) or aborted.
+//  - All Log methods are thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -106,6 +117,8 @@ class FetchResult {
   int64_t next_offset = 0;
   /// The partition's end offset (next offset to be assigned) at fetch time.
   int64_t end_offset = 0;
+  /// The partition's last stable offset at fetch time (== end_offset when no transaction is open).
+  int64_t last_stable_offset = 0;
 
   // Filled by implementations.
   std::vector<std::unique_ptr<std::string>> buffers_;
@@ -141,10 +154,54 @@ struct LogStats {
   uint64_t recovered_truncated_bytes = 0;  // bytes cut from torn/corrupt tails when opened
 };
 
+/// What a fetch may see of transactional data.
+///  - kReadUncommitted: every data record up to the end offset, including records of open and
+///    aborted transactions (markers are still never returned).
+///  - kReadCommitted: only records below the last stable offset, never aborted ones.
+enum class Isolation { kReadUncommitted, kReadCommitted };
+
 struct FetchOptions {
   size_t max_records = 1000;
   size_t max_bytes = 1 << 20;
-  int64_t wait_ms = 0;  // wait this long for data when none is available at `offset`
+  /// Wait this long for data when none is available at `offset` (read_committed: until the LSO
+  /// moves past `offset`, e.g. when a commit marker lands).
+  int64_t wait_ms = 0;
+  Isolation isolation = Isolation::kReadUncommitted;
+};
+
+/// A transactional producer: writes to several partitions plus consumer-group offsets that
+/// become visible (to read_committed readers) and durable atomically, or not at all.
+///
+/// Contract:
+///  - Use from one thread at a time. Destroy it before the Log that created it is destroyed
+///    (after Log::close() its calls return kUnavailable and destruction is safe).
+///  - begin() opens a transaction (one at a time; begin() while one is open is kInvalidArgument).
+///  - append() writes a batch inside the open transaction (same semantics as Log::append, the
+///    records are visible to read_uncommitted readers at once, to read_committed readers only
+///    after commit()).
+///  - send_offsets() records consumer offsets that are committed with the transaction (same
+///    validation as Log::commit_offsets; later calls for the same group/topic/partition win).
+///  - commit() returns once the transaction is durable (under the fsync policy: its data is
+///    fsynced first unless `fsync: never`; the commit record is always fsynced) and visible to
+///    read_committed readers. If commit() fails after its commit point the transaction is still
+///    committed (recovery or the next call finishes it); before it, it is aborted on the next
+///    begin()/abort() or on the next open of the log.
+///  - abort(): the transaction's records are never visible to read_committed readers and its
+///    offsets are not committed.
+///  - Every call returns kFenced once a newer producer with the same transactional id was created;
+///    that newer creation aborted this producer's open transaction.
+///  - Destroying a producer with an open transaction aborts it (best effort).
+class TransactionalProducer {
+ public:
+  virtual ~TransactionalProducer() = default;
+  virtual Status begin() = 0;
+  virtual Result<int64_t> append(std::string_view topic, uint32_t partition,
+                                 const RecordIn* records, size_t count) = 0;
+  /// Consumer offsets committed atomically with the transaction's outputs.
+  virtual Status send_offsets(std::string_view group, std::string_view topic,
+                              const std::map<uint32_t, int64_t>& next_offsets) = 0;
+  virtual Status commit() = 0;
+  virtual Status abort() = 0;
 };
 
 class Log {
@@ -169,7 +226,8 @@ class Log {
   /// Durably store a consumer group's next offsets for some partitions of a topic.
   virtual Status commit_offsets(std::string_view group, std::string_view topic,
                                 const std::map<uint32_t, int64_t>& offsets) = 0;
-  /// Committed next offset of group/topic/partition, or nullopt if never committed.
+  /// Committed next offset of group/topic/partition (directly or through a committed
+  /// transaction), or nullopt if never committed.
   virtual Result<std::optional<int64_t>> committed_offset(std::string_view group,
                                                           std::string_view topic,
                                                           uint32_t partition) = 0;
@@ -181,6 +239,15 @@ class Log {
   /// True if append() may wait for the disk (an fsync per append, `fsync: always`). Callers
   /// that must not block for long (HTTP I/O threads) then hand appends to threads of their own.
   virtual bool append_waits_for_disk() const { return true; }
+
+  /// A producer for `transactional_id` (1-1000 bytes). Creating one fences (kFenced on every
+  /// later call) any earlier producer with the same id and aborts its open transaction.
+  /// Implementations without transactions return Errc::kUnimplemented.
+  virtual Result<std::unique_ptr<TransactionalProducer>> transactional_producer(
+      std::string_view transactional_id) {
+    (void)transactional_id;
+    return Status(Errc::kUnimplemented, "this log does not support transactions");
+  }
 };
 
 /// OK if `name` is a valid topic name: 1-200 characters of [a-zA-Z0-9._-], not "." or "..".

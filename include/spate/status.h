@@ -29,6 +29,8 @@ enum class Errc : int {
   kTimeout,          // a bounded wait expired
   kConfig,           // configuration error (usage errors map to exit code 2)
   kInternal,         // a broken invariant inside Spate
+  kFenced,           // a transactional producer superseded by a newer one with the same id
+  kUnimplemented,    // the operation is not supported by this implementation
 };
 
 /// Human-readable name of an error code ("io", "corruption", ...).
@@ -66,6 +68,8 @@ inline Status Unavailable(std::string m) { return {Errc::kUnavailable, std::move
 inline Status Timeout(std::string m) { return {Errc::kTimeout, std::move(m)}; }
 inline Status ConfigError(std::string m) { return {Errc::kConfig, std::move(m)}; }
 inline Status Internal(std::string m) { return {Errc::kInternal, std::move(m)}; }
+inline Status Fenced(std::string m) { return {Errc::kFenced, std::move(m)}; }
+inline Status Unimplemented(std::string m) { return {Errc::kUnimplemented, std::move(m)}; }
 
 /// Either a value or a non-ok Status.
 template <typename T>

@@ -18,6 +18,8 @@ std::string_view errc_name(Errc code) {
     case Errc::kTimeout: return "timeout";
     case Errc::kConfig: return "config error";
     case Errc::kInternal: return "internal error";
+    case Errc::kFenced: return "fenced";
+    case Errc::kUnimplemented: return "unimplemented";
   }
   return "unknown";
 }

@@ -2,7 +2,12 @@
 //   LOCK                          flock'ed by the owning process
 //   topics/<topic>/topic.meta     partitions, retention, compression (key=value lines)
 //   topics/<topic>/<partition>/   segments (see partition.h, docs/log-format.md)
-//   groups/offsets.log            committed consumer-group offsets
+//   groups/offsets.log            committed consumer-group offsets, transaction coordinator
+//
+// Transactions (see docs/log-format.md "Transactions"): a TxnState per transactional id holds
+// the current epoch and the open transaction; producers of older epochs are fenced. commit():
+// fsync touched partitions (fsync: interval), write+fsync the coordinator's commit record (the
+// commit point), append COMMIT markers. open() resolves every transaction a crash left open.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -17,9 +22,14 @@
 
 #include "log/embedded/offset_store.h"
 #include "log/embedded/partition.h"
+#include "log/embedded/txn_hook.h"
 #include "spate/log.h"
 
 namespace spate {
+
+namespace txn_testing {
+void (*crash_point)(const char* where) = nullptr;
+}  // namespace txn_testing
 
 std::string_view compression_name(Compression c) {
   switch (c) {
@@ -99,6 +109,45 @@ Result<TopicInfo> decode_meta(const std::string& name, const std::string& text) 
   return t;
 }
 
+// Coordinator state of one transactional id; guarded by mu (held for a whole producer call).
+struct TxnState {
+  std::mutex mu;
+  std::string transactional_id;
+  int64_t producer_id = 0;
+  int32_t epoch = 0;  // of the newest producer; older ones are fenced
+  bool log_closed = false;
+  bool open = false;
+  int64_t txn_seq = 0;  // epoch << 32 | counter
+  uint32_t counter = 0;
+  std::vector<Partition*> touched;  // partitions holding data of the open transaction
+  std::map<std::tuple<std::string, std::string, uint32_t>, int64_t> offsets;
+  // Markers of a finished transaction that could not be written yet (retried first).
+  int64_t pending_seq = 0;
+  std::vector<std::pair<Partition*, bool>> pending;  // partition, commit
+};
+
+class EmbeddedLog;
+
+class EmbeddedTxnProducer final : public TransactionalProducer {
+ public:
+  EmbeddedTxnProducer(EmbeddedLog* log, std::shared_ptr<TxnState> st, int32_t epoch)
+      : log_(log), st_(std::move(st)), epoch_(epoch) {}
+  ~EmbeddedTxnProducer() override;
+  Status begin() override;
+  Result<int64_t> append(std::string_view topic, uint32_t partition, const RecordIn* records,
+                         size_t count) override;
+  Status send_offsets(std::string_view group, std::string_view topic,
+                      const std::map<uint32_t, int64_t>& next_offsets) override;
+  Status commit() override;
+  Status abort() override;
+
+ private:
+  Status check_locked() const;
+  EmbeddedLog* log_;
+  std::shared_ptr<TxnState> st_;
+  int32_t epoch_;
+};
+
 class EmbeddedLog final : public Log {
  public:
   explicit EmbeddedLog(LogConfig cfg)
@@ -142,6 +191,7 @@ class EmbeddedLog final : public Log {
       SPATE_RETURN_IF_ERROR(open_partitions(*t));
       topics_[name] = std::move(t);
     }
+    SPATE_RETURN_IF_ERROR(resolve_open_transactions());
     bg_ = std::thread([this] { background(); });
     return Status::Ok();
   }
@@ -171,6 +221,12 @@ class EmbeddedLog final : public Log {
 
   Result<int64_t> append(std::string_view topic, uint32_t partition, const RecordIn* records,
                          size_t count) override {
+    SPATE_ASSIGN_OR_RETURN(Partition * p, writable_partition(topic, partition));
+    return p->append(records, count);
+  }
+
+  /// The partition to append to, creating the topic if allowed.
+  Result<Partition*> writable_partition(std::string_view topic, uint32_t partition) {
     Partition* p;
     {
       std::shared_lock lk(mu_);
@@ -184,11 +240,11 @@ class EmbeddedLog final : public Log {
         spec.name = std::string(topic);
         spec.partitions = cfg_.default_partitions;
         SPATE_RETURN_IF_ERROR(ensure_topic(spec));
-        return append(topic, partition, records, count);
+        return writable_partition(topic, partition);
       }
       SPATE_ASSIGN_OR_RETURN(p, partition_of(*it->second, partition));
     }
-    return p->append(records, count);
+    return p;
   }
 
   Result<FetchResult> fetch(std::string_view topic, uint32_t partition, int64_t offset,
@@ -205,6 +261,11 @@ class EmbeddedLog final : public Log {
 
   Status commit_offsets(std::string_view group, std::string_view topic,
                         const std::map<uint32_t, int64_t>& offsets) override {
+    SPATE_RETURN_IF_ERROR(validate_offsets(topic, offsets));
+    return offsets_.commit(group, topic, offsets);
+  }
+
+  Status validate_offsets(std::string_view topic, const std::map<uint32_t, int64_t>& offsets) {
     SPATE_ASSIGN_OR_RETURN(TopicInfo info, describe_topic(topic));
     for (const auto& [p, o] : offsets) {
       if (p >= info.partitions) {
@@ -216,7 +277,151 @@ class EmbeddedLog final : public Log {
                           std::string(topic) + "/" + std::to_string(p));
       }
     }
-    return offsets_.commit(group, topic, offsets);
+    return Status::Ok();
+  }
+
+  Result<std::unique_ptr<TransactionalProducer>> transactional_producer(
+      std::string_view transactional_id) override {
+    if (transactional_id.empty() || transactional_id.size() > 1000) {
+      return InvalidArgument("transactional id must be 1-1000 bytes");
+    }
+    std::lock_guard lk(txn_mu_);
+    {
+      std::lock_guard bl(bg_mu_);
+      if (closed_) return Unavailable("log is closed");
+    }
+    auto& slot = txn_states_[std::string(transactional_id)];
+    if (!slot) {
+      slot = std::make_shared<TxnState>();
+      slot->transactional_id = std::string(transactional_id);
+      if (auto e = offsets_.producer(transactional_id)) {
+        slot->producer_id = e->producer_id;
+        slot->epoch = e->epoch;
+      } else {
+        slot->producer_id = std::max(offsets_.max_producer_id(), max_pid_) + 1;
+        slot->epoch = -1;
+      }
+      max_pid_ = std::max(max_pid_, slot->producer_id);
+    }
+    std::shared_ptr<TxnState> st = slot;
+    std::lock_guard sl(st->mu);
+    // Fence the previous producer: finish its markers, abort its open transaction.
+    SPATE_RETURN_IF_ERROR(write_pending_locked(*st));
+    if (st->open) SPATE_RETURN_IF_ERROR(finish_locked(*st, false));
+    OffsetStore::ProducerEntry e{st->producer_id, st->epoch + 1};
+    SPATE_RETURN_IF_ERROR(offsets_.register_producer(transactional_id, e));
+    st->epoch = e.epoch;
+    st->counter = 0;
+    return std::unique_ptr<TransactionalProducer>(
+        std::make_unique<EmbeddedTxnProducer>(this, st, e.epoch));
+  }
+
+  // --- Coordinator internals, called with st.mu held. ---
+
+  Status write_pending_locked(TxnState& st) {
+    while (!st.pending.empty()) {
+      auto [p, commit] = st.pending.back();
+      SPATE_RETURN_IF_ERROR(p->append_marker(st.producer_id, st.pending_seq, commit).status());
+      st.pending.pop_back();
+    }
+    return Status::Ok();
+  }
+
+  Status begin_locked(TxnState& st) {
+    SPATE_RETURN_IF_ERROR(write_pending_locked(st));
+    if (st.open) return InvalidArgument("a transaction is already open");
+    st.open = true;
+    st.txn_seq = (static_cast<int64_t>(st.epoch) << 32) | st.counter++;
+    st.touched.clear();
+    st.offsets.clear();
+    return Status::Ok();
+  }
+
+  Result<int64_t> append_locked(TxnState& st, std::string_view topic, uint32_t partition,
+                                const RecordIn* records, size_t count) {
+    if (!st.open) return InvalidArgument("append outside a transaction (call begin() first)");
+    SPATE_ASSIGN_OR_RETURN(Partition * p, writable_partition(topic, partition));
+    SPATE_ASSIGN_OR_RETURN(int64_t off, p->append_txn(records, count, st.producer_id, st.txn_seq));
+    if (std::find(st.touched.begin(), st.touched.end(), p) == st.touched.end()) {
+      st.touched.push_back(p);
+    }
+    return off;
+  }
+
+  Status send_offsets_locked(TxnState& st, std::string_view group, std::string_view topic,
+                             const std::map<uint32_t, int64_t>& offsets) {
+    if (!st.open) return InvalidArgument("send_offsets outside a transaction");
+    if (group.empty() || group.size() > 1000) return InvalidArgument("bad group name");
+    SPATE_RETURN_IF_ERROR(validate_offsets(topic, offsets));
+    for (const auto& [p, o] : offsets) st.offsets[{std::string(group), std::string(topic), p}] = o;
+    return Status::Ok();
+  }
+
+  Status commit_locked(TxnState& st) {
+    if (!st.open) return InvalidArgument("commit without an open transaction");
+    // (1) The outputs are durable before the commit point wherever the policy promises it.
+    if (cfg_.fsync == FsyncPolicy::kInterval) {
+      for (Partition* p : st.touched) {
+        SPATE_RETURN_IF_ERROR(p->sync_now().with_context("committing transaction"));
+      }
+    }
+    txn_testing::hit("commit:data_synced");
+    // (2) The commit point: one record, fsynced.
+    std::vector<OffsetStore::TxnOffset> offs;
+    for (const auto& [k, o] : st.offsets) {
+      offs.push_back({std::get<0>(k), std::get<1>(k), std::get<2>(k), o});
+    }
+    SPATE_RETURN_IF_ERROR(offsets_.commit_txn(st.producer_id, st.txn_seq, offs));
+    txn_testing::hit("commit:recorded");
+    // (3) Markers; the LSO moves as each lands.
+    return finish_locked(st, true);
+  }
+
+  // Write COMMIT/ABORT markers to every touched partition and close the transaction. Markers
+  // that fail are kept pending (retried by the next call; resolved by recovery after a restart).
+  Status finish_locked(TxnState& st, bool commit) {
+    Status first_error;
+    st.pending_seq = st.txn_seq;
+    for (Partition* p : st.touched) {
+      Status s = p->append_marker(st.producer_id, st.txn_seq, commit).status();
+      if (!s.ok()) {
+        st.pending.push_back({p, commit});
+        if (first_error.ok()) first_error = s;
+        continue;
+      }
+      txn_testing::hit(commit ? "commit:marker" : "abort:marker");
+    }
+    st.open = false;
+    st.touched.clear();
+    st.offsets.clear();
+    if (!first_error.ok()) {
+      return first_error.with_context(commit ? "transaction committed; writing its markers"
+                                             : "transaction aborted; writing its markers");
+    }
+    return Status::Ok();
+  }
+
+  Status abort_locked(TxnState& st) {
+    if (!st.open) return InvalidArgument("abort without an open transaction");
+    return finish_locked(st, false);
+  }
+
+  // After a restart: every transaction still open in a partition is committed if its commit
+  // record reached the coordinator, else aborted.
+  Status resolve_open_transactions() {
+    for (auto& [name, t] : topics_) {
+      for (auto& p : t->partitions) {
+        for (const OpenTxn& o : p->open_transactions()) {
+          auto last = offsets_.last_committed_txn(o.producer_id);
+          bool commit = last.has_value() && *last == o.txn_seq;
+          SPATE_RETURN_IF_ERROR(
+              p->append_marker(o.producer_id, o.txn_seq, commit)
+                  .status()
+                  .with_context("resolving a transaction left open in " + name));
+        }
+      }
+    }
+    return Status::Ok();
   }
 
   Result<std::optional<int64_t>> committed_offset(std::string_view group, std::string_view topic,
@@ -251,6 +456,13 @@ class EmbeddedLog final : public Log {
       std::lock_guard lk(bg_mu_);
       if (closed_) return Status::Ok();
       closed_ = true;
+    }
+    {
+      std::lock_guard lk(txn_mu_);
+      for (auto& [id, st] : txn_states_) {
+        std::lock_guard sl(st->mu);
+        st->log_closed = true;
+      }
     }
     bg_cv_.notify_all();
     if (bg_.joinable()) bg_.join();
@@ -376,11 +588,61 @@ class EmbeddedLog final : public Log {
   std::unordered_map<std::string, std::unique_ptr<Topic>> topics_;
   int lock_fd_ = -1;
 
+  std::mutex txn_mu_;  // guards txn_states_, max_pid_; taken before a TxnState's mu
+  std::map<std::string, std::shared_ptr<TxnState>, std::less<>> txn_states_;
+  int64_t max_pid_ = -1;
+
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;
   bool closed_ = false;
   std::thread bg_;
 };
+
+Status EmbeddedTxnProducer::check_locked() const {
+  if (st_->log_closed) return Unavailable("log is closed");
+  if (st_->epoch != epoch_) {
+    return Fenced("transactional producer \"" + st_->transactional_id +
+                  "\" was superseded by a newer one");
+  }
+  return Status::Ok();
+}
+
+EmbeddedTxnProducer::~EmbeddedTxnProducer() {
+  std::lock_guard lk(st_->mu);
+  if (check_locked().ok() && st_->open) (void)log_->abort_locked(*st_);
+}
+
+Status EmbeddedTxnProducer::begin() {
+  std::lock_guard lk(st_->mu);
+  SPATE_RETURN_IF_ERROR(check_locked());
+  return log_->begin_locked(*st_);
+}
+
+Result<int64_t> EmbeddedTxnProducer::append(std::string_view topic, uint32_t partition,
+                                            const RecordIn* records, size_t count) {
+  std::lock_guard lk(st_->mu);
+  SPATE_RETURN_IF_ERROR(check_locked());
+  return log_->append_locked(*st_, topic, partition, records, count);
+}
+
+Status EmbeddedTxnProducer::send_offsets(std::string_view group, std::string_view topic,
+                                         const std::map<uint32_t, int64_t>& next_offsets) {
+  std::lock_guard lk(st_->mu);
+  SPATE_RETURN_IF_ERROR(check_locked());
+  return log_->send_offsets_locked(*st_, group, topic, next_offsets);
+}
+
+Status EmbeddedTxnProducer::commit() {
+  std::lock_guard lk(st_->mu);
+  SPATE_RETURN_IF_ERROR(check_locked());
+  return log_->commit_locked(*st_);
+}
+
+Status EmbeddedTxnProducer::abort() {
+  std::lock_guard lk(st_->mu);
+  SPATE_RETURN_IF_ERROR(check_locked());
+  return log_->abort_locked(*st_);
+}
 
 }  // namespace
 

@@ -62,11 +62,12 @@ struct Reader {
 }  // namespace
 
 Status encode_batch(const RecordIn* records, size_t count, int64_t now_ms, Compression compression,
-                    std::string* out, std::string* scratch) {
+                    std::string* out, std::string* scratch, const TxnTag* txn) {
   if (count == 0) return InvalidArgument("empty batch");
   if (count > UINT32_MAX) return InvalidArgument("batch has too many records");
+  const size_t hs = txn == nullptr ? kHeaderSize : kHeaderSize + kTxnExtSize;
   out->clear();
-  out->resize(kHeaderSize);
+  out->resize(hs);
   int64_t first_ts = records[0].timestamp_ms != 0 ? records[0].timestamp_ms : now_ms;
   int64_t max_ts = INT64_MIN;
   std::string* payload = compression == Compression::kNone ? out : scratch;
@@ -106,22 +107,27 @@ Status encode_batch(const RecordIn* records, size_t count, int64_t now_ms, Compr
     }
     lp[4] = static_cast<char>(body_len & 0x7F);
   }
-  uint64_t raw_size = payload == out ? out->size() - kHeaderSize : payload->size();
+  uint64_t raw_size = payload == out ? out->size() - hs : payload->size();
   if (raw_size > kMaxBatchBytes) return InvalidArgument("batch too large");
   uint8_t attributes = static_cast<uint8_t>(compression);
   if (compression == Compression::kLz4) {
     int bound = LZ4_compressBound(static_cast<int>(raw_size));
-    out->resize(kHeaderSize + static_cast<size_t>(bound));
-    int n = LZ4_compress_default(payload->data(), out->data() + kHeaderSize,
+    out->resize(hs + static_cast<size_t>(bound));
+    int n = LZ4_compress_default(payload->data(), out->data() + hs,
                                  static_cast<int>(raw_size), bound);
     if (n <= 0) return Internal("lz4 compression failed");
-    out->resize(kHeaderSize + static_cast<size_t>(n));
+    out->resize(hs + static_cast<size_t>(n));
   } else if (compression == Compression::kZstd) {
     size_t bound = ZSTD_compressBound(raw_size);
-    out->resize(kHeaderSize + bound);
-    size_t n = ZSTD_compress(out->data() + kHeaderSize, bound, payload->data(), raw_size, 1);
+    out->resize(hs + bound);
+    size_t n = ZSTD_compress(out->data() + hs, bound, payload->data(), raw_size, 1);
     if (ZSTD_isError(n)) return Internal(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
-    out->resize(kHeaderSize + n);
+    out->resize(hs + n);
+  }
+  if (txn != nullptr) {
+    attributes |= txn->control ? kAttrControl : kAttrTransactional;
+    put_i64(out->data() + kHeaderSize, txn->producer_id);
+    put_i64(out->data() + kHeaderSize + 8, txn->txn_seq);
   }
   char* h = out->data();
   put_i64(h, 0);
@@ -153,8 +159,16 @@ Status parse_header(const char* p, size_t avail, BatchHeader* h) {
   if (h->batch_length < kHeaderSize - kLengthFieldEnd || h->batch_length > kMaxBatchBytes) {
     return Corruption("bad batch length");
   }
-  if ((h->attributes & ~0x3) != 0 || (h->attributes & 0x3) == 3) {
+  if ((h->attributes & ~0xF) != 0 || (h->attributes & 0x3) == 3 ||
+      (h->attributes & (kAttrTransactional | kAttrControl)) ==
+          (kAttrTransactional | kAttrControl)) {
     return Corruption("bad batch attributes");
+  }
+  if (h->has_ext()) {
+    if (h->batch_length < kHeaderSize + kTxnExtSize - kLengthFieldEnd) {
+      return Corruption("bad transactional batch length");
+    }
+    if (avail >= kHeaderSize + kTxnExtSize) parse_ext(p, h);
   }
   if (h->record_count == 0 || h->base_offset < 0) return Corruption("bad batch record count");
   if (h->raw_payload_size > kMaxBatchBytes) return Corruption("bad batch payload size");
@@ -167,8 +181,8 @@ bool crc_ok(const char* p, const BatchHeader& h) {
 
 Status decode_records(const char* batch, const BatchHeader& h, int64_t min_offset,
                       FetchResult* out, size_t max_records) {
-  const char* payload = batch + kHeaderSize;
-  size_t payload_size = h.total_size() - kHeaderSize;
+  const char* payload = batch + h.header_size();
+  size_t payload_size = h.total_size() - h.header_size();
   if (h.compression() != Compression::kNone) {
     auto buf = std::make_unique<std::string>(h.raw_payload_size, '\0');
     if (h.compression() == Compression::kLz4) {
@@ -223,6 +237,24 @@ Status decode_records(const char* batch, const BatchHeader& h, int64_t min_offse
     out->records_.push_back(v);
   }
   return Status::Ok();
+}
+
+Status encode_marker(int64_t producer_id, int64_t txn_seq, bool commit, int64_t now_ms,
+                     std::string* out) {
+  RecordIn r;
+  r.value = commit ? std::string_view("\x01", 1) : std::string_view("\x00", 1);
+  TxnTag tag{producer_id, txn_seq, true};
+  std::string scratch;
+  return encode_batch(&r, 1, now_ms, Compression::kNone, out, &scratch, &tag);
+}
+
+Result<bool> marker_is_commit(const char* batch, const BatchHeader& h) {
+  FetchResult tmp;
+  SPATE_RETURN_IF_ERROR(decode_records(batch, h, 0, &tmp, 1));
+  if (tmp.records_.size() != 1 || tmp.records_[0].value.size() != 1) {
+    return Corruption("bad transaction marker");
+  }
+  return tmp.records_[0].value[0] == 1;
 }
 
 }  // namespace spate::logfmt

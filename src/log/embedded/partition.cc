@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "base/crc32c.h"
 #include "log/embedded/format.h"
 
 namespace spate {
@@ -68,6 +69,8 @@ struct Partition::Writer {
   int64_t max_ts = 0;
   Status status;
   int64_t base = -1;
+  const logfmt::TxnTag* txn = nullptr;  // transactional or control batch
+  bool marker_commit = false;           // for a control batch: COMMIT (else ABORT)
   bool done = false;
   // Set (under mu_, with `done` or on becoming the leader) so that a waiting writer can poll
   // it for a moment before sleeping on cv.
@@ -98,6 +101,36 @@ bool parse_segment_name(const std::string& name, int64_t* base) {
 }
 
 constexpr size_t kReadChunk = 256 * 1024;
+constexpr size_t kAbortedEntrySize = 28;  // i64 producer, i64 first, i64 last, u32 crc
+constexpr char kAbortedFile[] = "aborted.idx";
+
+// Open-transaction snapshot: u32 count, count x (i64 producer, i64 seq, i64 first), u32 crc32c.
+std::string encode_snapshot(const std::vector<OpenTxn>& open) {
+  std::string out(4 + open.size() * 24 + 4, '\0');
+  logfmt::put_u32(out.data(), static_cast<uint32_t>(open.size()));
+  for (size_t i = 0; i < open.size(); ++i) {
+    char* q = out.data() + 4 + i * 24;
+    logfmt::put_i64(q, open[i].producer_id);
+    logfmt::put_i64(q + 8, open[i].txn_seq);
+    logfmt::put_i64(q + 16, open[i].first_offset);
+  }
+  logfmt::put_u32(out.data() + out.size() - 4, crc32c::value(out.data(), out.size() - 4));
+  return out;
+}
+
+bool decode_snapshot(const std::string& in, std::vector<OpenTxn>* open) {
+  if (in.size() < 8) return false;
+  uint32_t n = logfmt::get_u32(in.data());
+  if (in.size() != 8 + static_cast<uint64_t>(n) * 24) return false;
+  if (crc32c::value(in.data(), in.size() - 4) != logfmt::get_u32(in.data() + in.size() - 4)) {
+    return false;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    const char* q = in.data() + 4 + i * 24;
+    open->push_back({logfmt::get_i64(q), logfmt::get_i64(q + 8), logfmt::get_i64(q + 16)});
+  }
+  return true;
+}
 constexpr uint64_t kMaxGroupBytes = 16ULL << 20;
 
 }  // namespace
@@ -107,7 +140,8 @@ Partition::Partition(std::string dir, uint32_t id, PartitionOptions opts)
       id_(id),
       opts_(opts),
       fs_(opts.fs ? opts.fs : default_fs()),
-      clock_(opts.clock ? opts.clock : system_clock()) {}
+      clock_(opts.clock ? opts.clock : system_clock()),
+      aborted_(std::make_shared<AbortedMap>()) {}
 
 Partition::~Partition() { (void)close(); }
 
@@ -183,6 +217,10 @@ Status Partition::recover_segment(Segment& seg, bool is_active) {
       if (!logfmt::crc_ok(buf.data() + p, h)) {
         stop = true;
         break;
+      }
+      if (is_active && h.has_ext()) {
+        logfmt::parse_ext(buf.data() + p, &h);
+        SPATE_RETURN_IF_ERROR(recover_txn_batch(buf.data() + p, h));
       }
       uint64_t at = pos + p;
       if (index.empty() || since_index >= opts_.index_interval_bytes) {
@@ -267,6 +305,13 @@ Status Partition::open() {
     }
   }
   std::sort(bases.begin(), bases.end());
+  SPATE_RETURN_IF_ERROR(load_txn_state(bases.empty() ? -1 : bases.back()));
+  for (const auto& n : names) {  // snapshots of segments that are no longer active
+    if (n.size() > 8 && n.compare(n.size() - 8, 8, ".txnsnap") == 0 &&
+        (bases.empty() || n != segment_name(bases.back(), ".txnsnap"))) {
+      (void)fs_->remove_file(path_join(dir_, n));
+    }
+  }
   std::vector<std::shared_ptr<Segment>> segs;
   for (size_t i = 0; i < bases.size(); ++i) {
     auto seg = std::make_shared<Segment>();
@@ -343,7 +388,176 @@ Status Partition::open() {
     std::unique_lock lk(segments_mu_);
     segments_ = std::move(segs);
   }
+  if (aborted_dirty_) SPATE_RETURN_IF_ERROR(persist_aborted());
   return Status::Ok();
+}
+
+Status Partition::load_txn_state(int64_t active_base) {
+  std::string apath = path_join(dir_, kAbortedFile);
+  SPATE_ASSIGN_OR_RETURN(bool have_aborted, fs_->exists(apath));
+  auto m = std::make_shared<AbortedMap>();
+  if (have_aborted) {
+    SPATE_ASSIGN_OR_RETURN(std::string data, fs_->read_file(apath));
+    size_t n = data.size() / kAbortedEntrySize;
+    for (size_t i = 0; i < n; ++i) {
+      const char* q = data.data() + i * kAbortedEntrySize;
+      if (crc32c::value(q, 24) != logfmt::get_u32(q + 24)) {
+        aborted_dirty_ = true;  // written atomically, so only a foreign edit gets here: rewrite
+        break;
+      }
+      (*m)[logfmt::get_i64(q)].push_back({logfmt::get_i64(q + 8), logfmt::get_i64(q + 16)});
+    }
+    for (auto& [pid, v] : *m) std::sort(v.begin(), v.end());
+  }
+  std::lock_guard lk(txn_mu_);
+  aborted_ = std::move(m);
+  open_txns_.clear();
+  if (active_base >= 0) {
+    std::string spath = path_join(dir_, segment_name(active_base, ".txnsnap"));
+    SPATE_ASSIGN_OR_RETURN(bool have_snap, fs_->exists(spath));
+    has_snapshot_ = have_snap;
+    if (have_snap) {
+      SPATE_ASSIGN_OR_RETURN(std::string data, fs_->read_file(spath));
+      std::vector<OpenTxn> open;
+      if (!decode_snapshot(data, &open)) {
+        return Corruption("bad open-transaction snapshot " + spath);
+      }
+      for (const auto& t : open) open_txns_[t.producer_id] = t;
+    }
+  }
+  any_open_.store(!open_txns_.empty(), std::memory_order_release);
+  return Status::Ok();
+}
+
+Status Partition::recover_txn_batch(const char* batch, const BatchHeader& h) {
+  std::lock_guard lk(txn_mu_);
+  if (!h.is_control()) {
+    open_txns_.try_emplace(h.producer_id, OpenTxn{h.producer_id, h.txn_seq, h.base_offset});
+    any_open_.store(true, std::memory_order_release);
+    return Status::Ok();
+  }
+  SPATE_ASSIGN_OR_RETURN(bool commit, logfmt::marker_is_commit(batch, h));
+  auto it = open_txns_.find(h.producer_id);
+  if (it == open_txns_.end() || it->second.txn_seq != h.txn_seq) return Status::Ok();
+  if (!commit) {
+    auto m = std::make_shared<AbortedMap>(*aborted_);
+    auto& v = (*m)[h.producer_id];
+    std::pair<int64_t, int64_t> r{it->second.first_offset, h.base_offset};
+    auto pos = std::lower_bound(v.begin(), v.end(), r);
+    if (pos == v.end() || *pos != r) {
+      v.insert(pos, r);
+      aborted_ = std::move(m);
+      aborted_dirty_ = true;
+    }
+  }
+  open_txns_.erase(it);
+  any_open_.store(!open_txns_.empty(), std::memory_order_release);
+  return Status::Ok();
+}
+
+Status Partition::persist_aborted() {
+  std::shared_ptr<const AbortedMap> m;
+  {
+    std::lock_guard lk(txn_mu_);
+    m = aborted_;
+  }
+  std::string out;
+  for (const auto& [pid, v] : *m) {
+    for (const auto& [first, last] : v) {
+      char e[kAbortedEntrySize];
+      logfmt::put_i64(e, pid);
+      logfmt::put_i64(e + 8, first);
+      logfmt::put_i64(e + 16, last);
+      logfmt::put_u32(e + 24, crc32c::value(e, 24));
+      out.append(e, kAbortedEntrySize);
+    }
+  }
+  SPATE_RETURN_IF_ERROR(fs_->write_file_atomic(path_join(dir_, kAbortedFile), out));
+  aborted_dirty_ = false;
+  return Status::Ok();
+}
+
+void Partition::apply_txn_effects(std::vector<Writer*>& group) {
+  bool abort_added = false;
+  {
+    std::lock_guard lk(txn_mu_);
+    for (auto* w : group) {
+      if (w->txn == nullptr) continue;
+      const logfmt::TxnTag& t = *w->txn;
+      if (!t.control) {
+        open_txns_.try_emplace(t.producer_id, OpenTxn{t.producer_id, t.txn_seq, w->base});
+        continue;
+      }
+      auto it = open_txns_.find(t.producer_id);
+      if (it == open_txns_.end() || it->second.txn_seq != t.txn_seq) continue;
+      if (!w->marker_commit) {
+        auto m = std::make_shared<AbortedMap>(*aborted_);
+        (*m)[t.producer_id].push_back({it->second.first_offset, w->base});
+        aborted_ = std::move(m);
+        abort_added = true;
+      }
+      open_txns_.erase(it);
+    }
+    any_open_.store(!open_txns_.empty(), std::memory_order_release);
+  }
+  if (abort_added) {
+    aborted_dirty_ = true;
+    // On failure aborted.idx is rewritten at the next abort or roll; until then the ABORT marker
+    // sits in the active segment, whose scan on open restores the range.
+    (void)persist_aborted();
+  }
+}
+
+bool Partition::is_aborted(const AbortedMap& m, int64_t producer_id, int64_t offset) {
+  auto it = m.find(producer_id);
+  if (it == m.end()) return false;
+  const auto& v = it->second;
+  auto r = std::upper_bound(v.begin(), v.end(), std::pair<int64_t, int64_t>{offset, INT64_MAX});
+  if (r == v.begin()) return false;
+  --r;
+  return r->first <= offset && offset <= r->second;
+}
+
+void Partition::lso_and_end(int64_t* lso, int64_t* end,
+                            std::shared_ptr<const AbortedMap>* aborted) const {
+  std::lock_guard lk(txn_mu_);
+  *end = end_offset_.load(std::memory_order_acquire);
+  *lso = *end;
+  for (const auto& [pid, t] : open_txns_) *lso = std::min(*lso, t.first_offset);
+  if (aborted != nullptr) *aborted = aborted_;
+}
+
+int64_t Partition::last_stable_offset() const {
+  int64_t lso, end;
+  lso_and_end(&lso, &end, nullptr);
+  return lso;
+}
+
+std::vector<OpenTxn> Partition::open_transactions() const {
+  std::lock_guard lk(txn_mu_);
+  std::vector<OpenTxn> out;
+  for (const auto& [pid, t] : open_txns_) out.push_back(t);
+  return out;
+}
+
+Status Partition::sync_now() {
+  std::shared_ptr<Segment> seg;
+  {
+    std::shared_lock lk(segments_mu_);
+    seg = segments_.back();
+  }
+  std::lock_guard sl(sync_mu_);
+  if (!seg->log_w) return Status::Ok();  // rolled (and synced) meanwhile
+  {
+    std::lock_guard lk(mu_);
+    if (!failed_.ok()) return failed_;
+  }
+  Status s = timed_sync(*seg->log_w);
+  if (!s.ok()) {
+    std::lock_guard lk(mu_);
+    failed_ = s.with_context("fsync failed; partition is read-only until reopened");
+  }
+  return s;
 }
 
 std::vector<std::shared_ptr<Partition::Segment>> Partition::snapshot() const {
@@ -376,7 +590,18 @@ Status Partition::roll_locked() {
   SPATE_RETURN_IF_ERROR(timed_sync(*old->log_w));
   SPATE_RETURN_IF_ERROR(old->index_w->sync());
   SPATE_RETURN_IF_ERROR(old->time_w->sync());
-  SPATE_ASSIGN_OR_RETURN(auto seg, create_segment(end_offset_.load()));
+  // Transactions open across the roll: snapshot them next to the new segment (durably, before it
+  // exists), so that open() only has to scan the active segment.
+  const int64_t new_base = end_offset_.load();
+  std::vector<OpenTxn> open = open_transactions();
+  if (!open.empty()) {
+    SPATE_RETURN_IF_ERROR(fs_->write_file_atomic(
+        path_join(dir_, segment_name(new_base, ".txnsnap")), encode_snapshot(open)));
+  }
+  if (aborted_dirty_) SPATE_RETURN_IF_ERROR(persist_aborted());  // the marker leaves the active segment
+  SPATE_ASSIGN_OR_RETURN(auto seg, create_segment(new_base));
+  if (has_snapshot_) (void)fs_->remove_file(path_join(dir_, segment_name(old->base_offset, ".txnsnap")));
+  has_snapshot_ = !open.empty();
   SPATE_RETURN_IF_ERROR(old->log_w->close());
   old->log_w.reset();
   old->index_w.reset();
@@ -404,10 +629,12 @@ Status Partition::write_group(std::vector<Writer*>& group) {
   int64_t off = end_offset_.load(std::memory_order_relaxed);
   std::vector<WritableFile::Slice> slices;
   slices.reserve(group.size());
+  bool has_txn = false;
   for (auto* w : group) {
     logfmt::set_base_offset(w->batch->data(), off);
     w->base = off;
     off += w->count;
+    has_txn |= w->txn != nullptr;
     slices.push_back({w->batch->data(), w->batch->size()});
   }
   uint64_t pos0 = seg->log_w->size();
@@ -431,6 +658,8 @@ Status Partition::write_group(std::vector<Writer*>& group) {
   } else {
     dirty_.store(true, std::memory_order_release);
   }
+  // Transaction state changes become visible together with the batches (before end_offset_).
+  if (has_txn) apply_txn_effects(group);
   // Indexes.
   char ibuf[8 * 64];
   char tbuf[16 * 64];
@@ -483,10 +712,35 @@ Result<int64_t> Partition::append(const RecordIn* records, size_t count) {
   thread_local std::string scratch;
   SPATE_RETURN_IF_ERROR(
       logfmt::encode_batch(records, count, clock_->now_ms(), opts_.compression, &buf, &scratch));
+  return submit(&buf, static_cast<uint32_t>(count), nullptr, false);
+}
+
+Result<int64_t> Partition::append_txn(const RecordIn* records, size_t count, int64_t producer_id,
+                                      int64_t txn_seq) {
+  thread_local std::string buf;
+  thread_local std::string scratch;
+  logfmt::TxnTag tag{producer_id, txn_seq, false};
+  SPATE_RETURN_IF_ERROR(logfmt::encode_batch(records, count, clock_->now_ms(), opts_.compression,
+                                             &buf, &scratch, &tag));
+  return submit(&buf, static_cast<uint32_t>(count), &tag, false);
+}
+
+Result<int64_t> Partition::append_marker(int64_t producer_id, int64_t txn_seq, bool commit) {
+  thread_local std::string buf;
+  SPATE_RETURN_IF_ERROR(logfmt::encode_marker(producer_id, txn_seq, commit, clock_->now_ms(), &buf));
+  logfmt::TxnTag tag{producer_id, txn_seq, true};
+  return submit(&buf, 1, &tag, commit);
+}
+
+Result<int64_t> Partition::submit(std::string* batch, uint32_t count, const logfmt::TxnTag* txn,
+                                  bool marker_commit) {
+  std::string& buf = *batch;
   Writer w;
   w.batch = &buf;
-  w.count = static_cast<uint32_t>(count);
+  w.count = count;
   w.max_ts = logfmt::get_i64(buf.data() + 32);
+  w.txn = txn;
+  w.marker_commit = marker_commit;
   std::unique_lock lk(mu_);
   if (closed_) return Unavailable("partition is closed");
   if (!failed_.ok()) return failed_;
@@ -546,11 +800,14 @@ Result<int64_t> Partition::append(const RecordIn* records, size_t count) {
   return w.base;
 }
 
-Status Partition::read_segment(const std::shared_ptr<Segment>& seg, int64_t offset,
-                               const FetchOptions& opts, FetchResult* out, size_t* bytes) {
+Status Partition::read_segment(const std::shared_ptr<Segment>& seg, int64_t offset, int64_t limit,
+                               const AbortedMap* aborted, const FetchOptions& opts,
+                               FetchResult* out, size_t* bytes) {
   uint64_t visible = seg->visible_size.load(std::memory_order_acquire);
   uint64_t pos = offset > seg->base_offset ? seg->lookup(offset) : 0;
-  while (pos < visible && out->records_.size() < opts.max_records && *bytes < opts.max_bytes) {
+  bool at_limit = false;
+  while (!at_limit && pos < visible && out->records_.size() < opts.max_records &&
+         *bytes < opts.max_bytes) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(
         visible - pos, std::max<size_t>(kReadChunk, opts.max_bytes - *bytes)));
     auto buf = std::make_unique<std::string>(want, '\0');
@@ -572,20 +829,40 @@ Status Partition::read_segment(const std::shared_ptr<Segment>& seg, int64_t offs
         SPATE_ASSIGN_OR_RETURN(got, seg->log_r->read_at(pos, buf->size(), buf->data()));
         if (got != buf->size()) return Corruption("short batch in " + seg->log_path);
       }
+      if (h.base_offset >= limit) {  // at the last stable offset (read_committed)
+        at_limit = true;
+        break;
+      }
       if (h.last_offset() >= offset) {
         if (!logfmt::crc_ok(buf->data() + p, h)) {
           return Corruption("bad crc in " + seg->log_path + " at byte " + std::to_string(pos + p));
         }
-        size_t n0 = out->records_.size();
-        SPATE_RETURN_IF_ERROR(logfmt::decode_records(buf->data() + p, h, offset, out,
-                                                     opts.max_records));
-        for (size_t k = n0; k < out->records_.size(); ++k) {
-          *bytes += out->records_[k].value.size() + out->records_[k].key.size();
+        bool skip = h.is_control();
+        if (!skip && aborted != nullptr && h.is_transactional()) {
+          logfmt::parse_ext(buf->data() + p, &h);
+          skip = is_aborted(*aborted, h.producer_id, h.base_offset);
+        }
+        if (skip) {
+          // Markers and aborted batches occupy offsets but are never returned; count their size
+          // so that a run of them still ends the fetch.
+          out->next_offset = std::max(out->next_offset, h.last_offset() + 1);
+          *bytes += h.total_size();
+        } else {
+          size_t n0 = out->records_.size();
+          SPATE_RETURN_IF_ERROR(logfmt::decode_records(buf->data() + p, h, offset, out,
+                                                       opts.max_records));
+          for (size_t k = n0; k < out->records_.size(); ++k) {
+            *bytes += out->records_[k].value.size() + out->records_[k].key.size();
+          }
+          if (out->records_.size() > n0) out->next_offset = out->records_.back().offset + 1;
         }
       }
       p += h.total_size();
     }
-    if (p == 0) return Corruption("unreadable batch in " + seg->log_path);
+    if (p == 0) {
+      if (at_limit) break;
+      return Corruption("unreadable batch in " + seg->log_path);
+    }
     pos += p;
     if (out->records_.size() > before) out->buffers_.push_back(std::move(buf));
   }
@@ -593,13 +870,28 @@ Status Partition::read_segment(const std::shared_ptr<Segment>& seg, int64_t offs
 }
 
 Result<FetchResult> Partition::fetch(int64_t offset, const FetchOptions& opts) {
-  int64_t end = end_offset_.load(std::memory_order_acquire);
-  if (offset == end && opts.wait_ms > 0) {
-    std::unique_lock lk(wait_mu_);
-    wait_cv_.wait_for(lk, std::chrono::milliseconds(opts.wait_ms), [&] {
-      return end_offset_.load(std::memory_order_acquire) > offset || closed_;
-    });
+  const bool committed = opts.isolation == Isolation::kReadCommitted;
+  int64_t end = 0, lso = 0;
+  std::shared_ptr<const AbortedMap> aborted;
+  if (committed) {
+    lso_and_end(&lso, &end, &aborted);
+    if (offset >= lso && offset <= end && opts.wait_ms > 0) {
+      std::unique_lock lk(wait_mu_);
+      wait_cv_.wait_for(lk, std::chrono::milliseconds(opts.wait_ms),
+                        [&] { return last_stable_offset() > offset || closed_; });
+      lk.unlock();
+      lso_and_end(&lso, &end, &aborted);
+    }
+  } else {
     end = end_offset_.load(std::memory_order_acquire);
+    if (offset == end && opts.wait_ms > 0) {
+      std::unique_lock lk(wait_mu_);
+      wait_cv_.wait_for(lk, std::chrono::milliseconds(opts.wait_ms), [&] {
+        return end_offset_.load(std::memory_order_acquire) > offset || closed_;
+      });
+      end = end_offset_.load(std::memory_order_acquire);
+    }
+    lso = end;  // reported only; the limit for read_uncommitted is the end
   }
   auto segs = snapshot();
   int64_t start = segs.front()->base_offset;
@@ -610,18 +902,20 @@ Result<FetchResult> Partition::fetch(int64_t offset, const FetchOptions& opts) {
   }
   FetchResult out;
   out.end_offset = end;
+  out.last_stable_offset =
+      committed || !any_open_.load(std::memory_order_acquire) ? lso : last_stable_offset();
   out.next_offset = offset;
-  if (offset == end || opts.max_records == 0) return out;
+  const int64_t limit = committed ? lso : INT64_MAX;
+  if (offset == end || offset >= limit || opts.max_records == 0) return out;
   auto it = std::upper_bound(segs.begin(), segs.end(), offset,
                              [](int64_t o, const std::shared_ptr<Segment>& s) {
                                return o < s->base_offset;
                              });
   size_t bytes = 0;
-  for (--it; it != segs.end(); ++it) {
-    SPATE_RETURN_IF_ERROR(read_segment(*it, offset, opts, &out, &bytes));
+  for (--it; it != segs.end() && (*it)->base_offset < limit; ++it) {
+    SPATE_RETURN_IF_ERROR(read_segment(*it, offset, limit, aborted.get(), opts, &out, &bytes));
     if (out.records_.size() >= opts.max_records || bytes >= opts.max_bytes) break;
   }
-  if (!out.records_.empty()) out.next_offset = out.records_.back().offset + 1;
   return out;
 }
 
@@ -636,7 +930,7 @@ Result<int64_t> Partition::offset_for_timestamp(int64_t ts_ms) {
       SPATE_ASSIGN_OR_RETURN(size_t got, seg->log_r->read_at(pos, kHeaderSize, hb));
       BatchHeader h;
       SPATE_RETURN_IF_ERROR(logfmt::parse_header(hb, got, &h));
-      if (h.max_timestamp >= ts_ms) {
+      if (h.max_timestamp >= ts_ms && !h.is_control()) {
         std::string b(h.total_size(), '\0');
         SPATE_ASSIGN_OR_RETURN(size_t g2, seg->log_r->read_at(pos, b.size(), b.data()));
         if (g2 != b.size() || !logfmt::crc_ok(b.data(), h)) {

@@ -12,7 +12,16 @@
 //    partition into a failed state where every append returns the error (the data on disk is
 //    then unknown until the log is reopened and recovered).
 //  - fetch() is thread-safe and lock-free with respect to appends except for a short snapshot of
-//    the segment list. A fetch sees a prefix of the partition.
+//    the segment list. A fetch sees a prefix of the partition. Control (marker) batches are
+//    never returned; read_committed fetches stop at the last stable offset and skip batches of
+//    aborted transactions.
+//  - Transactions: append_txn() writes a transactional batch; the first one of a producer opens
+//    its transaction in this partition (the LSO stays at its offset). append_marker() writes a
+//    COMMIT/ABORT marker that closes it; an ABORT also records the aborted range in
+//    `aborted.idx` (rewritten atomically). Both take effect for readers atomically with the
+//    batch becoming visible. open() restores open transactions (from the `<base>.txnsnap`
+//    snapshot written when the active segment was rolled, plus a scan of the active segment)
+//    and aborted ranges; the log then resolves the open ones (see embedded_log.cc).
 #pragma once
 
 #include <atomic>
@@ -31,6 +40,11 @@
 #include "spate/log.h"
 
 namespace spate {
+
+namespace logfmt {
+struct TxnTag;
+struct BatchHeader;
+}
 
 /// Counters shared by the partitions of one log; relaxed atomics, updated once per write group.
 struct LogCounters {
@@ -56,6 +70,13 @@ struct RecoveryStats {
   uint64_t scanned_bytes = 0;
 };
 
+/// A transaction open in one partition.
+struct OpenTxn {
+  int64_t producer_id = 0;
+  int64_t txn_seq = 0;
+  int64_t first_offset = 0;
+};
+
 class Partition {
  public:
   Partition(std::string dir, uint32_t id, PartitionOptions opts);
@@ -67,6 +88,17 @@ class Partition {
   Result<int64_t> append(const RecordIn* records, size_t count);
   Result<FetchResult> fetch(int64_t offset, const FetchOptions& opts);
   Result<int64_t> offset_for_timestamp(int64_t ts_ms);
+
+  /// Append a transactional batch of (producer_id, txn_seq).
+  Result<int64_t> append_txn(const RecordIn* records, size_t count, int64_t producer_id,
+                             int64_t txn_seq);
+  /// Append a COMMIT or ABORT marker for the producer's open transaction. Returns its offset.
+  Result<int64_t> append_marker(int64_t producer_id, int64_t txn_seq, bool commit);
+  /// fsync the active segment now (whatever the dirty flag says).
+  Status sync_now();
+  /// First offset of the earliest open transaction, else the end offset.
+  int64_t last_stable_offset() const;
+  std::vector<OpenTxn> open_transactions() const;
 
   /// fsync the active segment if anything was written since the last sync.
   Status sync_if_dirty();
@@ -90,8 +122,21 @@ class Partition {
   Status write_group(std::vector<Writer*>& group);
   Status timed_sync(WritableFile& f);
   std::vector<std::shared_ptr<Segment>> snapshot() const;
-  Status read_segment(const std::shared_ptr<Segment>& seg, int64_t offset, const FetchOptions& opts,
-                      FetchResult* out, size_t* bytes);
+  // Aborted ranges [first, marker] per producer id, sorted by first.
+  using AbortedMap = std::map<int64_t, std::vector<std::pair<int64_t, int64_t>>>;
+  Status read_segment(const std::shared_ptr<Segment>& seg, int64_t offset, int64_t limit,
+                      const AbortedMap* aborted, const FetchOptions& opts, FetchResult* out,
+                      size_t* bytes);
+  Result<int64_t> submit(std::string* batch, uint32_t count, const logfmt::TxnTag* txn,
+                         bool marker_commit);
+  // Leader, after a group with transactional/control batches was written: update txn state.
+  void apply_txn_effects(std::vector<Writer*>& group);
+  // Recovery: account for one CRC-checked transactional/control batch of the active segment.
+  Status recover_txn_batch(const char* batch, const logfmt::BatchHeader& h);
+  Status persist_aborted();
+  Status load_txn_state(int64_t active_base);
+  void lso_and_end(int64_t* lso, int64_t* end, std::shared_ptr<const AbortedMap>* aborted) const;
+  static bool is_aborted(const AbortedMap& m, int64_t producer_id, int64_t offset);
 
   std::string dir_;
   uint32_t id_;
@@ -115,6 +160,14 @@ class Partition {
   // Tail waiters.
   std::mutex wait_mu_;
   std::condition_variable wait_cv_;
+
+  // Transactions: guarded by txn_mu_ (never held while waiting for I/O).
+  mutable std::mutex txn_mu_;
+  std::map<int64_t, OpenTxn> open_txns_;  // by producer id
+  std::atomic<bool> any_open_{false};     // !open_txns_.empty(), for lock-free readers
+  std::shared_ptr<const AbortedMap> aborted_;  // copy-on-write; readers take a snapshot
+  bool aborted_dirty_ = false;                 // leader-owned: aborted.idx lags aborted_
+  bool has_snapshot_ = false;                  // leader-owned: active segment has a .txnsnap
 
   RecoveryStats recovery_;
   std::atomic<bool> closed_{false};  // written under mu_, read by tail waiters
