@@ -106,15 +106,18 @@ constexpr char kAbortedFile[] = "aborted.idx";
 
 // Open-transaction snapshot: u32 count, count x (i64 producer, i64 seq, i64 first), u32 crc32c.
 std::string encode_snapshot(const std::vector<OpenTxn>& open) {
-  std::string out(4 + open.size() * 24 + 4, '\0');
-  logfmt::put_u32(out.data(), static_cast<uint32_t>(open.size()));
-  for (size_t i = 0; i < open.size(); ++i) {
-    char* q = out.data() + 4 + i * 24;
-    logfmt::put_i64(q, open[i].producer_id);
-    logfmt::put_i64(q + 8, open[i].txn_seq);
-    logfmt::put_i64(q + 16, open[i].first_offset);
+  std::string out;
+  char b[8];
+  logfmt::put_u32(b, static_cast<uint32_t>(open.size()));
+  out.append(b, 4);
+  for (const OpenTxn& t : open) {
+    for (int64_t v : {t.producer_id, t.txn_seq, t.first_offset}) {
+      logfmt::put_i64(b, v);
+      out.append(b, 8);
+    }
   }
-  logfmt::put_u32(out.data() + out.size() - 4, crc32c::value(out.data(), out.size() - 4));
+  logfmt::put_u32(b, crc32c::value(out.data(), out.size()));
+  out.append(b, 4);
   return out;
 }
 
