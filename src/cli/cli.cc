@@ -323,6 +323,7 @@ struct ConsumeOptions {
   std::optional<uint64_t> max;
   bool follow = false;
   bool with_metadata = false;
+  std::string isolation = "read_committed";
 };
 
 int cmd_consume(const LogTarget& t, const ConsumeOptions& o) {
@@ -378,6 +379,8 @@ int cmd_consume(const LogTarget& t, const ConsumeOptions& o) {
       if (!o.follow && pos[i] >= stop_at[i]) continue;
       FetchOptions fo;
       fo.max_records = o.max ? std::min<uint64_t>(1000, *o.max - printed) : 1000;
+      fo.isolation = o.isolation == "read_uncommitted" ? Isolation::kReadUncommitted
+                                                       : Isolation::kReadCommitted;
       auto r = log->fetch(o.topic, parts[i], pos[i], fo);
       if (!r.ok()) {
         failure = r.status();
@@ -412,6 +415,11 @@ int cmd_consume(const LogTarget& t, const ConsumeOptions& o) {
         }
         pos[i] = rec.offset + 1;
         ++printed;
+        progressed = true;
+      }
+      // Past everything returned, and past markers / aborted records the fetch skipped.
+      if (!(o.max && printed >= *o.max) && r->next_offset > pos[i]) {
+        pos[i] = r->next_offset;
         progressed = true;
       }
       if (std::fwrite(out.data(), 1, out.size(), stdout) != out.size()) {
@@ -518,6 +526,10 @@ int run_cli(int argc, char** argv) {
   consume->add_flag("-f,--follow", co.follow, "Keep waiting for new records");
   consume->add_flag("--with-metadata", co.with_metadata,
                     "Print JSON with partition, offset, key, timestamp, headers, value");
+  consume->add_option("--isolation", co.isolation,
+                      "read_committed (default: no output of open or aborted transactions) or "
+                      "read_uncommitted")
+      ->check(CLI::IsMember({"read_committed", "read_uncommitted"}));
 
   auto* dlq = app.add_subcommand("dlq", "Inspect and replay a dead-letter topic");
   dlq->require_subcommand(1);

@@ -54,8 +54,15 @@ Status for_each_record(Log& log, const std::string& topic, F&& f) {
       FetchOptions fo;
       fo.max_records = 1000;
       fo.max_bytes = 8 << 20;
+      fo.isolation = Isolation::kReadCommitted;  // dead letters of aborted transactions are not real
       SPATE_ASSIGN_OR_RETURN(FetchResult fr, log.fetch(topic, p, off, fo));
-      if (fr.records().empty()) break;
+      if (fr.records().empty()) {
+        if (fr.next_offset > off) {  // skipped transaction markers or aborted records
+          off = fr.next_offset;
+          continue;
+        }
+        break;
+      }
       for (const RecordView& r : fr.records()) {
         if (r.offset >= end) break;
         if (!f(p, fr, r)) return Status::Ok();

@@ -1196,7 +1196,13 @@ Status for_each_record_since(Log& log,
         fo.max_records = 10000;
         fo.max_bytes = 16 << 20;
         SPATE_ASSIGN_OR_RETURN(FetchResult fr, log.fetch(topic, p, off, fo));
-        if (fr.records().empty()) break;
+        if (fr.records().empty()) {
+        if (fr.next_offset > off) {  // skipped transaction markers or aborted records
+          off = fr.next_offset;
+          continue;
+        }
+        break;
+      }
         for (const RecordView& r : fr.records()) fn(fr, r);
         off = fr.next_offset;
       }

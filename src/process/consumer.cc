@@ -61,6 +61,7 @@ Result<std::vector<PolledBatch>> GroupConsumer::poll() {
       const TopicPartition& tp = assignment_[idx];
       State& st = state_[tp];
       FetchOptions fo;
+      fo.isolation = cfg_.isolation;
       fo.max_records = cfg_.max_records - records;
       // Ask for about what max_records needs (the log reads max_bytes from disk at once), by
       // the average record size seen so far, within the configured cap.
@@ -69,10 +70,17 @@ Result<std::vector<PolledBatch>> GroupConsumer::poll() {
       fo.max_bytes = std::clamp<size_t>(need, 1, std::max<size_t>(1, cfg_.max_bytes - std::min(bytes, cfg_.max_bytes)));
       SPATE_ASSIGN_OR_RETURN(FetchResult fr, log_->fetch(tp.topic, tp.partition, st.position, fo));
       if (fr.records().empty()) {
-        // Past the retained start (retention ran): move up instead of stalling.
+        // Nothing to return but the position moved: past transaction markers or aborted
+        // records, or past the retained start (retention ran). Move up instead of stalling, and
+        // hand the caller an empty batch so that it commits the new position (else the lag
+        // would never reach zero behind a trailing marker).
         if (fr.next_offset > st.position) {
-          skipped_by_retention_ += static_cast<uint64_t>(fr.next_offset - st.position);
+          if (auto info = log_->describe_topic(tp.topic); info.ok()) {  // rare path
+            const int64_t start = info->partition_info[tp.partition].start_offset;
+            if (st.position < start) skipped_by_retention_ += static_cast<uint64_t>(start - st.position);
+          }
           st.position = fr.next_offset;
+          out.push_back({tp, std::move(fr)});
         }
         continue;
       }
@@ -110,6 +118,13 @@ Status GroupConsumer::commit(const std::map<TopicPartition, int64_t>& next_offse
     for (const auto& [p, off] : offsets) state_[{topic, p}].committed = off;
   }
   return Status::Ok();
+}
+
+void GroupConsumer::mark_committed(const std::map<TopicPartition, int64_t>& next_offsets) {
+  for (const auto& [tp, off] : next_offsets) {
+    auto it = state_.find(tp);
+    if (it != state_.end() && off > it->second.committed) it->second.committed = off;
+  }
 }
 
 Status GroupConsumer::seek(const TopicPartition& tp, int64_t offset) {

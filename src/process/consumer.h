@@ -12,7 +12,10 @@
 //    below the partition's retained start is moved up to it (the data is gone; counted in
 //    `skipped_by_retention()`).
 //  - poll() returns up to `max_records` records from the assigned partitions, taking partitions
-//    in turn so that none starves, waiting up to `max_wait_ms` when nothing is available. Polled
+//    in turn so that none starves, waiting up to `max_wait_ms` when nothing is available. It
+//    reads `isolation` (read_committed by default: output of open or aborted transactions is
+//    never seen). A batch may hold no records when the position only moved past transaction
+//    markers or aborted records: commit its next_offset like any other. Polled
 //    records are not committed: commit() stores, durably, the next offsets of what the caller has
 //    finished processing — never more than was polled — so after a crash processing resumes
 //    after the last committed record (at-least-once; exactly-once adds transactions, see the
@@ -41,6 +44,7 @@ struct ConsumerConfig {
   size_t max_records = 1000;     // per poll
   size_t max_bytes = 4 << 20;    // per poll
   int64_t max_wait_ms = 100;     // when nothing is available
+  Isolation isolation = Isolation::kReadCommitted;  // never see uncommitted/aborted output
 };
 
 struct TopicPartition {
@@ -75,6 +79,9 @@ class GroupConsumer {
   /// Durably commit next offsets (offset after the last processed record) for partitions.
   /// Offsets beyond what was polled, or for unassigned partitions, are errors.
   Status commit(const std::map<TopicPartition, int64_t>& next_offsets);
+
+  /// Record that `next_offsets` were committed elsewhere (with a log transaction).
+  void mark_committed(const std::map<TopicPartition, int64_t>& next_offsets);
 
   /// Rewind the polling position of a partition to `offset` (e.g. to retry after an abort).
   Status seek(const TopicPartition& tp, int64_t offset);

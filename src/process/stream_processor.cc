@@ -130,6 +130,9 @@ struct KafkaStreamProcessor::Impl::Worker {
   simdjson::dom::parser parser;
   ProcessorEvent ev;
   std::deque<std::string> texts;  // replaced event texts and header values of this batch
+  std::string group;
+  std::unique_ptr<TransactionalProducer> txn;  // exactly_once
+  int txn_failures = 0;                        // in a row, for the backoff
 
   Counter* error_counter(const std::string& topic, const std::string& error) {
     auto key = topic + '\0' + error;
@@ -147,6 +150,12 @@ struct KafkaStreamProcessor::Impl::Worker {
   }
 
   void run();
+  struct Out {
+    std::vector<RecordIn> recs;
+    std::vector<std::vector<RecordHeader>> headers;  // dead letters' headers (index by rec)
+  };
+  using Outs = std::map<std::pair<std::string, uint32_t>, Out>;
+  Status commit_transaction(const Outs& outs, const std::map<process::TopicPartition, int64_t>& commits);
   enum class BatchEnd { kCommitted, kRetry, kStopped };
   BatchEnd process(std::vector<process::PolledBatch>& polled);
   void rewind(const std::vector<process::PolledBatch>& polled);
@@ -186,6 +195,17 @@ Status KafkaStreamProcessor::initialize() {
     cc.max_wait_ms = m.cfg.poll_timeout_ms;
     wk->consumer = std::make_unique<process::GroupConsumer>(m.log, cc);
     SPATE_RETURN_IF_ERROR(wk->consumer->open().with_context("processor " + m.cfg.name));
+    wk->group = group;
+    if (m.cfg.exactly_once) {
+      // One transactional id per group member: a restarted member fences its predecessor and
+      // aborts what it left open.
+      auto txn = m.log->transactional_producer(fmt::format("{}#{}/{}", group, cc.replica, cc.replicas));
+      if (!txn.ok()) {
+        return txn.status().with_context("processor " + m.cfg.name + ": exactly_once needs a log "
+                                         "with transactions");
+      }
+      wk->txn = std::move(txn).value();
+    }
     ProcessorEventAccess::texts(wk->ev) = &wk->texts;
     m.workers.push_back(std::move(wk));
   }
@@ -342,6 +362,42 @@ void KafkaStreamProcessor::Impl::Worker::run() {
   }
 }
 
+// One transaction: every output group, then the input offsets, then commit. If the commit
+// call fails, the coordinator may still have committed it (the failure came after the commit
+// point): the committed offsets tell, so that the batch is neither lost nor repeated.
+Status KafkaStreamProcessor::Impl::Worker::commit_transaction(
+    const Outs& outs, const std::map<process::TopicPartition, int64_t>& commits) {
+  auto fail = [&](Status s) {
+    if (s.code() != Errc::kFenced) (void)txn->abort();
+    return s;
+  };
+  SPATE_RETURN_IF_ERROR(txn->begin());
+  size_t records = 0;
+  for (const auto& [tp, o] : outs) {
+    auto r = txn->append(tp.first, tp.second, o.recs.data(), o.recs.size());
+    if (!r.ok()) return fail(r.status().with_context(fmt::format("appending to {}[{}]", tp.first, tp.second)));
+    records += o.recs.size();
+  }
+  std::map<std::string, std::map<uint32_t, int64_t>> by_topic;
+  for (const auto& [tp, off] : commits) by_topic[tp.topic][tp.partition] = off;
+  for (const auto& [topic, offs] : by_topic) {
+    if (Status s = txn->send_offsets(group, topic, offs); !s.ok()) return fail(s);
+  }
+  Status s = txn->commit();
+  if (!s.ok() && !commits.empty()) {
+    const auto& [tp, off] = *commits.begin();
+    auto c = m->log->committed_offset(group, tp.topic, tp.partition);
+    if (c.ok() && c->has_value() && **c == off && consumer->committed(tp) < off) {
+      spdlog::warn("processor {}: commit reported {}, but the transaction is committed",
+                   m->cfg.name, s.to_string());
+      s = Status::Ok();
+    }
+  }
+  if (!s.ok()) return fail(s);
+  m->produced.fetch_add(records, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
 void KafkaStreamProcessor::Impl::Worker::rewind(const std::vector<process::PolledBatch>& polled) {
   for (auto& s : steps) s->discard();
   for (const auto& b : polled) {
@@ -367,11 +423,7 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
   const ProcessorConfig& cfg = m->cfg;
   const auto started = Steady::now();
   texts.clear();
-  struct Out {
-    std::vector<RecordIn> recs;
-    std::vector<std::vector<RecordHeader>> headers;  // dead letters' headers (index by rec)
-  };
-  std::map<std::pair<std::string, uint32_t>, Out> outs;
+  Outs outs;
   std::map<process::TopicPartition, int64_t> commits;
   // Every event of the batch, for flush failures: (polled batch, record).
   std::vector<std::pair<const process::PolledBatch*, const RecordView*>> events;
@@ -528,34 +580,56 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
     m->topic_metrics[batch.tp.topic].processed->inc();
   }
 
-  // Append every output group; a failed group is retried (the ones done are not repeated).
   for (auto& [tp, o] : outs) {
     for (size_t i = 0; i < o.recs.size(); ++i) {
       o.recs[i].headers = o.headers[i].empty() ? nullptr : o.headers[i].data();
       o.recs[i].header_count = static_cast<uint32_t>(o.headers[i].size());
     }
-    for (int attempt = 1;; ++attempt) {
-      auto r = m->log->append(tp.first, tp.second, o.recs.data(), o.recs.size());
-      if (r.ok()) {
-        m->produced.fetch_add(o.recs.size(), std::memory_order_relaxed);
-        break;
-      }
-      error_counter(polled.front().tp.topic, "append")->inc();
-      if (!retry.should_retry(process::ErrorClass::kTransient, attempt)) {
-        spdlog::error("processor {}: appending to {}[{}] failed {} times: {}; the batch will be "
-                      "processed again", cfg.name, tp.first, tp.second, attempt,
-                      r.status().to_string());
-        rewind(polled);  // offsets are not committed: the batch is polled again
-        return m->running.load() ? BatchEnd::kRetry : BatchEnd::kStopped;
-      }
-      m->retries.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("processor {}: appending to {}[{}] failed: {}; retrying", cfg.name, tp.first,
-                   tp.second, r.status().to_string());
-      if (!m->sleep_for(retry.backoff_ms(attempt, rng))) return BatchEnd::kStopped;
-    }
   }
-  if (Status s = consumer->commit(commits); !s.ok()) {
-    spdlog::warn("processor {}: committing offsets failed: {}", cfg.name, s.to_string());
+  if (txn) {
+    // Exactly-once: outputs (dead letters included) and input offsets in one transaction.
+    Status s = commit_transaction(outs, commits);
+    if (!s.ok()) {
+      m->aborts.fetch_add(1, std::memory_order_relaxed);
+      error_counter(polled.front().tp.topic, "transaction")->inc();
+      if (s.code() == Errc::kFenced) {
+        spdlog::error("processor {}: {}; this worker stops", cfg.name, s.to_string());
+        return BatchEnd::kStopped;
+      }
+      spdlog::warn("processor {}: transaction failed: {}; the batch will be processed again",
+                   cfg.name, s.to_string());
+      rewind(polled);
+      return m->sleep_for(retry.backoff_ms(++txn_failures, rng)) ? BatchEnd::kRetry
+                                                                  : BatchEnd::kStopped;
+    }
+    txn_failures = 0;
+    consumer->mark_committed(commits);
+  } else {
+    // Append every output group; a failed group is retried (the ones done are not repeated).
+    for (auto& [tp, o] : outs) {
+      for (int attempt = 1;; ++attempt) {
+        auto r = m->log->append(tp.first, tp.second, o.recs.data(), o.recs.size());
+        if (r.ok()) {
+          m->produced.fetch_add(o.recs.size(), std::memory_order_relaxed);
+          break;
+        }
+        error_counter(polled.front().tp.topic, "append")->inc();
+        if (!retry.should_retry(process::ErrorClass::kTransient, attempt)) {
+          spdlog::error("processor {}: appending to {}[{}] failed {} times: {}; the batch will be "
+                        "processed again", cfg.name, tp.first, tp.second, attempt,
+                        r.status().to_string());
+          rewind(polled);  // offsets are not committed: the batch is polled again
+          return m->running.load() ? BatchEnd::kRetry : BatchEnd::kStopped;
+        }
+        m->retries.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("processor {}: appending to {}[{}] failed: {}; retrying", cfg.name, tp.first,
+                     tp.second, r.status().to_string());
+        if (!m->sleep_for(retry.backoff_ms(attempt, rng))) return BatchEnd::kStopped;
+      }
+    }
+    if (Status s = consumer->commit(commits); !s.ok()) {
+      spdlog::warn("processor {}: committing offsets failed: {}", cfg.name, s.to_string());
+    }
   }
   m->batches.fetch_add(1, std::memory_order_relaxed);
   const double secs = std::chrono::duration<double>(Steady::now() - started).count();
