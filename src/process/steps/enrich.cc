@@ -376,23 +376,20 @@ class EnrichStep final : public EventProcessor {
              MetricsRegistry* metrics, const std::string& processor, const std::string& step)
       : o_(std::move(o)), src_(std::move(src)), cache_(o_.cache, clock) {
     if (metrics != nullptr) {
-      auto c = [&](const char* result) {
-        return &metrics->counter("stream_enrich_cache_total",
-                                 "Enrich step cache probes (hit, negative_hit, miss) and evictions",
-                                 {{"processor", processor}, {"step", step}, {"result", result}});
+      auto counter = [&](const char* name, const char* help, const char* result) {
+        return &metrics->counter(name, help, {{"processor", processor}, {"step", step}, {"result", result}});
       };
-      m_hit_ = c("hit");
-      m_negative_ = c("negative_hit");
-      m_miss_ = c("miss");
-      m_evict_ = c("eviction");
-      auto l = [&](const char* result) {
-        return &metrics->counter("stream_enrich_lookups_total",
-                                 "Enrich step lookups in the source, by outcome",
-                                 {{"processor", processor}, {"step", step}, {"result", result}});
-      };
-      m_found_ = l("found");
-      m_not_found_ = l("not_found");
-      m_error_ = l("error");
+      const char* kCache = "stream_enrich_cache_total";
+      const char* kCacheHelp = "Enrich step cache probes (hit, negative_hit, miss) and evictions";
+      const char* kLookups = "stream_enrich_lookups_total";
+      const char* kLookupsHelp = "Enrich step lookups in the source, by outcome";
+      m_hit_ = counter(kCache, kCacheHelp, "hit");
+      m_negative_ = counter(kCache, kCacheHelp, "negative_hit");
+      m_miss_ = counter(kCache, kCacheHelp, "miss");
+      m_evict_ = counter(kCache, kCacheHelp, "eviction");
+      m_found_ = counter(kLookups, kLookupsHelp, "found");
+      m_not_found_ = counter(kLookups, kLookupsHelp, "not_found");
+      m_error_ = counter(kLookups, kLookupsHelp, "error");
     }
   }
 
