@@ -64,3 +64,14 @@ def wait_for(pred, timeout=30, interval=0.05):
 
 def tempdir():
     return tempfile.mkdtemp(prefix="spate-e2e-")
+
+
+def stop_process(proc, timeout=30):
+    """SIGTERM a `spate run` Popen (text pipes) and wait; SIGKILL after `timeout` s.
+    Returns (stdout, stderr)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()

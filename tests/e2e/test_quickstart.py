@@ -79,12 +79,7 @@ try:
     check(r.returncode == 1 and "in use" in r.stderr,
           f"a second process on the same data dir is refused: rc={r.returncode} {r.stderr}")
 finally:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
+    out, err = stop_process(proc)
 check(proc.returncode == 0, f"SIGTERM stops cleanly with exit 0 (got {proc.returncode}): {err}")
 check("stopped cleanly" in err, "logs a clean stop")
 

@@ -1,14 +1,12 @@
 // The Redis dedup store (contract in dedup_store.h; user documentation in docs/ingestion.md,
-// "Deduplication"). hiredis (synchronous API) is only included here.
+// "Deduplication"). hiredis (synchronous API) is included here and in redis/redis_conn.cc.
 #include <hiredis/hiredis.h>
-#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -24,6 +22,7 @@
 #include "base/fs.h"
 #include "config/redis_url.h"
 #include "ingest/dedup/dedup_store.h"
+#include "ingest/redis/redis_conn.h"
 #include "spate/ingestion.h"
 
 namespace spate::ingest {
@@ -47,10 +46,7 @@ constexpr char kReleaseScript[] =
 
 int64_t steady_ms() { return system_clock()->steady_ns() / 1'000'000; }
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+using ReplyPtr = RedisReplyPtr;
 
 std::string_view reply_str(const redisReply* r) { return {r->str, r->len}; }
 
@@ -603,9 +599,8 @@ class RedisDedup final : public DedupStore {
     for (Conn& s : stale) redisFree(s.ctx);
   }
 
-  Status connect_failed(redisContext* ctx, std::string what) {
+  Status connect_failed(redisContext* ctx, std::string msg) {
     if (ctx != nullptr) redisFree(ctx);
-    std::string msg = "redis " + where_ + ": " + what;
     std::lock_guard lk(pool_mu_);
     last_error_ = msg;
     retry_at_ms_ = steady_ms() + backoff_ms_;
@@ -613,57 +608,17 @@ class RedisDedup final : public DedupStore {
     return Unavailable(std::move(msg));
   }
 
-  // A blocking command on a fresh connection (AUTH, SELECT, INFO).
-  static ReplyPtr command(redisContext* ctx, std::initializer_list<std::string_view> args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> len;
-    for (std::string_view a : args) {
-      argv.push_back(a.data());
-      len.push_back(a.size());
-    }
-    return ReplyPtr(static_cast<redisReply*>(
-        redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), len.data())));
-  }
-
   Result<Conn> connect() {
-    const timeval tv{static_cast<time_t>(opts_.timeout_ms / 1000),
-                     static_cast<suseconds_t>((opts_.timeout_ms % 1000) * 1000)};
-    redisContext* ctx = url_.socket_path.empty()
-                            ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
-                            : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
-    if (ctx == nullptr) return connect_failed(nullptr, "cannot allocate a connection");
-    if (ctx->err != 0) return connect_failed(ctx, ctx->errstr);
-    if (redisSetTimeout(ctx, tv) != REDIS_OK) return connect_failed(ctx, "cannot set the timeout");
-    if (url_.socket_path.empty()) (void)redisEnableKeepAlive(ctx);
-    if (!url_.password.empty()) {
-      ReplyPtr r = url_.user.empty() ? command(ctx, {"AUTH", url_.password})
-                                     : command(ctx, {"AUTH", url_.user, url_.password});
-      if (!r) return connect_failed(ctx, std::string("AUTH: ") + ctx->errstr);
-      // The server's message (e.g. WRONGPASS ...) does not echo the password.
-      if (r->type == REDIS_REPLY_ERROR) {
-        return connect_failed(ctx, "AUTH failed: " + std::string(reply_str(r.get())));
-      }
-    }
-    if (url_.db != 0) {
-      ReplyPtr r = command(ctx, {"SELECT", std::to_string(url_.db)});
-      if (!r) return connect_failed(ctx, std::string("SELECT: ") + ctx->errstr);
-      if (r->type == REDIS_REPLY_ERROR) {
-        return connect_failed(ctx, "SELECT " + std::to_string(url_.db) + " failed: " +
-                                       std::string(reply_str(r.get())));
-      }
-    }
-    {  // catches a server that wants AUTH when no password is configured (NOAUTH)
-      ReplyPtr r = command(ctx, {"PING"});
-      if (!r) return connect_failed(ctx, std::string("PING: ") + ctx->errstr);
-      if (r->type == REDIS_REPLY_ERROR) return connect_failed(ctx, std::string(reply_str(r.get())));
-    }
+    auto opened = redis_connect(url_, opts_.timeout_ms);
+    if (!opened.ok()) return connect_failed(nullptr, opened.status().message());
+    redisContext* ctx = std::move(opened).value().release();
     Conn c;
     c.ctx = ctx;
     if (opts_.use_set_get) {
       // SET ... NX GET needs Redis >= 7. An INFO that fails (e.g. not allowed by an ACL) means
       // the two-command claim, which works everywhere.
-      ReplyPtr r = command(ctx, {"INFO", "server"});
-      if (!r) return connect_failed(ctx, std::string("INFO: ") + ctx->errstr);
+      RedisReplyPtr r = redis_command(ctx, {"INFO", "server"});
+      if (!r) return connect_failed(ctx, "redis " + where_ + ": INFO: " + ctx->errstr);
       if (r->type == REDIS_REPLY_STRING) {
         std::string_view info = reply_str(r.get());
         size_t p = info.find("redis_version:");
@@ -719,10 +674,7 @@ Result<std::unique_ptr<DedupStore>> open_redis_dedup(const RedisDedupOptions& op
   }
   // hiredis writes with write(2): a server that closed the connection mid-pipeline would raise
   // SIGPIPE, whose default action ends the process. Ignore it unless the program handles it.
-  struct sigaction current {};
-  if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-    std::signal(SIGPIPE, SIG_IGN);
-  }
+  ignore_sigpipe();
   auto store = std::make_unique<RedisDedup>(opts, std::move(url));
   SPATE_RETURN_IF_ERROR(store->open(log));
   return std::unique_ptr<DedupStore>(std::move(store));

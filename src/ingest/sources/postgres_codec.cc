@@ -263,6 +263,37 @@ bool minify_json(std::string_view in, std::string* out) {
   return !in_string && depth == 0 && !out->empty();
 }
 
+const char* const kSessionSetup =
+    "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; "
+    "SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET bytea_output = 'hex'; "
+    "SET default_transaction_read_only = on";
+
+void RowJson::reset(const std::vector<Column>& columns) {
+  keys_.clear();
+  kinds_.clear();
+  for (const Column& c : columns) {
+    std::string k;
+    append_json_quoted(k, c.name);
+    keys_.push_back(k + ":");
+    kinds_.push_back(value_kind(c.type_oid));
+  }
+}
+
+void RowJson::append(std::string& out,
+                     const std::vector<std::optional<std::string_view>>& values) const {
+  out.push_back('{');
+  for (size_t i = 0; i < values.size() && i < keys_.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out += keys_[i];
+    if (values[i]) {
+      append_value_json(out, kinds_[i], *values[i]);
+    } else {
+      out += "null";
+    }
+  }
+  out.push_back('}');
+}
+
 void append_value_json(std::string& out, ValueKind kind, std::string_view text) {
   switch (kind) {
     case ValueKind::kInteger: {

@@ -34,6 +34,30 @@ enum class ValueKind {
 
 ValueKind value_kind(uint32_t type_oid);
 
+/// A column of a result.
+struct Column {
+  std::string name;
+  uint32_t type_oid = 0;
+};
+
+/// The session settings the text formats above assume; run once after connecting. The session
+/// is also read-only, so that a mistaken query is harmless.
+extern const char* const kSessionSetup;
+
+/// Rows of one result as JSON objects {"column": value, ...} (NULL as null), typed as above.
+class RowJson {
+ public:
+  /// The result's columns (once per result).
+  void reset(const std::vector<Column>& columns);
+  bool empty() const { return keys_.empty(); }
+  /// Append one row's object; `values` in column order, nullopt for NULL.
+  void append(std::string& out, const std::vector<std::optional<std::string_view>>& values) const;
+
+ private:
+  std::vector<std::string> keys_;  // "\"name\":"
+  std::vector<ValueKind> kinds_;
+};
+
 /// Append the JSON for one non-NULL value (`text` is PostgreSQL's text output).
 void append_value_json(std::string& out, ValueKind kind, std::string_view text);
 

@@ -42,6 +42,26 @@ std::string check_conninfo(const std::string& conninfo) {
   return "";
 }
 
+std::string describe_conninfo(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (err) PQfreemem(err);
+  std::string host, port, db;
+  for (PQconninfoOption* o = opts; o != nullptr && o->keyword != nullptr; ++o) {
+    std::string_view k = o->keyword;
+    const char* v = o->val;
+    if (v == nullptr || *v == '\0') continue;
+    if (k == "host") host = v;
+    else if (k == "hostaddr" && host.empty()) host = v;
+    else if (k == "port") port = v;
+    else if (k == "dbname") db = v;
+  }
+  if (opts) PQconninfoFree(opts);
+  if (host.empty()) host = "localhost";
+  if (port.empty()) port = "5432";
+  return "postgres://" + host + ":" + port + "/" + db;
+}
+
 PgConnection::PgConnection() : wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 PgConnection::~PgConnection() {
@@ -154,8 +174,9 @@ Status PgConnection::exec(const std::string& sql) {
 }
 
 Status PgConnection::query(const std::string& sql, const std::string& param, size_t max_rows,
-                           const RowFn& on_row, bool* truncated) {
+                           const RowFn& on_row, bool* truncated, int64_t timeout_ms) {
   *truncated = false;
+  const int64_t deadline = timeout_ms > 0 ? now_ns() + timeout_ms * 1'000'000 : 0;
   if (!connected()) return Unavailable("not connected");
   const char* params[1] = {param.c_str()};
   if (!PQsendQueryParams(conn_, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0)) {
@@ -170,8 +191,11 @@ Status PgConnection::query(const std::string& sql, const std::string& param, siz
   Status err;
   while (true) {
     while (PQisBusy(conn_)) {
-      Wait w = wait_socket(false, 0);
+      Wait w = wait_socket(false, deadline);
       if (w == Wait::kWoken) return drain_and_fail(Unavailable("stopping"));
+      if (w == Wait::kTimeout) {
+        return drain_and_fail(Timeout("no result within " + std::to_string(timeout_ms) + " ms"));
+      }
       if (w != Wait::kReady) return drain_and_fail(Unavailable("waiting for the socket failed"));
       if (!PQconsumeInput(conn_)) return drain_and_fail(error_status("reading the result"));
     }

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ingest/sources/postgres_codec.h"
 #include "spate/status.h"
 
 struct pg_conn;
@@ -27,10 +28,9 @@ namespace spate::ingest::pg {
 /// else libpq's reason.
 std::string check_conninfo(const std::string& conninfo);
 
-struct Column {
-  std::string name;
-  uint32_t type_oid = 0;
-};
+/// "postgres://host:port/dbname" of a connection string or URL, without user or password (for
+/// logs and metric labels); host localhost and port 5432 when not given.
+std::string describe_conninfo(const std::string& conninfo);
 
 /// One row: values in column order, nullopt for NULL. Views are valid during the call only.
 using RowFn = std::function<void(const std::vector<Column>& columns,
@@ -56,8 +56,10 @@ class PgConnection {
   /// Run `sql` with `param` as $1 (text, type inferred by the server) and hand the first
   /// `max_rows` rows to `on_row` as they arrive; the rest is cancelled and discarded and
   /// `*truncated` is set. On a failure part of the rows may already have been handed over.
+  /// `timeout_ms` > 0 bounds the wait for the whole result: past it the connection is closed
+  /// and kTimeout returned (a hung server does not hang the caller).
   Status query(const std::string& sql, const std::string& param, size_t max_rows,
-               const RowFn& on_row, bool* truncated);
+               const RowFn& on_row, bool* truncated, int64_t timeout_ms = 0);
 
   /// From any thread: make current and later waits return kUnavailable("stopping").
   void wake();

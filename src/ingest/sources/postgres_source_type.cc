@@ -41,13 +41,6 @@ namespace {
 constexpr int64_t kConnectTimeoutMs = 10'000;
 constexpr int64_t kMaxBackoffMs = 30'000;
 constexpr const char* kCheckpointFile = "postgres.checkpoint";
-// Fixed text formats, so that conversion to JSON does not depend on server settings. The
-// source only reads: a read-only session makes a mistaken query harmless.
-constexpr const char* kSessionSetup =
-    "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; SET TimeZone = 'UTC'; "
-    "SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; SET bytea_output = 'hex'; "
-    "SET default_transaction_read_only = on";
-
 struct PostgresOptions {
   std::string url;
   std::string query;  // as given, or built from table
@@ -238,7 +231,7 @@ class PostgresSource final : public Source {
       if (!conn_.connected()) {
         connected_->set(0);
         Status s = conn_.connect(opts_.url, "spate-" + name_, kConnectTimeoutMs);
-        if (s.ok()) s = conn_.exec(kSessionSetup);
+        if (s.ok()) s = conn_.exec(pg::kSessionSetup);
         if (!s.ok()) {
           conn_.close();
           if (stopping()) break;
@@ -279,8 +272,7 @@ class PostgresSource final : public Source {
     Batch b;
     std::string failure;
     std::optional<size_t> cursor_col;
-    std::vector<std::string> keys;  // "\"name\":"
-    std::vector<pg::ValueKind> kinds;
+    pg::RowJson row_json;
     std::optional<int64_t> prev_int;
     if (opts_.cursor_type == "integer") {
       int64_t v;
@@ -294,11 +286,8 @@ class PostgresSource final : public Source {
         for (size_t i = 0; i < cols.size(); ++i) {
           if (cols[i].name == opts_.cursor_column && !cursor_col) cursor_col = i;
           names += (i ? ", " : "") + cols[i].name;
-          std::string k;
-          append_json_quoted(k, cols[i].name);
-          keys.push_back(k + ":");
-          kinds.push_back(pg::value_kind(cols[i].type_oid));
         }
+        row_json.reset(cols);
         if (!cursor_col) {
           failure = fmt::format("cursor_column \"{}\" is not a column of the query's result (columns: {})",
                                 opts_.cursor_column, names);
@@ -339,17 +328,8 @@ class PostgresSource final : public Source {
         b.skipped.emplace_back(row, std::move(pos));
         return;
       }
-      std::string line = "{";
-      for (size_t i = 0; i < vals.size(); ++i) {
-        if (i > 0) line.push_back(',');
-        line += keys[i];
-        if (vals[i]) {
-          pg::append_value_json(line, kinds[i], *vals[i]);
-        } else {
-          line += "null";
-        }
-      }
-      line.push_back('}');
+      std::string line;
+      row_json.append(line, vals);
       b.lines.push_back(std::move(line));
       b.positions.push_back(std::move(pos));
       b.row_of_line.push_back(row);
