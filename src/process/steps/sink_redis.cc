@@ -1,0 +1,8 @@
+// kind: redis — not built yet.
+#include "process/steps/sink.h"
+
+namespace spate::process::sink {
+Result<std::unique_ptr<EventProcessor>> make_redis_sink(StepContext& ctx) {
+  return ConfigError(at(*ctx.step) + ".kind: the redis sink is not built yet");
+}
+}  // namespace spate::process::sink
