@@ -122,11 +122,7 @@ processors:
     check(r.returncode == 0, f"produce: {r.stderr}")
 
     def start():
-        port = free_port()
-        p = subprocess.Popen([SPATE, "run", cfg, "--port", str(port)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        check(wait_for(lambda: http_get(port, "/ready")[0] == 200, timeout=30), "spate run becomes ready")
-        return p, port
+        return start_run(cfg)
 
     def rows():
         v = pg.psql("SELECT count(*) FROM seqs", check_ok=False)

@@ -9,6 +9,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "integration/pg_fixture.h"
+#include "integration/redis_fixture.h"
 #include "server/http_server.h"
 #include "spate/config.h"
 #include "spate/metrics.h"
@@ -349,6 +351,98 @@ TEST(HttpSinkTest, BatchModeSendsNdjsonAndFindsTheRejectedEventOneByOne) {
   auto dl = d.dead_letters();
   ASSERT_EQ(dl.size(), 1u);
   EXPECT_EQ(dl[0][1], "http_422");
+}
+
+
+// ------------------------------------------------------------------------- Redis
+
+class RedisSinkTest : public testing::RedisTest {};
+
+TEST_F(RedisSinkTest, SetAndHsetOverwriteByKeyAndXaddWritesOncePerEvent) {
+  LogDir d;
+  std::vector<std::string> values;
+  for (int i = 0; i < 25; ++i) values.push_back(event(i));
+  d.produce(values);
+  auto run = [&](const std::string& sink, const std::string& group) {
+    KafkaStreamProcessor p(processor_of(pipeline(sink, "    group: " + group + "\n")), d.log.get());
+    ASSERT_TRUE(p.initialize().ok());
+    EXPECT_EQ(p.downstreams()[0].downstream, "redis://127.0.0.1:" + std::to_string(redis.port()) + "/0");
+    ASSERT_TRUE(p.start().ok());
+    ASSERT_TRUE(eventually([&] { return p.stats().consumed >= 25 && p.stats().batches >= 2; }));
+    p.stop();
+    EXPECT_EQ(p.stats().dead_lettered, 0u);
+  };
+  const std::string url = redis.url();
+  run("{type: sink, kind: redis, url: \"" + url + "\", command: set, key: \"ev:{@id}\", ttl: 1h}", "a");
+  EXPECT_EQ(redis.command({"GET", "ev:in/0/3"}), "$" + values[3]);
+  const int64_t pttl = std::stoll(redis.command({"PTTL", "ev:in/0/3"}).substr(1));
+  EXPECT_GT(pttl, 3'000'000);
+  run("{type: sink, kind: redis, url: \"" + url + "\", command: hset, key: \"seq:{k}\", field: \"{seq}\", value: seq}", "b");
+  EXPECT_EQ(redis.command({"HLEN", "seq:k1"}), ":5");
+  EXPECT_EQ(redis.command({"HGET", "seq:k1", "6"}), "$6");
+  for (const char* group : {"c", "c2"}) {  // c2 replays every event: the markers keep XADD once
+    run("{type: sink, kind: redis, url: \"" + url + "\", command: xadd, key: \"stream:{k}\"}", group);
+  }
+  EXPECT_EQ(redis.command({"XLEN", "stream:k0"}), ":5");
+  EXPECT_EQ(redis.command({"EXISTS", "spate:seen:s:in/0/0"}), ":1");
+}
+
+TEST_F(RedisSinkTest, AnOutageOpensTheBreakerAndTheBacklogDrains) {
+  LogDir d;
+  std::vector<std::string> values;
+  for (int i = 0; i < 60; ++i) values.push_back(event(i));
+  d.produce({values.begin(), values.begin() + 20});
+  KafkaStreamProcessor p(processor_of(pipeline("{type: sink, kind: redis, url: \"" + redis.url() +
+                                               "\", command: rpush, key: all, timeout: 500ms}")),
+                         d.log.get());
+  ASSERT_TRUE(p.initialize().ok());
+  ASSERT_TRUE(p.start().ok());
+  ASSERT_TRUE(eventually([&] { return redis.command({"LLEN", "all"}) == ":20"; }));
+  redis.stop();
+  d.produce({values.begin() + 20, values.end()});
+  ASSERT_TRUE(eventually([&] { return p.downstreams()[0].state != "closed" && p.stats().pauses >= 2; }));
+  ASSERT_EQ(redis.start(), "");
+  // Not persistent: the server comes back empty; the 40 events of the outage arrive once.
+  ASSERT_TRUE(eventually([&] { return redis.command({"LLEN", "all"}) == ":40"; }, 30'000))
+      << redis.command({"LLEN", "all"});
+  ASSERT_TRUE(eventually([&] { return p.stats().consumed >= 60 && p.downstreams()[0].state == "closed"; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  p.stop();
+  EXPECT_EQ(redis.command({"LLEN", "all"}), ":40");
+  EXPECT_EQ(p.stats().dead_lettered, 0u);
+}
+
+// ------------------------------------------------------------------------- file
+
+TEST(FileSinkTest, ReplaysAfterACrashWriteEachEventOnce) {
+  LogDir d;
+  std::vector<std::string> values;
+  for (int i = 0; i < 30; ++i) values.push_back(event(i));
+  d.produce({values.begin(), values.begin() + 20});
+  const std::string path = d.dir.sub("out") + ".ndjson";
+  auto run = [&](const std::string& group, uint64_t consumed) {
+    KafkaStreamProcessor p(processor_of(pipeline("{type: sink, kind: file, path: \"" + path + "\"}",
+                                                 "    group: " + group + "\n")), d.log.get());
+    ASSERT_TRUE(p.initialize().ok());
+    ASSERT_TRUE(p.start().ok());
+    ASSERT_TRUE(eventually([&] { return p.stats().consumed >= consumed && p.stats().batches >= 1; }));
+    p.stop();
+  };
+  auto read = [&] {
+    std::ifstream in(path);
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) lines.push_back(l);
+    return lines;
+  };
+  run("a", 20);
+  ASSERT_EQ(read().size(), 20u);
+  // A crash after appending a flush but before recording its offsets leaves a tail behind.
+  { std::ofstream(path, std::ios::app) << values[20] << "\n{\"torn"; }
+  d.produce({values.begin() + 20, values.end()});
+  run("b", 30);  // replays all 30: the first 20 are skipped, the tail is cut off
+  auto lines = read();
+  ASSERT_EQ(lines.size(), 30u);
+  for (size_t i = 0; i < lines.size(); ++i) EXPECT_EQ(lines[i], values[i]);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "base/fs.h"
 #include "config/redis_url.h"
 #include "ingest/dedup/dedup_store.h"
+#include "ingest/dedup/redis_connect.h"
 #include "spate/ingestion.h"
 
 namespace spate::ingest {
@@ -615,48 +616,13 @@ class RedisDedup final : public DedupStore {
 
   // A blocking command on a fresh connection (AUTH, SELECT, INFO).
   static ReplyPtr command(redisContext* ctx, std::initializer_list<std::string_view> args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> len;
-    for (std::string_view a : args) {
-      argv.push_back(a.data());
-      len.push_back(a.size());
-    }
-    return ReplyPtr(static_cast<redisReply*>(
-        redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), len.data())));
+    return ReplyPtr(redis_command(ctx, args).release());
   }
 
   Result<Conn> connect() {
-    const timeval tv{static_cast<time_t>(opts_.timeout_ms / 1000),
-                     static_cast<suseconds_t>((opts_.timeout_ms % 1000) * 1000)};
-    redisContext* ctx = url_.socket_path.empty()
-                            ? redisConnectWithTimeout(url_.host.c_str(), url_.port, tv)
-                            : redisConnectUnixWithTimeout(url_.socket_path.c_str(), tv);
-    if (ctx == nullptr) return connect_failed(nullptr, "cannot allocate a connection");
-    if (ctx->err != 0) return connect_failed(ctx, ctx->errstr);
-    if (redisSetTimeout(ctx, tv) != REDIS_OK) return connect_failed(ctx, "cannot set the timeout");
-    if (url_.socket_path.empty()) (void)redisEnableKeepAlive(ctx);
-    if (!url_.password.empty()) {
-      ReplyPtr r = url_.user.empty() ? command(ctx, {"AUTH", url_.password})
-                                     : command(ctx, {"AUTH", url_.user, url_.password});
-      if (!r) return connect_failed(ctx, std::string("AUTH: ") + ctx->errstr);
-      // The server's message (e.g. WRONGPASS ...) does not echo the password.
-      if (r->type == REDIS_REPLY_ERROR) {
-        return connect_failed(ctx, "AUTH failed: " + std::string(reply_str(r.get())));
-      }
-    }
-    if (url_.db != 0) {
-      ReplyPtr r = command(ctx, {"SELECT", std::to_string(url_.db)});
-      if (!r) return connect_failed(ctx, std::string("SELECT: ") + ctx->errstr);
-      if (r->type == REDIS_REPLY_ERROR) {
-        return connect_failed(ctx, "SELECT " + std::to_string(url_.db) + " failed: " +
-                                       std::string(reply_str(r.get())));
-      }
-    }
-    {  // catches a server that wants AUTH when no password is configured (NOAUTH)
-      ReplyPtr r = command(ctx, {"PING"});
-      if (!r) return connect_failed(ctx, std::string("PING: ") + ctx->errstr);
-      if (r->type == REDIS_REPLY_ERROR) return connect_failed(ctx, std::string(reply_str(r.get())));
-    }
+    auto opened = redis_open(url_, opts_.timeout_ms);
+    if (!opened.ok()) return connect_failed(nullptr, opened.status().message());
+    redisContext* ctx = *opened;
     Conn c;
     c.ctx = ctx;
     if (opts_.use_set_get) {

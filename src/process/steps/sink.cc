@@ -119,11 +119,17 @@ void SinkMetrics::request(double seconds) {
   seconds_->observe(seconds);
 }
 
-void SinkMetrics::failure(const std::string& kind) {
-  if (registry_ == nullptr) return;
+void SinkMetrics::failure(const std::string& kind, uint64_t n) {
+  if (registry_ == nullptr || n == 0) return;
   auto l = labels_;
   l.emplace_back("kind", kind);
-  registry_->counter("stream_sink_failures_total", "Sink write failures by kind", l).inc();
+  registry_->counter("stream_sink_failures_total", "Sink write failures by kind", l).inc(n);
+}
+
+void SinkMetrics::flushed(int64_t started_ns, uint64_t written, uint64_t rejected) {
+  request(seconds_since(started_ns));
+  this->written(written);
+  failure("rejected", rejected);
 }
 
 int64_t steady_ns() {

@@ -73,7 +73,9 @@ class SinkMetrics {
               const std::string& downstream);
   void written(uint64_t records);
   void request(double seconds);
-  void failure(const std::string& kind);
+  void failure(const std::string& kind, uint64_t n = 1);
+  /// After a successful flush: `written` records stored, `rejected` dead-lettered.
+  void flushed(int64_t started_ns, uint64_t written, uint64_t rejected);
 
  private:
   MetricsRegistry* registry_ = nullptr;

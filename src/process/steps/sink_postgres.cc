@@ -87,9 +87,7 @@ class PostgresSink final : public EventProcessor {
       if (conn_.connected()) (void)run("ROLLBACK", {});
       return s.with_context(downstream_);
     }
-    metrics_.request(seconds_since(t0));
-    metrics_.written(rows_.size() - failed->size());
-    for (size_t i = 0; i < failed->size(); ++i) metrics_.failure("rejected");
+    metrics_.flushed(t0, rows_.size() - failed->size(), failed->size());
     rows_.clear();
     return Status::Ok();
   }
