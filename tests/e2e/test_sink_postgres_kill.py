@@ -1,6 +1,6 @@
 """PostgreSQL sink exactly-once under SIGKILL: a throw-away PostgreSQL (started here the way
 tests/integration/pg_fixture.h does it, as the `postgres` user when running as root), a topic of
-20 keys x 500 per-key sequence numbers produced with `spate produce`, and a processor whose
+20 keys x 1000 per-key sequence numbers produced with `spate produce`, and a processor whose
 postgres sink upserts every event by its event id. spate is killed with SIGKILL at random moments
 at least 10 times while it works through the backlog and restarted each time. At the end the
 table holds every (key, seq) exactly once, with no gaps. Skipped (exit 0 with a note) when the
@@ -16,7 +16,7 @@ import time
 
 from spate_e2e import *
 
-KEYS, SEQS, KILLS = 20, 500, 12
+KEYS, SEQS, KILLS = 20, 1000, 12
 
 
 def pg_bin():
