@@ -249,6 +249,32 @@ TEST_F(PostgresSinkTest, AnOutageOpensTheBreakerAndTheBacklogDrainsExactlyOnce) 
   EXPECT_EQ(pg.query("SELECT count(DISTINCT seq) FROM public.events")[0][0], "100");
 }
 
+
+TEST_F(PostgresSinkTest, AHungStatementTimesOutAndIsRetriedOnANewConnection) {
+  pg.exec("CREATE TABLE public.events (event_id text PRIMARY KEY, k text, seq int, doc jsonb)");
+  pg.exec("CREATE TABLE slow (on_ boolean)");
+  pg.exec("INSERT INTO slow VALUES (true)");
+  pg.exec("CREATE FUNCTION stall() RETURNS trigger AS $$ BEGIN IF (SELECT on_ FROM slow) THEN "
+          "PERFORM pg_sleep(5); END IF; RETURN NEW; END $$ LANGUAGE plpgsql");
+  pg.exec("CREATE TRIGGER stall BEFORE INSERT ON public.events FOR EACH ROW EXECUTE FUNCTION stall()");
+  LogDir d;
+  d.produce({event(1), event(2), event(3)});
+  MetricsRegistry metrics;
+  KafkaStreamProcessor p(processor_of(pipeline(sink(", timeout: 300ms"))), d.log.get(), &metrics);
+  ASSERT_TRUE(p.initialize().ok());
+  ASSERT_TRUE(p.start().ok());
+  ASSERT_TRUE(eventually([&] {
+    return metrics.render_prometheus().find("stream_sink_failures_total{downstream") != std::string::npos;
+  }));
+  EXPECT_EQ(count(), 0);
+  pg.exec("UPDATE slow SET on_ = false");
+  ASSERT_TRUE(eventually([&] { return count() == 3; }));
+  p.stop();
+  EXPECT_EQ(p.stats().dead_lettered, 0u);
+  // The cancelled statements did not linger: no backend still runs an INSERT.
+  EXPECT_EQ(pg.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO%' AND state = 'active'")[0][0], "0");
+}
+
 // ------------------------------------------------------------------------- HTTP
 
 // A loopback endpoint: answers what `answer` says for each request and records them.
@@ -306,7 +332,11 @@ TEST(HttpSinkTest, EachEventIsSentWithItsIdAndA400GoesToTheDeadLetterTopic) {
 TEST(HttpSinkTest, A503OutageOpensTheBreakerAndEveryEventArrivesOnce) {
   Endpoint ep;
   std::atomic<bool> down{false};
-  ep.answer = [&](const HttpRequest&) { return down.load() ? 503 : 200; };
+  std::atomic<int> n{0};
+  ep.answer = [&](const HttpRequest&) {
+    static const int kOutage[] = {503, 429, 500, 502};
+    return down.load() ? kOutage[n++ % 4] : 200;
+  };
   LogDir d;
   std::vector<std::string> values;
   for (int i = 0; i < 60; ++i) values.push_back(event(i));
@@ -328,6 +358,31 @@ TEST(HttpSinkTest, A503OutageOpensTheBreakerAndEveryEventArrivesOnce) {
   // Each accepted key is one event: 60 distinct, and no event was accepted twice.
   EXPECT_EQ(ep.accepted.size(), 60u);
   for (const auto& [key, times] : ep.accepted) EXPECT_EQ(times, 1) << key;
+  EXPECT_GE(n.load(), 4);  // 429 and 500 were answered too, and were not the events' fault
+}
+
+TEST(HttpSinkTest, AHungEndpointTimesOutAndTheEventIsSentAgain) {
+  Endpoint ep;
+  std::atomic<int> calls{0};
+  ep.answer = [&](const HttpRequest&) {
+    if (calls++ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    return 200;
+  };
+  LogDir d;
+  d.produce({event(1)});
+  KafkaStreamProcessor p(processor_of(pipeline("{type: sink, kind: http, url: \"" + ep.url() +
+                                               "\", timeout: 200ms}")),
+                         d.log.get());
+  ASSERT_TRUE(p.initialize().ok());
+  ASSERT_TRUE(p.start().ok());
+  ASSERT_TRUE(eventually([&] { return p.stats().batches >= 1; }));
+  p.stop();
+  EXPECT_GE(calls.load(), 2);
+  // The endpoint saw the event twice (the first answer came too late), with the same key.
+  ASSERT_GE(ep.requests.size(), 2u);
+  EXPECT_EQ(ep.requests[0].first, "in/0/0");
+  EXPECT_EQ(ep.requests[1].first, "in/0/0");
+  EXPECT_EQ(p.stats().dead_lettered, 0u);
 }
 
 TEST(HttpSinkTest, BatchModeSendsNdjsonAndFindsTheRejectedEventOneByOne) {

@@ -77,7 +77,10 @@ class HttpSink final : public EventProcessor {
     return Status::Ok();
   }
 
-  void discard() override { events_.clear(); }
+  void discard() override {
+    events_.clear();
+    batch_rejected_ = false;
+  }
   std::string downstream() const override { return downstream_; }
 
  private:
