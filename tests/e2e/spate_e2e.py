@@ -62,6 +62,15 @@ def wait_for(pred, timeout=30, interval=0.05):
     return None
 
 
+def start_run(cfg, timeout=30):
+    """`spate run CFG` on a free admin port, output discarded; returns (Popen, port) once ready."""
+    port = free_port()
+    p = subprocess.Popen([SPATE, "run", cfg, "--port", str(port)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    check(wait_for(lambda: http_get(port, "/ready")[0] == 200, timeout=timeout), "spate run becomes ready")
+    return p, port
+
+
 def tempdir():
     return tempfile.mkdtemp(prefix="spate-e2e-")
 

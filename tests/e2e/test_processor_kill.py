@@ -35,11 +35,7 @@ processors:
 
 
 def start():
-    port = free_port()
-    p = subprocess.Popen([SPATE, "run", cfg, "--port", str(port)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    check(wait_for(lambda: http_get(port, "/ready")[0] == 200, timeout=30), "spate run becomes ready")
-    return p, port
+    return start_run(cfg)
 
 
 rng = random.Random(7)

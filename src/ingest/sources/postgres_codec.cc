@@ -68,16 +68,6 @@ bool is_json_number(std::string_view s) {
   return i == s.size();
 }
 
-std::string quote_ident(std::string_view id) {
-  std::string out = "\"";
-  for (char c : id) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
-
 }  // namespace
 
 ValueKind value_kind(uint32_t type_oid) {
@@ -350,19 +340,34 @@ void append_value_json(std::string& out, ValueKind kind, std::string_view text) 
   append_json_quoted(out, text);
 }
 
-std::string build_table_query(std::string_view table, std::string_view cursor_column,
-                              int64_t batch_rows) {
+std::string quote_ident(std::string_view id) {
+  std::string out = "\"";
+  for (char c : id) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string quote_qualified(std::string_view name) {
   std::string t;
   size_t start = 0;
   while (true) {
-    size_t dot = table.find('.', start);
+    size_t dot = name.find('.', start);
     if (!t.empty()) t.push_back('.');
-    t += quote_ident(table.substr(start, dot == std::string_view::npos ? dot : dot - start));
+    t += quote_ident(name.substr(start, dot == std::string_view::npos ? dot : dot - start));
     if (dot == std::string_view::npos) break;
     start = dot + 1;
   }
+  return t;
+}
+
+std::string build_table_query(std::string_view table, std::string_view cursor_column,
+                              int64_t batch_rows) {
   std::string c = quote_ident(cursor_column);
-  return fmt::format("SELECT * FROM {} WHERE {} > $1 ORDER BY {} LIMIT {}", t, c, c, batch_rows);
+  return fmt::format("SELECT * FROM {} WHERE {} > $1 ORDER BY {} LIMIT {}", quote_qualified(table),
+                     c, c, batch_rows);
 }
 
 std::string check_query_placeholders(std::string_view q) {

@@ -75,6 +75,11 @@ bool minify_json(std::string_view in, std::string* out);
 /// 15 significant digits, or an integer that fits in int64).
 bool numeric_fits_json_number(std::string_view text);
 
+/// An identifier in double quotes ("a""b" for a"b): case-sensitive, any characters.
+std::string quote_ident(std::string_view id);
+/// "schema.table" -> "schema"."table" (each dot-separated part quoted).
+std::string quote_qualified(std::string_view name);
+
 /// The query for `table` + `cursor_column` (identifiers quoted, so case-sensitive).
 std::string build_table_query(std::string_view table, std::string_view cursor_column,
                               int64_t batch_rows);

@@ -46,19 +46,20 @@ std::string describe_conninfo(const std::string& conninfo) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (err) PQfreemem(err);
-  std::string host, port, db;
-  for (PQconninfoOption* o = opts; o != nullptr && o->keyword != nullptr; ++o) {
+  if (opts == nullptr) return "?";
+  std::string host, port, db, user;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
     std::string_view k = o->keyword;
-    const char* v = o->val;
-    if (v == nullptr || *v == '\0') continue;
-    if (k == "host") host = v;
-    else if (k == "hostaddr" && host.empty()) host = v;
-    else if (k == "port") port = v;
-    else if (k == "dbname") db = v;
+    if (k == "host" || (k == "hostaddr" && host.empty())) host = o->val;
+    if (k == "port") port = o->val;
+    if (k == "dbname") db = o->val;
+    if (k == "user") user = o->val;
   }
-  if (opts) PQconninfoFree(opts);
+  PQconninfoFree(opts);
   if (host.empty()) host = "localhost";
   if (port.empty()) port = "5432";
+  if (db.empty()) db = user;
   return "postgres://" + host + ":" + port + "/" + db;
 }
 
@@ -153,11 +154,34 @@ Status PgConnection::drain_and_fail(Status s) {
 Status PgConnection::exec(const std::string& sql) {
   if (!connected()) return Unavailable("not connected");
   if (!PQsendQuery(conn_, sql.c_str())) return drain_and_fail(error_status("sending"));
+  return collect(0, nullptr);
+}
+
+Status PgConnection::exec_params(const std::string& sql, const std::vector<const char*>& params,
+                                 int64_t timeout_ms, std::string* sqlstate) {
+  if (sqlstate != nullptr) sqlstate->clear();
+  if (!connected()) return Unavailable("not connected");
+  if (!PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                         params.data(), nullptr, nullptr, 0)) {
+    return drain_and_fail(error_status("sending"));
+  }
+  return collect(timeout_ms > 0 ? now_ns() + timeout_ms * 1'000'000 : 0, sqlstate);
+}
+
+Status PgConnection::collect(int64_t deadline_ns, std::string* sqlstate) {
   Status err;
   while (true) {
     while (PQisBusy(conn_)) {
-      Wait w = wait_socket(false, 0);
+      Wait w = wait_socket(false, deadline_ns);
       if (w == Wait::kWoken) return drain_and_fail(Unavailable("stopping"));
+      if (w == Wait::kTimeout) {
+        if (PGcancel* c = PQgetCancel(conn_)) {
+          char buf[256];
+          (void)PQcancel(c, buf, sizeof buf);
+          PQfreeCancel(c);
+        }
+        return drain_and_fail(Timeout("no answer from the server within the timeout"));
+      }
       if (w != Wait::kReady) return drain_and_fail(Unavailable("waiting for the socket failed"));
       if (!PQconsumeInput(conn_)) return drain_and_fail(error_status("reading"));
     }
@@ -166,10 +190,15 @@ Status PgConnection::exec(const std::string& sql) {
     ExecStatusType st = PQresultStatus(r);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && err.ok()) {
       err = InvalidArgument(one_line(PQresultErrorMessage(r)));
+      const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      if (sqlstate != nullptr && code != nullptr) *sqlstate = code;
     }
     PQclear(r);
   }
-  if (!err.ok() && !connected()) return drain_and_fail(Unavailable(err.message()));
+  if (!err.ok() && !connected()) {
+    if (sqlstate != nullptr) sqlstate->clear();
+    return drain_and_fail(Unavailable(err.message()));
+  }
   return err;
 }
 

@@ -1,5 +1,5 @@
-// PgConnection: the postgres source's thin wrapper over one libpq connection (libpq stays
-// inside postgres_conn.cc).
+// PgConnection: a thin wrapper over one libpq connection (libpq stays inside postgres_conn.cc),
+// used by the postgres source and the processor's postgres sink.
 //
 // Contract: one thread uses a PgConnection; only wake() may be called from another thread.
 // Every wait (connect, query) polls the socket together with a wake-up eventfd, so wake() makes
@@ -28,8 +28,8 @@ namespace spate::ingest::pg {
 /// else libpq's reason.
 std::string check_conninfo(const std::string& conninfo);
 
-/// "postgres://host:port/dbname" of a connection string or URL, without user or password (for
-/// logs and metric labels); host localhost and port 5432 when not given.
+/// "postgres://host:port/dbname" of a connection string or URL, without user or password (for logs,
+/// metrics and breaker names); libpq's defaults where absent (localhost, 5432, the user).
 std::string describe_conninfo(const std::string& conninfo);
 
 /// One row: values in column order, nullopt for NULL. Views are valid during the call only.
@@ -53,6 +53,14 @@ class PgConnection {
   /// Run statements that return no rows (e.g. SET ...; SET ...).
   Status exec(const std::string& sql);
 
+  /// Run one statement with text parameters $1..$n (nullptr = NULL; types inferred by the
+  /// server) that returns no rows. Bounded: after `timeout_ms` (0 = unbounded) the statement is
+  /// cancelled, the connection dropped and kTimeout returned. A server-reported error returns
+  /// kInvalidArgument with the message and its SQLSTATE in *sqlstate (5 characters; "" when
+  /// the failure was not the server's answer, e.g. a lost connection: kUnavailable).
+  Status exec_params(const std::string& sql, const std::vector<const char*>& params,
+                     int64_t timeout_ms, std::string* sqlstate);
+
   /// Run `sql` with `param` as $1 (text, type inferred by the server) and hand the first
   /// `max_rows` rows to `on_row` as they arrive; the rest is cancelled and discarded and
   /// `*truncated` is set. On a failure part of the rows may already have been handed over.
@@ -68,6 +76,8 @@ class PgConnection {
   enum class Wait { kReady, kWoken, kTimeout, kFailed };
   Wait wait_socket(bool for_write, int64_t deadline_ns);
   Status drain_and_fail(Status s);
+  // Read every result of the command sent; the first error wins.
+  Status collect(int64_t deadline_ns, std::string* sqlstate);
   Status error_status(std::string_view what);
 
   pg_conn* conn_ = nullptr;
