@@ -16,7 +16,8 @@ import time
 
 from spate_e2e import *
 
-KEYS, SEQS, KILLS = 20, 1000, 12
+KEYS, CHUNK, KILLS = 20, 500, 12  # CHUNK seqs per key are added before each start
+SEQS = CHUNK * (KILLS + 1)
 
 
 def pg_bin():
@@ -117,9 +118,15 @@ processors:
     r = spate("topics", "create", "in", "--partitions", "3", "-c", cfg)
     check(r.returncode == 0, f"topics create: {r.stderr}")
     r = spate("topics", "create", "dlq", "-c", cfg)
-    lines = "".join(f'{{"k":"k{k}","seq":{s}}}\n' for s in range(SEQS) for k in range(KEYS))
-    r = spate("produce", "-c", cfg, "--topic", "in", "--key-field", "k", input=lines, timeout=120)
-    check(r.returncode == 0, f"produce: {r.stderr}")
+    produced = [0]
+
+    def produce_chunk():
+        # Written while spate is down, so that every start has a backlog to work on.
+        lo = produced[0]
+        lines = "".join(f'{{"k":"k{k}","seq":{s}}}\n' for s in range(lo, lo + CHUNK) for k in range(KEYS))
+        r = spate("produce", "-c", cfg, "--topic", "in", "--key-field", "k", input=lines, timeout=120)
+        check(r.returncode == 0, f"produce: {r.stderr}")
+        produced[0] += CHUNK
 
     def start():
         return start_run(cfg)
@@ -131,16 +138,18 @@ processors:
     rng = random.Random(int(os.environ.get("SPATE_E2E_SEED", "11")))
     kills_mid_run = 0
     for i in range(KILLS):
+        produce_chunk()
         proc, port = start()
         time.sleep(rng.uniform(0.05, 0.4))
         before = rows()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if before < KEYS * SEQS:
+        if before < KEYS * produced[0]:
             kills_mid_run += 1
     print(f"{KILLS} kills, {kills_mid_run} while the backlog was being written")
     check(kills_mid_run >= 10, f"at least 10 kills hit the run in progress ({kills_mid_run})")
 
+    produce_chunk()
     proc, port = start()
     check(wait_for(lambda: rows() >= KEYS * SEQS, timeout=60), f"the backlog drains ({rows()} rows)")
     proc.send_signal(signal.SIGTERM)
