@@ -169,6 +169,9 @@ class EventProcessor {
   /// Name of the downstream this step calls ("redis://host:6379", "postgres:orders"), or ""
   /// if none. A step with a downstream gets a circuit breaker.
   virtual std::string downstream() const { return {}; }
+  /// True if process() only buffers and flush() is what calls the downstream (sinks): the
+  /// breaker then judges flush() alone, so that buffering cannot "win" a half-open probe.
+  virtual bool calls_downstream_in_flush_only() const { return false; }
   /// Topics this step may route events to (checked to exist at start).
   virtual std::vector<std::string> output_topics() const { return {}; }
   /// Extra state for /status ("cache": {"hits": .., "misses": ..}), as JSON object members.

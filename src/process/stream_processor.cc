@@ -493,7 +493,8 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
       ProcessorEventAccess::reset(ev, batch.tp.topic, batch.tp.partition, r, doc, index);
       StepOutcome outcome = StepOutcome::kPass;
       for (size_t i = 0; i < steps.size() && outcome == StepOutcome::kPass; ++i) {
-        process::CircuitBreaker* breaker = m->breaker_of_step[i];
+        process::CircuitBreaker* breaker =
+            steps[i]->calls_downstream_in_flush_only() ? nullptr : m->breaker_of_step[i];
         StepError err;
         int attempts = 0;
         int64_t first_failure = 0;

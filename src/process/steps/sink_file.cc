@@ -69,6 +69,7 @@ class FileSink final : public EventProcessor {
 
   void discard() override { pending_.clear(); }
   std::string downstream() const override { return downstream_; }
+  bool calls_downstream_in_flush_only() const override { return true; }
 
  private:
   struct Line {

@@ -82,6 +82,7 @@ class HttpSink final : public EventProcessor {
     batch_rejected_ = false;
   }
   std::string downstream() const override { return downstream_; }
+  bool calls_downstream_in_flush_only() const override { return true; }
 
  private:
   struct Pending {

@@ -94,6 +94,7 @@ class PostgresSink final : public EventProcessor {
 
   void discard() override { rows_.clear(); }
   std::string downstream() const override { return downstream_; }
+  bool calls_downstream_in_flush_only() const override { return true; }
 
  private:
   struct Row {

@@ -134,6 +134,7 @@ class RedisSink final : public EventProcessor {
 
   void discard() override { events_.clear(); }
   std::string downstream() const override { return downstream_; }
+  bool calls_downstream_in_flush_only() const override { return true; }
 
  private:
   struct Pending {
