@@ -43,6 +43,14 @@ struct LoggingConfig {
   std::string format = "text";  // text | json
 };
 
+/// Health tracking in Redis (pipeline key `health:`): processor heartbeats for dashboards and
+/// the orchestrator. Off unless a URL is configured here or in $REDIS_URL.
+struct HealthConfig {
+  std::string redis_url;          // "" = $REDIS_URL, else off
+  int64_t interval_ms = 5'000;    // heartbeat period; keys expire after 3 periods
+  std::string key_prefix = "spate:health";
+};
+
 /// A whole pipeline file.
 struct PipelineConfig {
   std::string source_path;  // the file it was loaded from (the source name if loaded from memory)
@@ -55,6 +63,7 @@ struct PipelineConfig {
   std::vector<ProcessorConfig> processors;  // stream processors (docs/processors.md)
   std::vector<std::string> plugins;         // shared libraries adding processor step types
   LoggingConfig logging;
+  HealthConfig health;
 };
 
 /// Looks up an environment variable; nullopt = unset. Used for `${VAR}` interpolation.

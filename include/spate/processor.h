@@ -123,6 +123,8 @@ class KafkaStreamProcessor {
   void stop();
   ProcessorStats stats() const;
   std::vector<DownstreamStatus> downstreams() const;
+  /// Records of the assigned partitions not yet committed (as of each worker's last batch).
+  int64_t total_lag() const;
   /// Steps' extra state (EventProcessor::status_json of worker 0), as JSON object members.
   std::string steps_status_json() const;
   const ProcessorConfig& config() const;

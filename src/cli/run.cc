@@ -24,6 +24,7 @@
 #include "spate/ingestion.h"
 #include "spate/log.h"
 #include "spate/metrics.h"
+#include "process/health.h"
 #include "spate/processor.h"
 #include "spate/version.h"
 
@@ -332,11 +333,29 @@ int run_pipeline(const RunOptions& opts) {
                  pcfg.output.empty() ? std::string("routes") : pcfg.output);
     processors.push_back(std::move(p));
   }
+  // Processor heartbeats in Redis (`health:` or $REDIS_URL); Redis being down only logs.
+  std::unique_ptr<HealthPublisher> health;
+  if (!pc.health.redis_url.empty() && !processors.empty()) {
+    std::vector<const KafkaStreamProcessor*> ps;
+    for (const auto& p : processors) ps.push_back(p.get());
+    health = std::make_unique<HealthPublisher>(pc.health, pc.name, ps, &metrics);
+    if (Status hs = health->start(); !hs.ok()) {
+      spdlog::error("health tracking off: {}", hs.to_string());
+      health.reset();
+    } else {
+      spdlog::info("health: heartbeats every {} ms to redis under {}:{}", pc.health.interval_ms,
+                   pc.health.key_prefix, pc.name);
+    }
+  }
+  auto stop_processors_and_health = [&] {
+    if (health) health->stop();
+    stop_processors();
+  };
   log_ptr = log.get();
   s = server.start();
   if (!s.ok()) {
     spdlog::error("cannot start the admin server on {}:{}: {}", hc.host, hc.port, s.to_string());
-    stop_processors();
+    stop_processors_and_health();
     stop_sources();
     if (ingestion) ingestion->stop();
     (void)log->close();
@@ -347,7 +366,7 @@ int run_pipeline(const RunOptions& opts) {
     if (!s.ok()) {
       spdlog::error("cannot start the metrics server on port {}: {}", pc.server.metrics_port,
                     s.to_string());
-      stop_processors();
+      stop_processors_and_health();
       stop_sources();
       if (ingestion) ingestion->stop();
       (void)log->close();
@@ -369,7 +388,7 @@ int run_pipeline(const RunOptions& opts) {
   // get 503), stop the servers, then fsync and close the log.
   stop_sources();
   if (ingestion) ingestion->stop();
-  stop_processors();  // after ingestion: what it drained may still be processed (at-least-once)
+  stop_processors_and_health();  // after ingestion: what it drained may still be processed (at-least-once)
   if (metrics_server) metrics_server->stop();
   server.stop();
   log_metrics.clear();

@@ -820,6 +820,22 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
       }
       parse_processors(root, cfg.source_path, &cfg);
       parse_logging(root.child("logging"), &cfg.logging);
+      {
+        Node h = root.child("health");
+        h.get_string("redis_url", &cfg.health.redis_url);
+        h.get_duration_ms("interval", &cfg.health.interval_ms, 10, 3'600'000);
+        h.get_string("key_prefix", &cfg.health.key_prefix, config::non_empty);
+        if (!cfg.health.redis_url.empty()) {
+          config::RedisUrl u;
+          if (std::string e = config::parse_redis_url(cfg.health.redis_url, &u); !e.empty()) {
+            h.get("redis_url").error(e);
+          }
+        } else if (env) {
+          // From the environment: checked (and reported in the log) when spate run starts it.
+          if (auto v = env("REDIS_URL"); v && !v->empty()) cfg.health.redis_url = *v;
+        }
+        h.finish();
+      }
       root.finish();
     }
   }  // every Node is gone (and finished) before the errors are read

@@ -133,6 +133,7 @@ struct KafkaStreamProcessor::Impl::Worker {
   std::string group;
   std::unique_ptr<TransactionalProducer> txn;  // exactly_once
   int txn_failures = 0;                        // in a row, for the backoff
+  std::atomic<int64_t> lag{0};                 // summed over the assignment, last batch
 
   Counter* error_counter(const std::string& topic, const std::string& error) {
     auto key = topic + '\0' + error;
@@ -280,6 +281,14 @@ Status KafkaStreamProcessor::initialize() {
           "stream_consumer_lag", "Records of a partition not yet committed by the processor",
           {{"topic", tp.topic}, {"partition", std::to_string(tp.partition)}, {"processor", m.cfg.name}});
     }
+    if (auto l = wk->consumer->lag(); l.ok()) {  // the backlog before the first batch
+      int64_t sum = 0;
+      for (const auto& [tp, n] : *l) {
+        wk->lag_gauges[{tp.topic, tp.partition}]->set(static_cast<double>(n));
+        sum += n;
+      }
+      wk->lag.store(sum);
+    }
   }
   return Status::Ok();
 }
@@ -335,6 +344,12 @@ std::vector<DownstreamStatus> KafkaStreamProcessor::downstreams() const {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+int64_t KafkaStreamProcessor::total_lag() const {
+  int64_t sum = 0;
+  for (const auto& w : impl_->workers) sum += w->lag.load(std::memory_order_relaxed);
+  return sum;
 }
 
 std::string KafkaStreamProcessor::steps_status_json() const {
@@ -640,8 +655,13 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
                  cfg.name, secs, cfg.max_poll_interval_ms);
   }
   for (const auto& b : polled) m->topic_metrics[b.tp.topic].seconds->observe(secs);
-  if (auto lag = consumer->lag(); lag.ok()) {
-    for (const auto& [tp, n] : *lag) lag_gauges[{tp.topic, tp.partition}]->set(static_cast<double>(n));
+  if (auto l = consumer->lag(); l.ok()) {
+    int64_t sum = 0;
+    for (const auto& [tp, n] : *l) {
+      lag_gauges[{tp.topic, tp.partition}]->set(static_cast<double>(n));
+      sum += n;
+    }
+    lag.store(sum, std::memory_order_relaxed);
   }
   return BatchEnd::kCommitted;
 }

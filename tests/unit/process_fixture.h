@@ -46,8 +46,10 @@ struct ProcessorFixture {
     for (uint32_t p = 0; p < info->partitions; ++p) {
       int64_t off = 0;
       for (;;) {
-        auto f = log->fetch(t, p, off, {});
-        if (!f.ok() || f->records().empty()) break;
+        FetchOptions fo;
+        fo.isolation = Isolation::kReadCommitted;
+        auto f = log->fetch(t, p, off, fo);
+        if (!f.ok() || (f->records().empty() && f->next_offset <= off)) break;
         for (const auto& r : f->records()) {
           Rec x{std::string(r.value), {}};
           for (const auto& h : f->headers_of(r)) x.headers[std::string(h.key)] = std::string(h.value);
