@@ -129,7 +129,10 @@ class ProcessorEvent {
   const std::optional<std::string_view>& key() const { return key_; }
   /// A deterministic id of the input record: "<topic>/<partition>/<offset>". The same event
   /// processed again after a crash gets the same id, so sinks upsert by it (idempotent writes).
-  const std::string& event_id() const { return event_id_; }
+  const std::string& event_id() const {
+    if (event_id_offset_ != offset_ || event_id_.empty()) build_event_id();
+    return event_id_;
+  }
   /// Index of the event within the current batch (for FlushFailure).
   size_t index() const { return index_; }
 
@@ -143,7 +146,9 @@ class ProcessorEvent {
   int64_t offset_ = 0;
   int64_t timestamp_ms_ = 0;
   std::optional<std::string_view> key_;
-  std::string event_id_;
+  void build_event_id() const;
+  mutable std::string event_id_;       // built on first use per event
+  mutable int64_t event_id_offset_ = -1;
   size_t index_ = 0;
   struct Owned;
   std::shared_ptr<Owned> owned_;  // replaced texts and their parser

@@ -23,11 +23,7 @@ class ProcessorEventAccess {
     e.offset_ = r.offset;
     e.timestamp_ms_ = r.timestamp_ms;
     e.key_ = r.has_key ? std::optional<std::string_view>(r.key) : std::nullopt;
-    e.event_id_.assign(topic);
-    e.event_id_ += '/';
-    e.event_id_ += std::to_string(partition);
-    e.event_id_ += '/';
-    e.event_id_ += std::to_string(r.offset);
+    e.event_id_.clear();  // event_id() builds it when a step asks
     e.index_ = i;
   }
   /// Set the event's text and parse (already stable, e.g. in the batch's storage).

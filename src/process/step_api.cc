@@ -322,6 +322,15 @@ Status load_processor_plugin(const std::string& path) {
 
 // ---- ProcessorEvent ----
 
+void ProcessorEvent::build_event_id() const {
+  event_id_.assign(topic_);
+  event_id_ += '/';
+  event_id_ += std::to_string(partition_);
+  event_id_ += '/';
+  event_id_ += std::to_string(offset_);
+  event_id_offset_ = offset_;
+}
+
 struct ProcessorEvent::Owned {
   simdjson::dom::parser parser;
   std::deque<std::string>* texts = nullptr;  // the batch's stable storage

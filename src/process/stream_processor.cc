@@ -513,7 +513,7 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
         StepError err;
         int attempts = 0;
         int64_t first_failure = 0;
-        const auto first_try = Steady::now();
+        Steady::time_point first_try;  // set at the first transient failure (no clock read per event)
         for (;;) {
           if (breaker != nullptr && !breaker->allow()) return pause(polled, breaker);
           err = StepError{};
@@ -522,7 +522,10 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
           const bool transient = outcome == StepOutcome::kError && err.transient;
           if (breaker != nullptr) transient ? breaker->record_failure() : breaker->record_success();
           if (!transient) break;
-          if (first_failure == 0) first_failure = system_clock()->now_ms();
+          if (first_failure == 0) {
+            first_failure = system_clock()->now_ms();
+            first_try = Steady::now();
+          }
           if (!retry.should_retry(process::ErrorClass::kTransient, attempts) ||
               elapsed_ms(first_try) >= cfg.processing_timeout_ms) {
             break;
