@@ -29,6 +29,15 @@ std::string fmt_json(uint32_t p, int i) {
   return "{\"p\":" + std::to_string(p) + ",\"i\":" + std::to_string(i) + "}";
 }
 
+// Start `p`, wait for its first committed batch, stop it.
+::testing::AssertionResult run_one_batch(KafkaStreamProcessor& p) {
+  if (Status s = p.initialize(); !s.ok()) return ::testing::AssertionFailure() << s.to_string();
+  if (Status s = p.start(); !s.ok()) return ::testing::AssertionFailure() << s.to_string();
+  const bool done = wait_until([&] { return p.stats().batches >= 1; });
+  p.stop();
+  return done ? ::testing::AssertionSuccess() : ::testing::AssertionFailure() << "no batch committed";
+}
+
 TEST(ProcessorStepsTest, MaskRedactsPartiallyMasksAndHashes) {
   Fixture f;
   f.topic("in");
@@ -47,10 +56,7 @@ processors:
   f.produce("in", 0, {R"({"ssn":"123-45-6789","user":{"email":"a@b.c"},"card":"4111111111111111","name":"ann"})"});
   MetricsRegistry metrics;
   KafkaStreamProcessor p(cfg, f.log.get(), &metrics);
-  ASSERT_TRUE(p.initialize().ok());
-  ASSERT_TRUE(p.start().ok());
-  ASSERT_TRUE(wait_until([&] { return p.stats().batches >= 1; }));
-  p.stop();
+  ASSERT_TRUE(run_one_batch(p));
   auto out = f.read("out");
   ASSERT_EQ(out.size(), 1u);
   EXPECT_NE(out[0].value.find(R"("ssn":"[REDACTED]")"), std::string::npos) << out[0].value;
@@ -241,10 +247,7 @@ processors:
 )");
   MetricsRegistry metrics;
   KafkaStreamProcessor p(cfg, f.log.get(), &metrics);
-  ASSERT_TRUE(p.initialize().ok());
-  ASSERT_TRUE(p.start().ok());
-  ASSERT_TRUE(wait_until([&] { return p.stats().batches >= 1; }));
-  p.stop();
+  ASSERT_TRUE(run_one_batch(p));
   g_down.fail_offset = -1;
   EXPECT_EQ(f.read("out").size(), 3u);
   auto dlq = f.read("dlq");
@@ -281,10 +284,7 @@ processors:
 )");
   MetricsRegistry metrics;
   KafkaStreamProcessor p(cfg, f.log.get(), &metrics);
-  ASSERT_TRUE(p.initialize().ok());
-  ASSERT_TRUE(p.start().ok());
-  ASSERT_TRUE(wait_until([&] { return p.stats().batches >= 1; }));
-  p.stop();
+  ASSERT_TRUE(run_one_batch(p));
   g_down.flush_reject_offset = -1;
   EXPECT_EQ(p.stats().retries, 1u);  // the failed flush was retried
   auto dlq = f.read("dlq");
