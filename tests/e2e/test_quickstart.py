@@ -65,7 +65,8 @@ try:
     check(wait_for(error_logs, timeout=20), "the errors processor wrote to error_logs")
     procs = json.loads(http_get(port, "/status")[1])["processors"]
     check(len(procs) == 1 and procs[0]["name"] == "errors" and procs[0]["inputs"] == ["application_logs"]
-          and procs[0]["consumed"] == 1 and procs[0]["produced"] == 1,
+          and procs[0]["consumed"] == 1 and procs[0]["produced"] == 1 and procs[0]["lag"] == 0
+          and procs[0]["paused"] is False and procs[0]["downstreams"] == [],
           f"/status lists the processor and its counts: {procs}")
     _, m = http_get(port, "/metrics")
     check('stream_messages_processed_total{processor="errors",status="processed",topic="application_logs"} 1'
