@@ -716,6 +716,12 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
     item.get_duration_ms("max_poll_interval", &pc.max_poll_interval_ms, 1, 86'400'000);
     item.get_duration_ms("session_timeout", &pc.session_timeout_ms, 1, 3'600'000);
     item.get_size("buffer_size", &pc.buffer_size, 1024, 1LL << 30);
+    // The reference design's names, as aliases (plain numbers in their units).
+    if (int64_t v = 0; item.get_int("processing_timeout_seconds", &v, 1, 86'400)) {
+      pc.processing_timeout_ms = v * 1000;
+    }
+    item.get_int("max_poll_interval_ms", &pc.max_poll_interval_ms, 1, 86'400'000);
+    item.get_int("session_timeout_ms", &pc.session_timeout_ms, 1, 3'600'000);
     item.get_bool("exactly_once", &pc.exactly_once);
     {
       Node b = item.child("circuit_breaker");

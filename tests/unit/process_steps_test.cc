@@ -298,5 +298,23 @@ processors:
   EXPECT_EQ(out[1].value, "{\"i\":2}");
 }
 
+TEST(ProcessorStepsTest, ReferenceDesignKeyNamesAreAccepted) {
+  ProcessorConfig cfg = processor_of(R"(
+processors:
+  - {name: r, inputs: [a], output: b, processing_timeout_seconds: 7, max_poll_interval_ms: 9000,
+     session_timeout_ms: 12000, buffer_size: 1MiB, workers: 3, exactly_once: true,
+     circuit_breaker: {failure_rate: 0.25, consecutive_failures: 2, open_for: 5s}}
+)");
+  EXPECT_EQ(cfg.processing_timeout_ms, 7000);
+  EXPECT_EQ(cfg.max_poll_interval_ms, 9000);
+  EXPECT_EQ(cfg.session_timeout_ms, 12000);
+  EXPECT_EQ(cfg.buffer_size, 1u << 20);
+  EXPECT_EQ(cfg.workers, 3u);
+  EXPECT_TRUE(cfg.exactly_once);
+  EXPECT_DOUBLE_EQ(cfg.breaker.failure_rate, 0.25);
+  EXPECT_EQ(cfg.breaker.consecutive_failures, 2);
+  EXPECT_EQ(cfg.breaker.open_ms, 5000);
+}
+
 }  // namespace
 }  // namespace spate
