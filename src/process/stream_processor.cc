@@ -457,17 +457,53 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
   retry.initial_backoff_ms = cfg.retry_backoff_ms;
   retry.max_backoff_ms = 10'000;
 
+  // add_out's lookups without a map search (and pair<string> key) per record: output topic ->
+  // partition count, and (topic, partition) -> its group in `outs` (map nodes are stable). The
+  // key is the topic string's address — the topics passed are the config's, stable for the
+  // batch; the same name at another address is just another entry for the same group. A batch
+  // has a few groups, so a linear search.
+  struct TopicSlot {
+    const std::string* topic;
+    uint32_t partitions;
+  };
+  struct OutSlot {
+    const std::string* topic;
+    uint32_t partition;
+    Out* out;
+  };
+  std::vector<TopicSlot> topic_slots;
+  std::vector<OutSlot> out_slots;
   auto add_out = [&](const std::string& topic, const RecordView& r, std::string_view value,
                      uint32_t in_partition) -> std::vector<RecordHeader>& {
-    const uint32_t n = m->partitions[topic];
+    uint32_t n = 0;
+    for (const TopicSlot& t : topic_slots) {
+      if (t.topic == &topic) {
+        n = t.partitions;
+        break;
+      }
+    }
+    if (n == 0) {
+      n = m->partitions[topic];
+      topic_slots.push_back({&topic, n});
+    }
     const uint32_t p = r.has_key ? partition_for_key(r.key, n) : in_partition % n;
+    Out* o = nullptr;
+    for (const OutSlot& s : out_slots) {
+      if (s.topic == &topic && s.partition == p) {
+        o = s.out;
+        break;
+      }
+    }
+    if (o == nullptr) {
+      o = &outs[{topic, p}];
+      out_slots.push_back({&topic, p, o});
+    }
     RecordIn rec;
     if (r.has_key) rec.key = r.key;
     rec.value = value;
     rec.timestamp_ms = r.timestamp_ms;
-    Out& o = outs[{topic, p}];
-    o.recs.push_back(rec);
-    return o.headers.emplace_back();
+    o->recs.push_back(rec);
+    return o->headers.emplace_back();
   };
   // A permanent failure (or retries exhausted): dead letter, or count and skip.
   auto fail = [&](const process::PolledBatch& batch, const RecordView& r, const StepError& err,
@@ -494,10 +530,24 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
     tm.dead_lettered->inc();
   };
 
+  // Events taken from the batch, added to the shared `consumed` once when process() returns
+  // (however it returns) rather than per event: the counters are shared by the workers, and
+  // an atomic add per event on a shared cache line costs the second worker its speed-up.
+  struct CountOnExit {
+    std::atomic<uint64_t>& to;
+    uint64_t n = 0;
+    ~CountOnExit() {
+      if (n != 0) to.fetch_add(n, std::memory_order_relaxed);
+    }
+  } consumed{m->consumed};
+  size_t total = 0;
+  for (const auto& b : polled) total += b.records.records().size();
+  events.reserve(total);
+  emits.reserve(total);
   for (auto& batch : polled) {
     TopicMetrics& tm = m->topic_metrics[batch.tp.topic];
     for (const RecordView& r : batch.records.records()) {
-      m->consumed.fetch_add(1, std::memory_order_relaxed);
+      ++consumed.n;
       const size_t index = events.size();
       events.emplace_back(&batch, &r);
       simdjson::dom::element doc;
@@ -587,6 +637,8 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
     }
   }
 
+  const process::PolledBatch* last_batch = nullptr;  // the emits come in batch order
+  Counter* processed = nullptr;
   for (const Emit& e : emits) {
     if (!rejected.empty() && rejected[e.index]) continue;
     const process::PolledBatch& batch = *events[e.index].first;
@@ -596,7 +648,11 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
     } else if (!cfg.output.empty()) {
       add_out(cfg.output, r, e.value, batch.tp.partition);
     }
-    m->topic_metrics[batch.tp.topic].processed->inc();
+    if (&batch != last_batch) {
+      last_batch = &batch;
+      processed = m->topic_metrics[batch.tp.topic].processed;
+    }
+    processed->inc();
   }
 
   for (auto& [tp, o] : outs) {

@@ -479,7 +479,7 @@ Result<TransformChain> TransformChain::compile(const std::vector<TransformConfig
 }
 
 bool TransformChain::apply(const simdjson::dom::element& event, const TransformInput& in,
-                           Outcome* out, std::string* reason) const {
+                           Outcome* out, std::string* reason, bool parse_result) const {
   Scratch& s = scratch();
   s.current = -1;
   s.doc = event;
@@ -497,14 +497,21 @@ bool TransformChain::apply(const simdjson::dom::element& event, const TransformI
     }
     reparsed |= s.current != before;
   }
+  bool parsed = true;  // s.doc is the text in s.out
   if (s.edit.dirty()) {
-    if (!flush(s, reason)) return false;
+    if (parse_result) {
+      if (!flush(s, reason)) return false;
+    } else {  // the text only: the overlay written, not parsed (the next apply() resets it)
+      s.out.clear();
+      s.edit.write(s.out);
+      parsed = false;
+    }
     reparsed = true;
   }
   out->changed = reparsed;
   if (reparsed) {
     out->json = s.out;
-    out->doc = s.doc;
+    out->doc = parsed ? s.doc : simdjson::dom::element();
   }
   return true;
 }

@@ -10,7 +10,9 @@
 //    every problem at once as Errc::kConfig "FILE:LINE:COL: ingestion.transforms[i].key: ...".
 //  - apply() is const and thread-safe (its scratch state is thread-local). On success it says
 //    whether the event changed; if so, Outcome::json is the new event text and Outcome::doc the
-//    parsed new event — both valid until the next apply() on the same thread. A rule that
+//    parsed new event — both valid until the next apply() on the same thread. With
+//    parse_result false (the caller reads only the text afterwards), the final write of the
+//    edits is not parsed again: Outcome::doc is then left unset. A rule that
 //    cannot be applied (cast of "abc" to int, a set under a non-object) fails the event with a
 //    one-line reason, unless the rule says `on_error: skip`.
 //  - An absent field is left alone by rename, remove, cast, mask and hash; `set` from an
@@ -55,8 +57,9 @@ class TransformChain {
   bool empty() const;
 
   /// Apply every rule to `event`. False (and *reason) if a rule failed the event.
+  /// parse_result false: Outcome::doc is not wanted (saves parsing the result again).
   bool apply(const simdjson::dom::element& event, const TransformInput& in, Outcome* out,
-             std::string* reason) const;
+             std::string* reason, bool parse_result = true) const;
 
  private:
   struct Rule;

@@ -26,18 +26,20 @@ class FilterStep final : public EventProcessor {
   expr::Expression e_;
 };
 
-// map and mask: a TransformChain over the event.
+// map and mask: a TransformChain over the event. As the last step of the processor (`last`),
+// no step reads the event's parse after it — the processor appends the text — so the chain's
+// result is not parsed again; ev.doc() then still holds the parse of the event as it came in.
 class ChainStep final : public EventProcessor {
  public:
-  ChainStep(ingest::TransformChain chain, std::string source)
-      : chain_(std::move(chain)), source_(std::move(source)) {}
+  ChainStep(ingest::TransformChain chain, std::string source, bool last)
+      : chain_(std::move(chain)), source_(std::move(source)), last_(last) {}
   StepOutcome process(ProcessorEvent& ev, StepError* error) override {
     ingest::TransformInput in;
     in.received_at_ms = ev.timestamp_ms();
     in.source = source_;
     ingest::TransformChain::Outcome out;
     std::string why;
-    if (!chain_.apply(ev.doc(), in, &out, &why)) {
+    if (!chain_.apply(ev.doc(), in, &out, &why, /*parse_result=*/!last_)) {
       error->kind = "transform";
       error->message = std::move(why);
       return StepOutcome::kError;
@@ -47,7 +49,7 @@ class ChainStep final : public EventProcessor {
       // the text is copied into the batch's storage because outputs are appended at batch end.
       auto& texts = *ProcessorEventAccess::texts(ev);
       texts.emplace_back(out.json);
-      ProcessorEventAccess::set(ev, texts.back(), out.doc);
+      ProcessorEventAccess::set(ev, texts.back(), last_ ? ev.doc() : out.doc);
     }
     return StepOutcome::kPass;
   }
@@ -55,7 +57,14 @@ class ChainStep final : public EventProcessor {
  private:
   ingest::TransformChain chain_;
   std::string source_;
+  bool last_;  // the processor's last step: the result's parse is not needed
 };
+
+// True if `ctx` is the last step of its processor (create_steps passes the config's own).
+bool is_last_step(const StepContext& ctx) {
+  return ctx.processor != nullptr && !ctx.processor->steps.empty() &&
+         ctx.step == &ctx.processor->steps.back();
+}
 
 class RouteStep final : public EventProcessor {
  public:
@@ -99,7 +108,8 @@ Result<std::unique_ptr<EventProcessor>> make_map(StepContext& ctx) {
     return ConfigError(at(sc) + ": write a map step as {map: [{set: ...}, {rename: ...}]}");
   }
   SPATE_ASSIGN_OR_RETURN(auto chain, ingest::TransformChain::compile(sc.rules));
-  return std::unique_ptr<EventProcessor>(new ChainStep(std::move(chain), ctx.processor->name));
+  return std::unique_ptr<EventProcessor>(new ChainStep(std::move(chain), ctx.processor->name,
+                                                          is_last_step(ctx)));
 }
 
 // {type: mask, fields: [card, user.email], with: redact|partial|hash, replacement, keep_first,
@@ -142,7 +152,8 @@ Result<std::unique_ptr<EventProcessor>> make_mask(StepContext& ctx) {
     rules.push_back(std::move(r));
   }
   SPATE_ASSIGN_OR_RETURN(auto chain, ingest::TransformChain::compile(rules));
-  return std::unique_ptr<EventProcessor>(new ChainStep(std::move(chain), ctx.processor->name));
+  return std::unique_ptr<EventProcessor>(new ChainStep(std::move(chain), ctx.processor->name,
+                                                          is_last_step(ctx)));
 }
 
 Result<std::unique_ptr<EventProcessor>> make_route(StepContext& ctx) {
