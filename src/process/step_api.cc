@@ -137,30 +137,30 @@ bool StepOptions::get_double(std::string_view key, double* out) {
   return true;
 }
 
-bool StepOptions::get_duration_ms(std::string_view key, int64_t* out, int64_t min, int64_t max) {
+namespace {
+// A scalar option in a unit: parse, range-check, report. `expected` completes "expected ...".
+bool get_in_unit(StepOptions* o, std::string_view key, int64_t* out, int64_t min, int64_t max,
+                 bool (*parse)(std::string_view, int64_t*), const char* expected) {
   std::string s;
-  if (!get_string(key, &s)) return false;
+  if (!o->get_string(key, &s)) return false;
   int64_t v = 0;
-  if (!config::parse_duration_ms(s, &v)) {
-    error(key, fmt::format("expected a duration such as 500ms, 30s or 5m, got {}", config::quote(s)));
+  if (!parse(s, &v)) {
+    o->error(key, fmt::format("expected {}, got {}", expected, config::quote(s)));
     return false;
   }
-  if (!in_range(this, key, v, min, max)) return false;
+  if (!in_range(o, key, v, min, max)) return false;
   *out = v;
   return true;
 }
+}  // namespace
+
+bool StepOptions::get_duration_ms(std::string_view key, int64_t* out, int64_t min, int64_t max) {
+  return get_in_unit(this, key, out, min, max, config::parse_duration_ms,
+                     "a duration such as 500ms, 30s or 5m");
+}
 
 bool StepOptions::get_size(std::string_view key, int64_t* out, int64_t min, int64_t max) {
-  std::string s;
-  if (!get_string(key, &s)) return false;
-  int64_t v = 0;
-  if (!config::parse_size(s, &v)) {
-    error(key, fmt::format("expected a size such as 64MiB or 4096, got {}", config::quote(s)));
-    return false;
-  }
-  if (!in_range(this, key, v, min, max)) return false;
-  *out = v;
-  return true;
+  return get_in_unit(this, key, out, min, max, config::parse_size, "a size such as 64MiB or 4096");
 }
 
 bool StepOptions::get_enum(std::string_view key, std::string* out,

@@ -85,7 +85,6 @@ struct KafkaStreamProcessor::Impl {
     size_t step = 0;
     std::string name;
     std::unique_ptr<process::CircuitBreaker> breaker;
-    Gauge* state_gauge = nullptr;
   };
   std::vector<Downstream> downstreams;
   std::vector<process::CircuitBreaker*> breaker_of_step;  // nullptr: no downstream
@@ -252,7 +251,6 @@ Status KafkaStreamProcessor::initialize() {
     ds.step = i;
     ds.name = d;
     ds.breaker = std::make_unique<process::CircuitBreaker>(bc, system_clock(), listener);
-    ds.state_gauge = g;
     g->set(0);
     m.breaker_of_step[i] = ds.breaker.get();
     m.downstreams.push_back(std::move(ds));
