@@ -35,6 +35,8 @@ struct ServerConfig {
   uint16_t port = 8080;       // 0 = pick a free port
   uint16_t metrics_port = 0;  // 0 = serve /metrics on the main port
   int io_threads = 0;         // HTTP I/O threads (accept, parse, decode, validate); 0 = one per core
+  bool log_api = true;        // serve the embedded log to other processes on /log/v1/ (log kind remote)
+  int64_t log_api_txn_timeout_ms = 60'000;  // idle remote transactions are aborted after this
 };
 
 /// Spate's own diagnostic logging (pipeline key `logging:`).

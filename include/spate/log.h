@@ -65,8 +65,11 @@ struct TopicSpec {
 
 /// Configuration of the log (pipeline file key `log:`).
 struct LogConfig {
-  std::string kind = "embedded";  // embedded | kafka (later)
+  std::string kind = "embedded";  // embedded | remote (another process's log) | kafka (later)
   std::string data_dir;           // set from the pipeline's data_dir
+  std::string url;                // kind remote: http://HOST:PORT of the process owning the log
+  int64_t remote_timeout_ms = 10'000;       // kind remote: bound per call
+  int64_t remote_connect_wait_ms = 30'000;  // kind remote: wait this long for the owner at start
   uint64_t segment_bytes = 128ULL << 20;
   int64_t segment_ms = 24LL * 3600 * 1000;
   FsyncPolicy fsync = FsyncPolicy::kInterval;

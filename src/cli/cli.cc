@@ -471,6 +471,14 @@ int run_cli(int argc, char** argv) {
   run->add_option("FILE", run_opts.config_path, "Pipeline YAML")->required();
   run->add_option("-d,--data-dir", run_opts.data_dir, "Override data_dir");
   run->add_option("-p,--port", run_opts.port, "Override server.port (0 = any free port)");
+  run->add_option("--role", run_opts.role,
+                  "What to run: all (default) or a comma list of log, ingestion, processors");
+  run->add_option("--processor", run_opts.processors,
+                  "Run only this processor (repeatable; default: all of them)");
+  run->add_option("--replica", run_opts.replica,
+                  "I/N: run the processors as replica I of N (partitions split explicitly)");
+  run->add_option("--log-url", run_opts.log_url,
+                  "Use the log of the process at http://HOST:PORT instead of owning one");
 
   auto* topics = app.add_subcommand("topics", "List, create and describe topics");
   topics->require_subcommand(1);

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "server/remote_log.h"
 #include "spate/config.h"
 
 namespace spate::cli {
@@ -24,17 +25,36 @@ Result<LogConfig> resolve_log_config(const LogTarget& t) {
     SPATE_ASSIGN_OR_RETURN(PipelineConfig pc, load_pipeline_file(t.config_path));
     lc = pc.log;
   }
-  if (!t.data_dir.empty()) {
+  if (!t.log_url.empty()) {
+    lc.kind = "remote";
+    lc.url = t.log_url;
+  } else if (!t.data_dir.empty()) {
     lc.data_dir = t.data_dir + "/log";
+    if (lc.kind == "remote") lc.kind = "embedded";  // --data-dir names a local log
   } else if (t.config_path.empty()) {
-    return ConfigError("say where the log is: --data-dir DIR or --config PIPELINE.yaml");
+    return ConfigError(
+        "say where the log is: --data-dir DIR, --config PIPELINE.yaml or --log-url URL");
   }
   return lc;
 }
 
+Result<std::unique_ptr<Log>> open_configured_log(const LogConfig& lc) {
+  if (lc.kind == "remote") {
+    RemoteLogConfig rc;
+    rc.url = lc.url;
+    rc.timeout_ms = lc.remote_timeout_ms;
+    rc.connect_wait_ms = lc.remote_connect_wait_ms;
+    return open_remote_log(rc);
+  }
+  if (lc.kind != "embedded") {
+    return ConfigError("log.kind \"" + lc.kind + "\" is not available in this build yet");
+  }
+  return open_embedded_log(lc);
+}
+
 Result<std::unique_ptr<Log>> open_log(const LogTarget& t, bool create_topics_from_config) {
   SPATE_ASSIGN_OR_RETURN(LogConfig lc, resolve_log_config(t));
-  SPATE_ASSIGN_OR_RETURN(auto log, open_embedded_log(lc));
+  SPATE_ASSIGN_OR_RETURN(auto log, open_configured_log(lc));
   if (create_topics_from_config && !t.config_path.empty()) {
     SPATE_ASSIGN_OR_RETURN(PipelineConfig pc, load_pipeline_file(t.config_path));
     for (const auto& spec : pc.topics) SPATE_RETURN_IF_ERROR(log->ensure_topic(spec));
@@ -45,6 +65,8 @@ Result<std::unique_ptr<Log>> open_log(const LogTarget& t, bool create_topics_fro
 void add_log_target(CLI::App* cmd, LogTarget* t) {
   cmd->add_option("-d,--data-dir", t->data_dir, "Data directory (as `data_dir` in a pipeline)");
   cmd->add_option("-c,--config", t->config_path, "Pipeline file whose data_dir to use");
+  cmd->add_option("--log-url", t->log_url,
+                  "Use the log of a running pipeline: http://HOST:PORT of its admin server");
 }
 
 }  // namespace spate::cli

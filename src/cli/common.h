@@ -27,7 +27,12 @@ int exit_code_for(const Status& s);
 struct LogTarget {
   std::string config_path;
   std::string data_dir;
+  std::string log_url;  // --log-url: a running pipeline's log (its admin server)
 };
+
+/// The log a LogConfig names: the embedded log in data_dir, or (kind remote) the log API of
+/// the process at url.
+Result<std::unique_ptr<Log>> open_configured_log(const LogConfig& lc);
 
 Result<LogConfig> resolve_log_config(const LogTarget& t);
 Result<std::unique_ptr<Log>> open_log(const LogTarget& t, bool create_topics_from_config);

@@ -20,6 +20,8 @@
 #include "ingest/sources/http_source.h"
 #include "server/admin.h"
 #include "server/http_server.h"
+#include "server/log_api.h"
+#include "cli/common.h"
 #include "spate/config.h"
 #include "spate/ingestion.h"
 #include "spate/log.h"
@@ -53,8 +55,13 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
                      ready ? "true" : "false", port);
   out += fmt::format(
       ",\"components\":[{{\"name\":\"log\",\"kind\":\"{}\",\"state\":\"running\","
-      "\"fsync\":\"{}\"}},{{\"name\":\"admin\",\"kind\":\"http\",\"state\":\"running\"}}]",
+      "\"fsync\":\"{}\"",
       pc.log.kind, fsync_policy_name(pc.log.fsync));
+  if (pc.log.kind == "remote") {
+    out += ",\"url\":";
+    append_json_quoted(out, pc.log.url);
+  }
+  out += "},{\"name\":\"admin\",\"kind\":\"http\",\"state\":\"running\"}]";
   out += ",\"topics\":[";
   bool first = true;
   for (const auto& name : log.list_topics()) {
@@ -147,12 +154,69 @@ int run_pipeline(const RunOptions& opts) {
     }
     pc.server.port = static_cast<uint16_t>(*opts.port);
   }
-  if (pc.log.kind != "embedded") {
+  if (!opts.log_url.empty()) {
+    pc.log.kind = "remote";
+    pc.log.url = opts.log_url;
+  }
+  if (pc.log.kind != "embedded" && pc.log.kind != "remote") {
     std::fprintf(stderr,
-                 "spate: %s: log.kind \"%s\" is not available in this build yet (only \"embedded\")\n",
+                 "spate: %s: log.kind \"%s\" is not available in this build yet (embedded or remote)\n",
                  pc.source_path.c_str(), pc.log.kind.c_str());
     return 2;
   }
+  bool run_ingestion = opts.role == "all";
+  bool run_processors = opts.role == "all";
+  if (opts.role != "all") {
+    for (std::string_view rest = opts.role; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      const std::string_view r = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (r == "ingestion") {
+        run_ingestion = true;
+      } else if (r == "processors" || r == "processor") {
+        run_processors = true;
+      } else if (r != "log") {
+        std::fprintf(stderr, "spate: --role: unknown role \"%.*s\" (all, log, ingestion, processors)\n",
+                     static_cast<int>(r.size()), r.data());
+        return 2;
+      }
+    }
+  }
+  if (opts.role.find("log") != std::string::npos && pc.log.kind == "remote") {
+    std::fprintf(stderr, "spate: --role log owns the log; it cannot use a remote one (%s)\n",
+                 pc.log.url.c_str());
+    return 2;
+  }
+  for (const std::string& name : opts.processors) {
+    if (std::none_of(pc.processors.begin(), pc.processors.end(),
+                     [&](const ProcessorConfig& p) { return p.name == name; })) {
+      std::fprintf(stderr, "spate: --processor %s: no such processor in %s\n", name.c_str(),
+                   pc.source_path.c_str());
+      return 2;
+    }
+  }
+  if (!opts.processors.empty()) {
+    std::erase_if(pc.processors, [&](const ProcessorConfig& p) {
+      return std::find(opts.processors.begin(), opts.processors.end(), p.name) ==
+             opts.processors.end();
+    });
+  }
+  if (!run_processors) pc.processors.clear();
+  if (!opts.replica.empty()) {
+    unsigned i = 0;
+    unsigned n = 0;
+    char extra = 0;
+    if (std::sscanf(opts.replica.c_str(), "%u/%u%c", &i, &n, &extra) != 2 || n == 0 || i >= n) {
+      std::fprintf(stderr, "spate: --replica must be I/N with 0 <= I < N, got \"%s\"\n",
+                   opts.replica.c_str());
+      return 2;
+    }
+    for (ProcessorConfig& p : pc.processors) {
+      p.replica = i;
+      p.replicas = n;
+    }
+  }
+  if (!run_ingestion) pc.ingestion.enabled = false;
   setup_logging(pc.logging);
   int64_t started_ms = system_clock()->now_ms();
   std::atomic<bool> ready{false};
@@ -191,9 +255,12 @@ int run_pipeline(const RunOptions& opts) {
     install_admin_routes(*metrics_server, hooks);
   }
   Status s;
-  auto log_r = open_embedded_log(pc.log);
+  const bool remote_log = pc.log.kind == "remote";
+  if (remote_log) spdlog::info("using the log of {}", pc.log.url);
+  auto log_r = open_configured_log(pc.log);
   if (!log_r.ok()) {
-    spdlog::error("cannot open the log in {}: {}", pc.log.data_dir, log_r.status().to_string());
+    spdlog::error("cannot open the log {}: {}", remote_log ? pc.log.url : pc.log.data_dir,
+                  log_r.status().to_string());
     return 1;
   }
   log = std::move(log_r).value();
@@ -217,8 +284,17 @@ int run_pipeline(const RunOptions& opts) {
       return 1;
     }
   }
+  // This process owns the log: serve it to the others (log kind remote) on /log/v1/.
+  std::unique_ptr<LogApi> log_api;
+  if (!remote_log && pc.server.log_api) {
+    LogApiConfig lac;
+    lac.txn_timeout_ms = pc.server.log_api_txn_timeout_ms;
+    log_api = std::make_unique<LogApi>(log.get(), lac);
+    log_api->install(server);
+  }
   std::vector<ScopedMetricCallback> log_metrics;
-  for (const auto& name : log->list_topics()) {
+  // The owner reports the log's metrics; a process using a remote log does not repeat them.
+  for (const auto& name : remote_log ? std::vector<std::string>() : log->list_topics()) {
     auto info = log->describe_topic(name);
     if (!info.ok()) continue;
     for (uint32_t p = 0; p < info->partitions; ++p) {
@@ -242,7 +318,7 @@ int run_pipeline(const RunOptions& opts) {
                                     }));
     }
   }
-  {
+  if (!remote_log) {
     Log* l = log.get();
     auto stat_counter = [&](const char* name, const char* help, auto field) {
       log_metrics.emplace_back(&metrics, metrics.counter_fn(name, help, {}, [l, field] {
@@ -389,6 +465,7 @@ int run_pipeline(const RunOptions& opts) {
   stop_sources();
   if (ingestion) ingestion->stop();
   stop_processors_and_health();  // after ingestion: what it drained may still be processed (at-least-once)
+  if (log_api) log_api->stop();  // answers what is queued; later callers get 503 and retry
   if (metrics_server) metrics_server->stop();
   server.stop();
   log_metrics.clear();

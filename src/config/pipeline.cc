@@ -86,6 +86,8 @@ void parse_server(Node n, ServerConfig* out) {
   n.get_int("port", &out->port, 0, 65535);
   n.get_int("metrics_port", &out->metrics_port, 0, 65535);
   n.get_int("io_threads", &out->io_threads, 0, 64);
+  n.get_bool("log_api", &out->log_api);
+  n.get_duration_ms("log_api_txn_timeout", &out->log_api_txn_timeout_ms, 1);
   n.finish();
 }
 
@@ -106,7 +108,18 @@ void parse_fsync(Node f, LogConfig* out) {
 }
 
 void parse_log(Node n, LogConfig* out) {
-  n.get_enum("kind", &out->kind, {"embedded", "kafka"});
+  n.get_enum("kind", &out->kind, {"embedded", "remote", "kafka"});
+  n.get_string("url", &out->url);
+  n.get_duration_ms("timeout", &out->remote_timeout_ms, 1);
+  n.get_duration_ms("connect_wait", &out->remote_connect_wait_ms, 0);
+  if (out->kind == "remote" && out->url.empty()) {
+    n.get("kind").error("log kind remote needs url: http://HOST:PORT of the process that owns the log");
+  } else if (!out->url.empty() && !out->url.starts_with("http://")) {
+    n.get("url").error("expected http://HOST:PORT of the process that owns the log, got " +
+                       config::quote(out->url));
+  } else if (!out->url.empty() && out->kind != "remote") {
+    n.get("url").error("url is only for log kind remote");
+  }
   n.get_size("segment_bytes", &out->segment_bytes, 4096);
   n.get_duration_ms("segment_ms", &out->segment_ms, 1);
   parse_fsync(n.get("fsync"), out);

@@ -132,6 +132,7 @@ struct KafkaStreamProcessor::Impl::Worker {
   std::string group;
   std::unique_ptr<TransactionalProducer> txn;  // exactly_once
   int txn_failures = 0;                        // in a row, for the backoff
+  bool resync = false;                         // a transaction's outcome is unknown: see run()
   std::atomic<int64_t> lag{0};                 // summed over the assignment, last batch
 
   Counter* error_counter(const std::string& topic, const std::string& error) {
@@ -159,6 +160,8 @@ struct KafkaStreamProcessor::Impl::Worker {
   enum class BatchEnd { kCommitted, kRetry, kStopped };
   BatchEnd process(std::vector<process::PolledBatch>& polled);
   void rewind(const std::vector<process::PolledBatch>& polled);
+  /// Move every assigned partition to the offset the log has committed for the group.
+  Status resync_positions();
   BatchEnd pause(const std::vector<process::PolledBatch>& polled, process::CircuitBreaker* b);
 };
 
@@ -362,8 +365,27 @@ std::string KafkaStreamProcessor::steps_status_json() const {
   return out;
 }
 
+Status KafkaStreamProcessor::Impl::Worker::resync_positions() {
+  std::map<process::TopicPartition, int64_t> at;
+  for (const auto& tp : consumer->assignment()) {
+    SPATE_ASSIGN_OR_RETURN(std::optional<int64_t> c, m->log->committed_offset(group, tp.topic, tp.partition));
+    if (c) at[tp] = *c;
+  }
+  for (const auto& [tp, off] : at) SPATE_RETURN_IF_ERROR(consumer->seek(tp, off));
+  consumer->mark_committed(at);
+  return Status::Ok();
+}
+
 void KafkaStreamProcessor::Impl::Worker::run() {
   while (m->running.load()) {
+    if (resync) {
+      if (Status s = resync_positions(); !s.ok()) {
+        spdlog::warn("processor {}: reading committed offsets: {}", m->cfg.name, s.to_string());
+        if (!m->sleep_for(500)) return;
+        continue;
+      }
+      resync = false;
+    }
     auto polled = consumer->poll();
     if (!polled.ok()) {
       spdlog::warn("processor {}: poll failed: {}", m->cfg.name, polled.status().to_string());
@@ -672,6 +694,10 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
       spdlog::warn("processor {}: transaction failed: {}; the batch will be processed again",
                    cfg.name, s.to_string());
       rewind(polled);
+      // The failed call may still have committed (a remote owner that went away after its
+      // commit point and recovered it): continue from what the log says was committed, not
+      // from the batch start, or the batch would be output twice.
+      resync = true;
       return m->sleep_for(retry.backoff_ms(++txn_failures, rng)) ? BatchEnd::kRetry
                                                                   : BatchEnd::kStopped;
     }

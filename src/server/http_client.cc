@@ -219,6 +219,8 @@ bool HttpClient::connected() const {
   return impl_->stream.has_value();
 }
 
+void HttpClient::set_timeout_ms(int64_t timeout_ms) { impl_->timeout_ms = timeout_ms; }
+
 int HttpClient::connections_opened() const {
   return impl_->opened;
 }

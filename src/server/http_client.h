@@ -41,6 +41,8 @@ class HttpClient {
   /// unless given in `headers`.
   Result<HttpResponse> request(std::string_view method, std::string_view target,
                                std::string_view body = {}, const HttpHeaders& headers = {});
+  /// Bound of the following requests (as the constructor's timeout_ms).
+  void set_timeout_ms(int64_t timeout_ms);
   /// Close the connection (the next request reconnects).
   void close();
   bool connected() const;
