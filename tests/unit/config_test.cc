@@ -784,3 +784,29 @@ TEST(ConfigTest, QuickstartExample) {
 
 }  // namespace
 }  // namespace spate
+
+namespace spate {
+namespace {
+
+TEST(ConfigTest, RemoteLogNeedsAnHttpUrl) {
+  PipelineConfig pc = load_ok(yaml({"log:", "  kind: remote", "  url: http://127.0.0.1:8080",
+                                    "  timeout: 2s", "  connect_wait: 0s",
+                                    "server: {log_api: false, log_api_txn_timeout: 5s}"}));
+  EXPECT_EQ(pc.log.kind, "remote");
+  EXPECT_EQ(pc.log.url, "http://127.0.0.1:8080");
+  EXPECT_EQ(pc.log.remote_timeout_ms, 2000);
+  EXPECT_EQ(pc.log.remote_connect_wait_ms, 0);
+  EXPECT_FALSE(pc.server.log_api);
+  EXPECT_EQ(pc.server.log_api_txn_timeout_ms, 5000);
+  EXPECT_EQ(error_of(yaml({"log:", "  kind: remote"})),
+            "p.yaml:2:9: log.kind: log kind remote needs url: http://HOST:PORT of the process "
+            "that owns the log");
+  EXPECT_EQ(error_of(yaml({"log:", "  kind: remote", "  url: 127.0.0.1:8080"})),
+            "p.yaml:3:8: log.url: expected http://HOST:PORT of the process that owns the log, "
+            "got \"127.0.0.1:8080\"");
+  EXPECT_EQ(error_of(yaml({"log:", "  url: http://x:1"})),
+            "p.yaml:2:8: log.url: url is only for log kind remote");
+}
+
+}  // namespace
+}  // namespace spate
