@@ -385,7 +385,7 @@ TEST(ConfigTest, BadEnumWithDidYouMean) {
             "p.yaml:2:16: log.compression: expected one of none, lz4, zstd, got \"lz5\" "
             "(did you mean \"lz4\"?)");
   EXPECT_EQ(error_of(yaml({"log:", "  kind: Kafka"})),
-            "p.yaml:2:9: log.kind: expected one of embedded, kafka, got \"Kafka\" "
+            "p.yaml:2:9: log.kind: expected one of embedded, remote, kafka, got \"Kafka\" "
             "(did you mean \"kafka\"?)");
   EXPECT_EQ(error_of("logging: {level: warning}\n"),
             "p.yaml:1:18: logging.level: expected one of trace, debug, info, warn, error, off, "
