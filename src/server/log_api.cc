@@ -202,16 +202,9 @@ struct LogApi::Impl {
       return HttpResponse::text(200, "ok");
     }
     if (post && path == "append") {
-      std::string topic;
-      uint32_t partition = 0;
-      LOGAPI_TRY(str_param(req, "topic", &topic));
-      LOGAPI_TRY(int_param(req, "partition", &partition));
-      std::vector<RecordIn> recs;
-      std::vector<RecordHeader> headers;
-      LOGAPI_TRY(logwire::decode_records(req.body, &recs, &headers));
-      auto r = log->append(topic, partition, recs.data(), recs.size());
-      if (!r.ok()) return error_response(r.status());
-      return text(*r);
+      return append_from(req, [&](const std::string& t, uint32_t p, const RecordIn* r, size_t n) {
+        return log->append(t, p, r, n);
+      });
     }
     if (get && path == "fetch") {
       std::string topic;
@@ -246,14 +239,10 @@ struct LogApi::Impl {
       return text(*r);
     }
     if (post && path == "commit") {
-      std::string group;
-      std::string topic;
-      std::map<uint32_t, int64_t> offsets;
-      LOGAPI_TRY(str_param(req, "group", &group));
-      LOGAPI_TRY(str_param(req, "topic", &topic));
-      LOGAPI_TRY(logwire::decode_offsets(req.body, &offsets));
-      LOGAPI_TRY(log->commit_offsets(group, topic, offsets));
-      return HttpResponse::text(200, "ok");
+      return offsets_from(req, [&](const std::string& g, const std::string& t,
+                                   const std::map<uint32_t, int64_t>& o) {
+        return log->commit_offsets(g, t, o);
+      });
     }
     if (get && path == "committed") {
       std::string group;
@@ -287,6 +276,34 @@ struct LogApi::Impl {
     }
     if (path.starts_with("txn/")) return handle_txn(req, path.substr(4));
     return error_response(NotFound("no log API endpoint " + req.method + " " + req.path));
+  }
+
+  // ?topic=&partition= and a records body, handed to `append`; answers the first offset.
+  template <typename Append>
+  static HttpResponse append_from(const HttpRequest& req, Append&& append) {
+    std::string topic;
+    uint32_t partition = 0;
+    LOGAPI_TRY(str_param(req, "topic", &topic));
+    LOGAPI_TRY(int_param(req, "partition", &partition));
+    std::vector<RecordIn> recs;
+    std::vector<RecordHeader> headers;
+    LOGAPI_TRY(logwire::decode_records(req.body, &recs, &headers));
+    Result<int64_t> r = append(topic, partition, recs.data(), recs.size());
+    if (!r.ok()) return error_response(r.status());
+    return text(*r);
+  }
+
+  // ?group=&topic= and an offsets body, handed to `commit`.
+  template <typename Commit>
+  static HttpResponse offsets_from(const HttpRequest& req, Commit&& commit) {
+    std::string group;
+    std::string topic;
+    std::map<uint32_t, int64_t> offsets;
+    LOGAPI_TRY(str_param(req, "group", &group));
+    LOGAPI_TRY(str_param(req, "topic", &topic));
+    LOGAPI_TRY(logwire::decode_offsets(req.body, &offsets));
+    LOGAPI_TRY(commit(group, topic, offsets));
+    return HttpResponse::text(200, "ok");
   }
 
   static std::string fmt_hex(uint64_t v) {
@@ -342,25 +359,14 @@ struct LogApi::Impl {
       LOGAPI_TRY(p.abort());
       r = HttpResponse::text(200, "ok");
     } else if (op == "append") {
-      std::string topic;
-      uint32_t partition = 0;
-      LOGAPI_TRY(str_param(req, "topic", &topic));
-      LOGAPI_TRY(int_param(req, "partition", &partition));
-      std::vector<RecordIn> recs;
-      std::vector<RecordHeader> headers;
-      LOGAPI_TRY(logwire::decode_records(req.body, &recs, &headers));
-      auto a = p.append(topic, partition, recs.data(), recs.size());
-      if (!a.ok()) return error_response(a.status());
-      r = text(*a);
+      r = append_from(req, [&](const std::string& t, uint32_t part, const RecordIn* recs, size_t n) {
+        return p.append(t, part, recs, n);
+      });
     } else if (op == "offsets") {
-      std::string group;
-      std::string topic;
-      std::map<uint32_t, int64_t> offsets;
-      LOGAPI_TRY(str_param(req, "group", &group));
-      LOGAPI_TRY(str_param(req, "topic", &topic));
-      LOGAPI_TRY(logwire::decode_offsets(req.body, &offsets));
-      LOGAPI_TRY(p.send_offsets(group, topic, offsets));
-      r = HttpResponse::text(200, "ok");
+      r = offsets_from(req, [&](const std::string& g, const std::string& t,
+                                const std::map<uint32_t, int64_t>& o) {
+        return p.send_offsets(g, t, o);
+      });
     } else {
       return error_response(NotFound("no transaction call " + std::string(op)));
     }

@@ -37,6 +37,22 @@ check(f"{bad}:5:10" in r.stderr and "always" in r.stderr, f"bad enum reported: {
 r = spate("validate", os.path.join(tmp, "missing.yaml"))
 check(r.returncode == 2 and "missing.yaml" in r.stderr, "missing file is a clear error")
 
+# run: bad --role / --replica / --processor / --log-url are usage errors (exit 2), said plainly.
+for args, want in [(["--role", "frontend"], "unknown role"),
+                   (["--replica", "2/2"], "--replica must be I/N"),
+                   (["--replica", "x"], "--replica must be I/N"),
+                   (["--processor", "nope"], "no such processor"),
+                   (["--role", "log", "--log-url", "http://127.0.0.1:1"], "cannot use a remote one")]:
+    r = spate("run", "examples/quickstart.yaml", "--data-dir", os.path.join(tmp, "never"), *args)
+    check(r.returncode == 2 and want in r.stderr, f"run {args}: exit {r.returncode}, {r.stderr}")
+# A --log-url where nothing answers: a runtime error (exit 1) once connect_wait is over.
+cfg_fast = os.path.join(tmp, "fast.yaml")
+with open(cfg_fast, "w") as f:
+    f.write("name: x\ndata_dir: %s\nlog: {kind: remote, url: 'http://127.0.0.1:%d', connect_wait: 200ms}\n"
+            % (os.path.join(tmp, "fast"), free_port()))
+r = spate("topics", "list", "-c", cfg_fast)
+check(r.returncode == 1 and "unavailable" in r.stderr, f"unreachable log: {r.returncode} {r.stderr}")
+
 # topics
 d = os.path.join(tmp, "data")
 r = spate("topics", "list")
