@@ -1,0 +1,161 @@
+#include "analytics/hyperloglog.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "base/hash.h"
+
+namespace spate::analytics {
+
+Status HyperLogLogConfig::validate() const {
+  if (precision < 4 || precision > 18) {
+    return InvalidArgument("hyperloglog: precision must be in [4, 18], got " +
+                           std::to_string(precision));
+  }
+  if (exact_threshold > (1u << 24)) {
+    return InvalidArgument("hyperloglog: exact_threshold must be <= 16777216");
+  }
+  return Status::Ok();
+}
+
+HyperLogLog::HyperLogLog(const HyperLogLogConfig& config) : config_(config) {
+  const Status s = config.validate();
+  SPATE_CHECK(s.ok(), s.message());
+  exact_ = config.exact_threshold > 0;
+  if (!exact_) registers_.assign(size_t{1} << config_.precision, 0);
+}
+
+double HyperLogLog::standard_error() const {
+  return 1.04 / std::sqrt(static_cast<double>(size_t{1} << config_.precision));
+}
+
+void HyperLogLog::add(std::string_view item) { add_hash(hash64(item)); }
+
+void HyperLogLog::add_hash(uint64_t h) {
+  if (h == 0) h = 1;
+  if (!exact_) {
+    register_add(h);
+    return;
+  }
+  set_insert(h);
+  if (set_size_ > config_.exact_threshold) convert_to_registers();
+}
+
+void HyperLogLog::register_add(uint64_t h) {
+  const int p = config_.precision;
+  const size_t idx = static_cast<size_t>(h >> (64 - p));
+  const uint64_t w = h << p;
+  // Rank: position of the first 1-bit in the remaining 64 - p bits, 64 - p + 1 if none.
+  const int rank = w == 0 ? 64 - p + 1 : std::countl_zero(w) + 1;
+  uint8_t& r = registers_[idx];
+  if (rank > r) r = static_cast<uint8_t>(rank);
+}
+
+void HyperLogLog::set_insert(uint64_t h) {
+  if (set_.empty()) set_.assign(16, 0);
+  // Keep the load at most 1/2 so probes stay short.
+  if ((set_size_ + 1) * 2 > set_.size()) {
+    std::vector<uint64_t> old;
+    old.swap(set_);
+    set_.assign(old.size() * 2, 0);
+    set_size_ = 0;
+    for (uint64_t v : old) {
+      if (v) set_insert(v);
+    }
+  }
+  const size_t mask = set_.size() - 1;
+  // The low bits feed the slot (the registers use the high bits, but the set is exact anyway).
+  for (size_t i = static_cast<size_t>(h) & mask;; i = (i + 1) & mask) {
+    if (set_[i] == h) return;
+    if (set_[i] == 0) {
+      set_[i] = h;
+      ++set_size_;
+      return;
+    }
+  }
+}
+
+void HyperLogLog::convert_to_registers() {
+  exact_ = false;
+  registers_.assign(size_t{1} << config_.precision, 0);
+  for (uint64_t v : set_) {
+    if (v) register_add(v);
+  }
+  std::vector<uint64_t>().swap(set_);
+  set_size_ = 0;
+}
+
+Status HyperLogLog::merge(const HyperLogLog& o) {
+  if (o.config_.precision != config_.precision ||
+      o.config_.exact_threshold != config_.exact_threshold) {
+    return InvalidArgument("hyperloglog: cannot merge sketches with different configurations");
+  }
+  if (o.exact_) {
+    for (uint64_t v : o.set_) {
+      if (!v) continue;
+      if (exact_) {
+        set_insert(v);
+        if (set_size_ > config_.exact_threshold) convert_to_registers();
+      } else {
+        register_add(v);
+      }
+    }
+    return Status::Ok();
+  }
+  if (exact_) convert_to_registers();
+  for (size_t i = 0; i < registers_.size(); ++i) {
+    registers_[i] = std::max(registers_[i], o.registers_[i]);
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// σ(x) = x + Σ_{k≥1} x^(2^k) · 2^(k−1)   (Ertl 2017, for the zero registers)
+double sigma(double x) {
+  if (x == 1) return std::numeric_limits<double>::infinity();
+  double y = 1;
+  double z = x;
+  for (;;) {
+    x *= x;
+    const double prev = z;
+    z += x * y;
+    y += y;
+    if (z == prev) return z;
+  }
+}
+
+// τ(x) = (1 − x − Σ_{k≥1} (1 − x^(2^−k))² · 2^−k) / 3   (for the saturated registers)
+double tau(double x) {
+  if (x == 0 || x == 1) return 0;
+  double y = 1;
+  double z = 1 - x;
+  for (;;) {
+    x = std::sqrt(x);
+    const double prev = z;
+    y *= 0.5;
+    z -= (1 - x) * (1 - x) * y;
+    if (z == prev) return z / 3;
+  }
+}
+
+}  // namespace
+
+double HyperLogLog::estimate() const {
+  if (exact_) return static_cast<double>(set_size_);
+  const int q = 64 - config_.precision;
+  // Histogram of register values 0..q+1.
+  uint32_t c[66] = {};
+  for (uint8_t r : registers_) ++c[r];
+  const double m = static_cast<double>(registers_.size());
+  double z = m * tau(1 - c[q + 1] / m);
+  for (int k = q; k >= 1; --k) z = 0.5 * (z + c[k]);
+  z += m * sigma(c[0] / m);
+  const double alpha_inf = 1 / (2 * std::log(2.0));
+  return alpha_inf * m * m / z;
+}
+
+}  // namespace spate::analytics
