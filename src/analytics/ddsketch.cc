@@ -212,11 +212,18 @@ void DDSketch::Store::add(int32_t index, uint64_t n, int32_t max_buckets) {
 void DDSketch::Store::merge(const Store& o, int32_t max_buckets) {
   if (o.total_ == 0) return;
   collapsed_ = collapsed_ || o.collapsed_;
-  // Reserve the top first so that a collapse (if any) happens once, then add from the top down.
-  for (int32_t i = o.max_index_; i >= o.min_index_; --i) {
+  // Make room for o's whole range first (top, then bottom: a collapse, if any, happens against
+  // the final top), then add bucket by bucket without range checks.
+  add(o.max_index_, 0, max_buckets);
+  const int32_t lo = reserve(o.min_index_, max_buckets);
+  for (int32_t i = o.min_index_; i <= o.max_index_; ++i) {
     const uint64_t c = o.at(i);
-    if (c) add(i, c, max_buckets);
+    if (c == 0) continue;
+    const int32_t j = std::max(i, lo);
+    counts_[static_cast<size_t>(j - offset_)] += c;
+    if (j < min_index_) min_index_ = j;
   }
+  total_ += o.total_;
 }
 
 }  // namespace spate::analytics
