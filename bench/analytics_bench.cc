@@ -52,7 +52,8 @@ const std::vector<std::string>& zipf_keys() {
     const size_t universe = 100000;
     std::vector<double> cdf(universe);
     double acc = 0;
-    for (size_t i = 0; i < universe; ++i) cdf[i] = acc += 1 / std::pow(static_cast<double>(i + 1), 1.1);
+    for (size_t i = 0; i < universe; ++i)
+      cdf[i] = acc += 1 / std::pow(static_cast<double>(i + 1), 1.1);
     std::uniform_real_distribution<double> u(0, acc);
     std::vector<std::string> r(kN);
     for (auto& x : r) {

@@ -13,7 +13,8 @@ Status DDSketchConfig::validate() const {
                            std::to_string(relative_accuracy));
   }
   if (max_buckets < 16) {
-    return InvalidArgument("ddsketch: max_buckets must be >= 16, got " + std::to_string(max_buckets));
+    return InvalidArgument("ddsketch: max_buckets must be >= 16, got " +
+                           std::to_string(max_buckets));
   }
   return Status::Ok();
 }
@@ -47,6 +48,7 @@ bool DDSketch::add(double x) {
   if (x > max_) max_ = x;
   if (exact_) {
     if (raw_.size() < config_.exact_threshold) {
+      if (raw_.empty()) raw_.reserve(std::min<size_t>(config_.exact_threshold, 32));
       raw_.push_back(x);
       return true;
     }
@@ -97,11 +99,28 @@ Status DDSketch::merge(const DDSketch& o) {
   return Status::Ok();
 }
 
-double DDSketch::quantile(double q) const {
-  if (count_ == 0) return std::numeric_limits<double>::quiet_NaN();
+namespace {
+uint64_t rank_of(double q, uint64_t count) {
   if (!(q > 0)) q = 0;  // also maps NaN to 0
   if (q > 1) q = 1;
-  const uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(count_ - 1));
+  return static_cast<uint64_t>(q * static_cast<double>(count - 1));
+}
+}  // namespace
+
+void DDSketch::quantiles(std::span<const double> qs, std::span<double> out) const {
+  SPATE_CHECK(out.size() >= qs.size(), "quantiles: output shorter than the input");
+  if (count_ == 0 || !exact_) {
+    for (size_t i = 0; i < qs.size(); ++i) out[i] = quantile(qs[i]);
+    return;
+  }
+  std::vector<double> sorted(raw_);
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < qs.size(); ++i) out[i] = sorted[rank_of(qs[i], count_)];
+}
+
+double DDSketch::quantile(double q) const {
+  if (count_ == 0) return std::numeric_limits<double>::quiet_NaN();
+  const uint64_t rank = rank_of(q, count_);
   if (exact_) {
     std::vector<double> sorted(raw_);
     auto nth = sorted.begin() + static_cast<long>(rank);

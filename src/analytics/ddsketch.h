@@ -1,5 +1,6 @@
 // DDSketch: a mergeable quantile sketch with a relative-error guarantee (Masson, Rim & Lee,
-// "DDSketch: a fast and fully-mergeable quantile sketch with relative-error guarantees", VLDB 2019).
+// "DDSketch: a fast and fully-mergeable quantile sketch with relative-error guarantees", VLDB
+// 2019).
 //
 // Values are mapped to logarithmic buckets: bucket i of a store holds magnitudes in
 // (γ^(i-1), γ^i] with γ = (1+α)/(1−α), and is represented by 2γ^i/(γ+1), which is within a
@@ -29,6 +30,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "spate/status.h"
@@ -55,6 +57,9 @@ class DDSketch {
 
   /// Value at rank ⌊q·(n−1)⌋ (q clamped to [0,1]); NaN when empty. See the header comment.
   double quantile(double q) const;
+  /// out[i] = quantile(qs[i]) for all i (out.size() >= qs.size()); in exact mode one sort
+  /// serves them all.
+  void quantiles(std::span<const double> qs, std::span<double> out) const;
 
   uint64_t count() const { return count_; }
   bool empty() const { return count_ == 0; }

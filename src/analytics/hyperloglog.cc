@@ -32,7 +32,9 @@ double HyperLogLog::standard_error() const {
   return 1.04 / std::sqrt(static_cast<double>(size_t{1} << config_.precision));
 }
 
-void HyperLogLog::add(std::string_view item) { add_hash(hash64(item)); }
+void HyperLogLog::add(std::string_view item) {
+  add_hash(hash64(item));
+}
 
 void HyperLogLog::add_hash(uint64_t h) {
   if (h == 0) h = 1;

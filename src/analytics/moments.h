@@ -51,7 +51,8 @@ struct Moments {
   double avg() const { return count ? mean : std::numeric_limits<double>::quiet_NaN(); }
   /// Population variance (divide by n); NaN when empty.
   double variance_population() const {
-    return count ? clamp0(m2 / static_cast<double>(count)) : std::numeric_limits<double>::quiet_NaN();
+    return count ? clamp0(m2 / static_cast<double>(count))
+                 : std::numeric_limits<double>::quiet_NaN();
   }
   /// Sample variance (divide by n − 1); NaN for fewer than two values.
   double variance_sample() const {

@@ -14,7 +14,9 @@ WatermarkTracker::WatermarkTracker(const WatermarkConfig& config, const Clock* c
   SPATE_CHECK(config.idle_timeout_ms >= 0, "idle_timeout_ms must be >= 0");
 }
 
-int64_t WatermarkTracker::now_ms() const { return clock_->steady_ns() / 1'000'000; }
+int64_t WatermarkTracker::now_ms() const {
+  return clock_->steady_ns() / 1'000'000;
+}
 
 void WatermarkTracker::create(uint32_t partition) {
   if (partition >= parts_.size()) parts_.resize(static_cast<size_t>(partition) + 1);

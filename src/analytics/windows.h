@@ -74,7 +74,9 @@ inline int64_t close_time(const TimeWindow& w, int64_t allowed_lateness) {
   return sat_add(w.end, allowed_lateness);
 }
 /// The window's result can be emitted (no on-time event can still arrive).
-inline bool is_complete(const TimeWindow& w, int64_t watermark) { return watermark >= w.end; }
+inline bool is_complete(const TimeWindow& w, int64_t watermark) {
+  return watermark >= w.end;
+}
 /// The window is closed: state dropped, later events are late data.
 inline bool is_closed(const TimeWindow& w, int64_t watermark, int64_t allowed_lateness) {
   return watermark >= close_time(w, allowed_lateness);

@@ -37,11 +37,21 @@ std::vector<double> sample(int dist, size_t n, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> u01(0, 1);
   for (auto& x : xs) {
     switch (dist) {
-      case 0: x = uni(rng); break;
-      case 1: x = normal(rng); break;
-      case 2: x = expo(rng); break;
-      case 3: x = lognormal(rng); break;
-      case 4: x = 1.0 / std::pow(1 - u01(rng), 1 / 1.5); break;  // Pareto(1.5)
+      case 0:
+        x = uni(rng);
+        break;
+      case 1:
+        x = normal(rng);
+        break;
+      case 2:
+        x = expo(rng);
+        break;
+      case 3:
+        x = lognormal(rng);
+        break;
+      case 4:
+        x = 1.0 / std::pow(1 - u01(rng), 1 / 1.5);
+        break;    // Pareto(1.5)
       default: {  // latency-like mixture with zeros and negatives
         const double r = u01(rng);
         x = r < 0.1 ? 0 : r < 0.2 ? -lognormal(rng) : lognormal(rng) * 100;
@@ -187,6 +197,24 @@ TEST(DDSketchTest, PropertyMergeOfRandomSplitsEqualsWholeStream) {
     EXPECT_EQ(merged.max(), whole.max());
     for (double q : qs()) EXPECT_EQ(merged.quantile(q), whole.quantile(q)) << "q=" << q;
     if (!whole.collapsed()) expect_within_alpha(merged, xs, c.relative_accuracy, "merged");
+  }
+}
+
+TEST(DDSketchTest, BatchQuantilesEqualSingleQuantiles) {
+  std::mt19937_64 rng(8);
+  for (size_t n : {0u, 1u, 50u, 128u, 129u, 10000u}) {
+    DDSketch s;
+    const auto xs = sample(5, n, rng);
+    for (double x : xs) s.add(x);
+    std::vector<double> out(qs().size());
+    s.quantiles(qs(), out);
+    for (size_t i = 0; i < qs().size(); ++i) {
+      if (n == 0) {
+        EXPECT_TRUE(std::isnan(out[i]));
+      } else {
+        EXPECT_EQ(out[i], s.quantile(qs()[i])) << n << " q=" << qs()[i];
+      }
+    }
   }
 }
 

@@ -91,7 +91,8 @@ TEST(HyperLogLogTest, PropertyMergeOfRandomSplitsEqualsWholeStream) {
     HyperLogLogConfig c;
     c.precision = trial % 2 ? 12 : 10;
     c.exact_threshold = trial % 3 == 0 ? 0 : 1000;
-    const uint64_t distinct = std::uniform_int_distribution<uint64_t>(1, trial % 2 ? 1500 : 60000)(rng);
+    const uint64_t distinct =
+        std::uniform_int_distribution<uint64_t>(1, trial % 2 ? 1500 : 60000)(rng);
     std::vector<uint64_t> items;
     for (uint64_t i = 0; i < distinct * 2; ++i) items.push_back(rng() % distinct);  // duplicates
     const size_t parts = std::uniform_int_distribution<size_t>(1, 8)(rng);

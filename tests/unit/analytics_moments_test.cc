@@ -25,7 +25,8 @@ Oracle oracle(const std::vector<double>& xs) {
   o.sum = static_cast<double>(s);
   o.mean = static_cast<double>(s / xs.size());
   long double m2 = 0;
-  for (double x : xs) m2 += (x - static_cast<long double>(o.mean)) * (x - static_cast<long double>(o.mean));
+  for (double x : xs)
+    m2 += (x - static_cast<long double>(o.mean)) * (x - static_cast<long double>(o.mean));
   o.m2 = static_cast<double>(m2);
   o.min = *std::min_element(xs.begin(), xs.end());
   o.max = *std::max_element(xs.begin(), xs.end());
@@ -59,8 +60,8 @@ Moments merged_random_split(const std::vector<double>& xs, std::mt19937_64& rng)
 }
 
 void expect_near_rel(double got, double want, double rel, const char* what) {
-  EXPECT_LE(std::fabs(got - want), rel * std::max(1.0, std::fabs(want))) << what << " got " << got
-                                                                         << " want " << want;
+  EXPECT_LE(std::fabs(got - want), rel * std::max(1.0, std::fabs(want)))
+      << what << " got " << got << " want " << want;
 }
 
 TEST(MomentsTest, EmptyAndSingle) {
@@ -153,7 +154,7 @@ TEST(FirstLastTest, TiesByArrival) {
   EXPECT_FALSE(fl.has_value);
   fl.add(10, 0, 1);
   fl.add(5, 1, 2);
-  fl.add(5, 2, 3);   // same time as the first, later arrival: not first
+  fl.add(5, 2, 3);  // same time as the first, later arrival: not first
   fl.add(20, 3, 4);
   fl.add(20, 4, 5);  // same time as the last, later arrival: last
   EXPECT_EQ(fl.first, 2);

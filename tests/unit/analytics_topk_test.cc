@@ -21,7 +21,8 @@ std::vector<std::string> zipf_stream(std::mt19937_64& rng, size_t n, size_t univ
   std::uniform_real_distribution<double> u(0, acc);
   std::vector<std::string> out(n);
   for (auto& x : out) {
-    const size_t i = static_cast<size_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin());
+    const size_t i =
+        static_cast<size_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin());
     x = "item-" + std::to_string(std::min(i, universe - 1));
   }
   return out;
@@ -93,8 +94,9 @@ TEST(SpaceSavingTest, PropertyGuaranteesOnRandomStreams) {
     const auto top = ss.top(m);
     for (const auto& [item, c] : truth) {
       if (c * m > n) {
-        EXPECT_TRUE(std::any_of(top.begin(), top.end(), [&](const HeavyHitter& h) { return h.item == item; }))
-            << item;
+        EXPECT_TRUE(std::any_of(top.begin(), top.end(), [&](const HeavyHitter& h) {
+          return h.item == item;
+        })) << item;
       }
     }
   }

@@ -79,7 +79,7 @@ TEST(WatermarkTest, IdlePartitionDoesNotStallAndComesBackWithoutRegression) {
   }
   EXPECT_TRUE(w.idle(1));
   EXPECT_EQ(w.watermark(), 2100);
-  w.observe(1, 300);  // back, far behind
+  w.observe(1, 300);             // back, far behind
   EXPECT_EQ(w.advance(), 2100);  // monotonic
   EXPECT_FALSE(w.idle(1));
   EXPECT_TRUE(w.is_late(300));
@@ -147,7 +147,8 @@ TEST(WatermarkTest, PropertyRandomInterleavingsMatchOracleAndNothingOnTimeIsLate
         // Bounded disorder: at most `bound` behind the newest event of the partition.
         const int64_t t = next_t[p] - static_cast<int64_t>(rng() % (bound + 1));
         if (!ever_idle) {
-          EXPECT_FALSE(w.is_late(t)) << "on-time event judged late: t=" << t << " wm=" << w.watermark();
+          EXPECT_FALSE(w.is_late(t))
+              << "on-time event judged late: t=" << t << " wm=" << w.watermark();
         }
         w.observe(static_cast<uint32_t>(p), t);
         present[p] = true;

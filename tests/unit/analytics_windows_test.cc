@@ -143,11 +143,12 @@ struct PaneEngine {
     if (!panes.empty()) {
       // Windows without panes have nothing to emit: bound the range by the panes held.
       const int64_t lo = std::max(sat_sub(wm, lateness), panes.begin()->first);
-      const int64_t hi = std::min(sat_sub(new_wm, lateness),
-                                  w.last_window_of_pane(panes.rbegin()->first)->end);
+      const int64_t hi =
+          std::min(sat_sub(new_wm, lateness), w.last_window_of_pane(panes.rbegin()->first)->end);
       w.for_each_window_ending_in(lo, hi, [&](TimeWindow win) {
         Moments m;
-        for (auto it = panes.lower_bound(win.start); it != panes.end() && it->first < win.end; ++it) {
+        for (auto it = panes.lower_bound(win.start); it != panes.end() && it->first < win.end;
+             ++it) {
           m.merge(it->second);
         }
         if (m.count == 0) return;
@@ -232,8 +233,7 @@ struct SessionResult {
 
 std::vector<SessionResult> oracle_sessions(std::vector<std::pair<int64_t, double>> evs, int64_t gap,
                                            int64_t max_len) {
-  std::sort(evs.begin(), evs.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(evs.begin(), evs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<SessionResult> out;
   for (const auto& [t, v] : evs) {
     if (!out.empty() && t < out.back().w.end &&
@@ -272,6 +272,32 @@ TEST(SessionWindowsTest, BridgingEventMergesSessions) {
   s.pop_closed(450, 50, [&](const TimeWindow& w2, Moments&&) { closed.push_back(w2); });
   EXPECT_EQ(closed, (std::vector<TimeWindow>{{0, 400}}));
   EXPECT_TRUE(s.empty());
+}
+
+// Allowed lateness: a session stays open until watermark >= end + lateness, so a late event
+// that falls inside it (covers) still joins, and one that bridges to a later session merges them.
+TEST(SessionWindowsTest, LateEventsWithinLatenessJoinOpenSessions) {
+  const int64_t lateness = 1000;
+  SessionSet<Moments> s({.gap_ms = 100});
+  s.add(0, [](Moments& m) { m.add(1); });
+  s.add(230, [](Moments& m) { m.add(1); });
+  int64_t wm = 400;  // both complete (end <= wm), neither closed
+  std::vector<TimeWindow> closed;
+  auto collect = [&](const TimeWindow& w, Moments&&) { closed.push_back(w); };
+  s.pop_closed(wm, lateness, collect);
+  EXPECT_TRUE(closed.empty());
+  EXPECT_TRUE(is_complete(s.sessions()[0].window, wm));
+  EXPECT_TRUE(s.covers(50));  // late (50 < wm) but it has an open session
+  EXPECT_EQ(s.add(50, [](Moments& m) { m.add(1); }), (TimeWindow{0, 150}));
+  EXPECT_EQ(s.add(140, [](Moments& m) { m.add(1); }), (TimeWindow{0, 330}));  // bridges
+  ASSERT_EQ(s.sessions().size(), 1u);
+  EXPECT_EQ(s.sessions()[0].state.count, 4u);
+  wm = 1329;
+  s.pop_closed(wm, lateness, collect);
+  EXPECT_TRUE(closed.empty());
+  s.pop_closed(1330, lateness, collect);
+  EXPECT_EQ(closed, (std::vector<TimeWindow>{{0, 330}}));
+  EXPECT_FALSE(s.covers(50));  // the engine sends such an event to the late-data output
 }
 
 TEST(SessionWindowsTest, ConfigValidation) {
@@ -327,8 +353,9 @@ TEST(SessionWindowsTest, PropertyMaxLengthInOrderMatchesSequentialOracle) {
       set.add(t, [&](Moments& m) { m.add(v); });
     }
     std::vector<SessionResult> got;
-    set.pop_closed(std::numeric_limits<int64_t>::max(), 0,
-                   [&](const TimeWindow& w, Moments&& m) { got.push_back({w, m.count, m.sum}); });
+    set.pop_closed(std::numeric_limits<int64_t>::max(), 0, [&](const TimeWindow& w, Moments&& m) {
+      got.push_back({w, m.count, m.sum});
+    });
     for (const auto& r : got) ASSERT_LE(r.w.end - r.w.start, max_len);
     ASSERT_EQ(got, oracle_sessions(evs, gap, max_len)) << "trial " << trial;
   }
