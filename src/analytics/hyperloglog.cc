@@ -59,7 +59,7 @@ void HyperLogLog::register_add(uint64_t h) {
 void HyperLogLog::set_insert(uint64_t h) {
   if (set_.empty()) set_.assign(16, 0);
   // Keep the load at most 1/2 so probes stay short.
-  if ((set_size_ + 1) * 2 > set_.size()) {
+  if ((size_t{set_size_} + 1) * 2 > set_.size()) {
     std::vector<uint64_t> old;
     old.swap(set_);
     set_.assign(old.size() * 2, 0);

@@ -67,9 +67,9 @@ class SpaceSaving {
  private:
   struct Slot {
     std::string item;
-    uint64_t count;
-    uint64_t error;
-    uint32_t heap_pos;
+    uint64_t count = 0;
+    uint64_t error = 0;
+    uint32_t heap_pos = 0;
   };
   struct Hash {
     using is_transparent = void;
