@@ -1,5 +1,7 @@
 #include "analytics/ddsketch.h"
 
+#include "analytics/codec_internal.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -165,6 +167,109 @@ double DDSketch::quantile(double q) const {
   if (!found) v = max_;  // unreachable: the counts add up to count_
   // Clamping to the exact extremes only moves the estimate towards the true value.
   return std::clamp(v, min_, max_);
+}
+
+// ---- encoding ----
+
+namespace {
+
+template <typename Store>
+void encode_store(codec::Writer& w, const Store& s) {
+  w.u8(s.collapsed() ? 1 : 0);
+  if (s.empty()) {
+    w.varint(0);
+    return;
+  }
+  w.varint(static_cast<uint64_t>(s.max_index() - s.min_index()) + 1);
+  w.svarint(s.min_index());
+  for (int32_t i = s.min_index(); i <= s.max_index(); ++i) w.varint(s.at(i));
+}
+
+}  // namespace
+
+void DDSketch::encode(std::string* out) const {
+  codec::Writer w(out);
+  w.u8('D');
+  w.u8(1);
+  w.f64(config_.relative_accuracy);
+  w.varint(static_cast<uint64_t>(config_.max_buckets));
+  w.varint(config_.exact_threshold);
+  w.u8(exact_ ? 1 : 0);
+  w.varint(count_);
+  w.f64(min_);
+  w.f64(max_);
+  if (exact_) {
+    w.varint(raw_.size());
+    for (double x : raw_) w.f64(x);
+    return;
+  }
+  w.varint(zeros_);
+  encode_store(w, positive_);
+  encode_store(w, negative_);
+}
+
+Result<DDSketch> DDSketch::decode(std::string_view in) {
+  codec::Reader r(in);
+  if (r.u8() != 'D' || r.u8() != 1) return Corruption("ddsketch: bad header");
+  DDSketchConfig c;
+  c.relative_accuracy = r.f64();
+  const uint64_t max_buckets = r.varint();
+  const uint64_t threshold = r.varint();
+  if (!r.ok() || max_buckets > (1u << 24) || threshold > (1u << 24)) {
+    return Corruption("ddsketch: bad configuration");
+  }
+  c.max_buckets = static_cast<int32_t>(max_buckets);
+  c.exact_threshold = static_cast<uint32_t>(threshold);
+  if (!c.validate().ok() || c.relative_accuracy < 1e-6) {
+    return Corruption("ddsketch: bad configuration");
+  }
+  DDSketch s(c);
+  const bool exact = r.u8() != 0;
+  const uint64_t count = r.varint();
+  const double min = r.f64();
+  const double max = r.f64();
+  if (!r.ok() || exact != (c.exact_threshold > 0 && count <= c.exact_threshold)) {
+    return Corruption("ddsketch: bad mode");
+  }
+  if (count > 0 && !(std::isfinite(min) && std::isfinite(max) && min <= max)) {
+    return Corruption("ddsketch: bad extremes");
+  }
+  if (exact) {
+    const uint64_t n = r.varint();
+    if (!r.ok() || n != count || n * 8 > r.remaining()) return Corruption("ddsketch: bad raw values");
+    for (uint64_t i = 0; i < n; ++i) {
+      const double x = r.f64();
+      if (!std::isfinite(x) || x < min || x > max) return Corruption("ddsketch: bad raw value");
+      s.raw_.push_back(x);
+    }
+  } else {
+    s.exact_ = false;
+    s.zeros_ = r.varint();
+    for (Store* st : {&s.positive_, &s.negative_}) {
+      const bool collapsed = r.u8() != 0;
+      const uint64_t width = r.varint();
+      if (!r.ok() || width > static_cast<uint64_t>(c.max_buckets) || width > r.remaining()) {
+        return Corruption("ddsketch: bad store");
+      }
+      if (width > 0) {
+        const int64_t lo = r.svarint();
+        if (lo < -(int64_t{1} << 30) || lo > (int64_t{1} << 30)) return Corruption("ddsketch: bad index");
+        for (uint64_t i = 0; i < width; ++i) {
+          const uint64_t n = r.varint();
+          if (n) st->add(static_cast<int32_t>(lo + static_cast<int64_t>(i)), n, c.max_buckets);
+        }
+      }
+      st->set_collapsed(collapsed);
+    }
+    if (!r.ok() || s.zeros_ + s.positive_.total() + s.negative_.total() != count) {
+      return Corruption("ddsketch: bucket counts do not add up");
+    }
+  }
+  if (!r.done()) return Corruption("ddsketch: truncated or trailing bytes");
+  s.count_ = count;
+  s.min_ = count ? min : s.min_;
+  s.max_ = count ? max : s.max_;
+  return s;
 }
 
 // ---- Store ----

@@ -31,6 +31,8 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "spate/status.h"
@@ -54,6 +56,11 @@ class DDSketch {
   bool add(double x);
   /// this := sketch of the union of both streams. kInvalidArgument if the configs differ.
   Status merge(const DDSketch& other);
+
+  /// Versioned binary encoding (for checkpoints), appended to *out; decode() parses it
+  /// (kCorruption if malformed or inconsistent).
+  void encode(std::string* out) const;
+  static Result<DDSketch> decode(std::string_view in);
 
   /// Value at rank ⌊q·(n−1)⌋ (q clamped to [0,1]); NaN when empty. See the header comment.
   double quantile(double q) const;
@@ -86,6 +93,7 @@ class DDSketch {
     int32_t min_index() const { return min_index_; }
     int32_t max_index() const { return max_index_; }
     uint64_t at(int32_t index) const { return counts_[static_cast<size_t>(index - offset_)]; }
+    void set_collapsed(bool c) { collapsed_ = c; }
 
    private:
     // Makes room for `index`; returns the index to count it in (raised if collapsed).

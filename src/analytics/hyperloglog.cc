@@ -1,5 +1,7 @@
 #include "analytics/hyperloglog.h"
 
+#include "analytics/codec_internal.h"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -112,6 +114,59 @@ Status HyperLogLog::merge(const HyperLogLog& o) {
     registers_[i] = std::max(registers_[i], o.registers_[i]);
   }
   return Status::Ok();
+}
+
+void HyperLogLog::encode(std::string* out) const {
+  codec::Writer w(out);
+  w.u8('H');
+  w.u8(1);
+  w.varint(static_cast<uint64_t>(config_.precision));
+  w.varint(config_.exact_threshold);
+  w.u8(exact_ ? 1 : 0);
+  if (exact_) {
+    w.varint(set_size_);
+    for (uint64_t v : set_) {
+      if (v) w.u64(v);
+    }
+    return;
+  }
+  out->append(reinterpret_cast<const char*>(registers_.data()), registers_.size());
+}
+
+Result<HyperLogLog> HyperLogLog::decode(std::string_view in) {
+  codec::Reader r(in);
+  if (r.u8() != 'H' || r.u8() != 1) return Corruption("hyperloglog: bad header");
+  const uint64_t p = r.varint();
+  const uint64_t threshold = r.varint();
+  HyperLogLogConfig c;
+  c.precision = static_cast<int>(std::min<uint64_t>(p, 99));
+  c.exact_threshold = static_cast<uint32_t>(std::min<uint64_t>(threshold, uint64_t{1} << 30));
+  if (!r.ok() || !c.validate().ok()) return Corruption("hyperloglog: bad configuration");
+  HyperLogLog h(c);
+  const bool exact = r.u8() != 0;
+  if (!r.ok() || (exact && c.exact_threshold == 0)) return Corruption("hyperloglog: bad mode");
+  if (exact) {
+    const uint64_t n = r.varint();
+    if (!r.ok() || n > c.exact_threshold || n * 8 > r.remaining()) {
+      return Corruption("hyperloglog: bad exact set");
+    }
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t v = r.u64();
+      if (v == 0) return Corruption("hyperloglog: zero hash in the exact set");
+      h.set_insert(v);
+    }
+    if (h.set_size_ != n) return Corruption("hyperloglog: duplicate hashes in the exact set");
+  } else {
+    h.exact_ = false;
+    h.registers_.assign(size_t{1} << c.precision, 0);
+    const int max_rank = 64 - c.precision + 1;
+    for (uint8_t& reg : h.registers_) {
+      reg = r.u8();
+      if (reg > max_rank) return Corruption("hyperloglog: register out of range");
+    }
+  }
+  if (!r.done()) return Corruption("hyperloglog: truncated or trailing bytes");
+  return h;
 }
 
 namespace {

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -42,6 +43,11 @@ class HyperLogLog {
   void add(std::string_view item);
   void add_hash(uint64_t hash);
   Status merge(const HyperLogLog& other);
+
+  /// Versioned binary encoding (for checkpoints), appended to *out; decode() parses it
+  /// (kCorruption if malformed or inconsistent).
+  void encode(std::string* out) const;
+  static Result<HyperLogLog> decode(std::string_view in);
 
   /// Estimated number of distinct items (exact in exact mode).
   double estimate() const;

@@ -9,11 +9,19 @@
 //
 // Moments::add() ignores NaN and ±infinity (returns false, counts them in `rejected`), so one bad
 // value cannot poison a window's sum; the engine decides whether that is worth a metric.
+//
+// Every state of this folder has encode() (a versioned binary form for checkpoints) and
+// decode(), which rejects malformed or inconsistent input with kCorruption and never reads past
+// it; decode(encode(x)) behaves exactly like x.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <string_view>
+
+#include "spate/status.h"
 
 namespace spate::analytics {
 
@@ -45,6 +53,11 @@ struct Moments {
 
   /// this := state of (this stream ∪ other stream). Chan, Golub & LeVeque's parallel update.
   void merge(const Moments& other);
+
+  /// Appends a versioned binary encoding (for checkpoints) to *out.
+  void encode(std::string* out) const;
+  /// Parses encode()'s output; kCorruption if it is malformed or inconsistent.
+  static Result<Moments> decode(std::string_view in);
 
   bool empty() const { return count == 0; }
   /// Mean of the values; NaN when empty.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "analytics/codec_internal.h"
 #include "base/hash.h"
 
 namespace spate::analytics {
@@ -156,6 +157,51 @@ Status SpaceSaving::merge(const SpaceSaving& o) {
   total_ += o.total_;
   rebuild(std::move(combined));
   return Status::Ok();
+}
+
+void SpaceSaving::encode(std::string* out) const {
+  codec::Writer w(out);
+  w.u8('T');
+  w.u8(1);
+  w.varint(config_.capacity);
+  w.varint(total_);
+  w.varint(slots_.size());
+  for (const Slot& s : slots_) {
+    w.bytes(s.item);
+    w.varint(s.count);
+    w.varint(s.error);
+  }
+}
+
+Result<SpaceSaving> SpaceSaving::decode(std::string_view in) {
+  codec::Reader r(in);
+  if (r.u8() != 'T' || r.u8() != 1) return Corruption("top_k: bad header");
+  TopKConfig c;
+  const uint64_t capacity = r.varint();
+  c.capacity = static_cast<uint32_t>(std::min<uint64_t>(capacity, uint64_t{1} << 30));
+  if (!r.ok() || !c.validate().ok()) return Corruption("top_k: bad configuration");
+  SpaceSaving ss(c);
+  const uint64_t total = r.varint();
+  const uint64_t n = r.varint();
+  // Each slot takes at least 3 bytes.
+  if (!r.ok() || n > c.capacity || n > r.remaining() / 3) return Corruption("top_k: bad size");
+  std::vector<Slot> slots;
+  slots.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    Slot s;
+    s.item = std::string(r.bytes());
+    s.count = r.varint();
+    s.error = r.varint();
+    if (!r.ok() || s.count == 0 || s.error > s.count || s.count > total) {
+      return Corruption("top_k: bad counter");
+    }
+    slots.push_back(std::move(s));
+  }
+  if (!r.done()) return Corruption("top_k: truncated or trailing bytes");
+  ss.total_ = total;
+  ss.rebuild(std::move(slots));
+  if (ss.index_.size() != ss.slots_.size()) return Corruption("top_k: duplicate items");
+  return ss;
 }
 
 }  // namespace spate::analytics

@@ -53,6 +53,11 @@ class SpaceSaving {
   void add(std::string_view item, uint64_t weight = 1);
   Status merge(const SpaceSaving& other);
 
+  /// Versioned binary encoding (for checkpoints), appended to *out; decode() parses it
+  /// (kCorruption if malformed or inconsistent).
+  void encode(std::string* out) const;
+  static Result<SpaceSaving> decode(std::string_view in);
+
   /// The k monitored items with the largest counts, descending (ties by item).
   std::vector<HeavyHitter> top(size_t k) const;
   /// The monitored entry for item, or a zero entry with error = min_count() if not monitored.
