@@ -1,11 +1,11 @@
 #include "analytics/ddsketch.h"
 
-#include "analytics/codec_internal.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+
+#include "analytics/codec_internal.h"
 
 namespace spate::analytics {
 
@@ -236,7 +236,8 @@ Result<DDSketch> DDSketch::decode(std::string_view in) {
   }
   if (exact) {
     const uint64_t n = r.varint();
-    if (!r.ok() || n != count || n * 8 > r.remaining()) return Corruption("ddsketch: bad raw values");
+    if (!r.ok() || n != count || n * 8 > r.remaining())
+      return Corruption("ddsketch: bad raw values");
     for (uint64_t i = 0; i < n; ++i) {
       const double x = r.f64();
       if (!std::isfinite(x) || x < min || x > max) return Corruption("ddsketch: bad raw value");
@@ -253,7 +254,8 @@ Result<DDSketch> DDSketch::decode(std::string_view in) {
       }
       if (width > 0) {
         const int64_t lo = r.svarint();
-        if (lo < -(int64_t{1} << 30) || lo > (int64_t{1} << 30)) return Corruption("ddsketch: bad index");
+        if (lo < -(int64_t{1} << 30) || lo > (int64_t{1} << 30))
+          return Corruption("ddsketch: bad index");
         for (uint64_t i = 0; i < width; ++i) {
           const uint64_t n = r.varint();
           if (n) st->add(static_cast<int32_t>(lo + static_cast<int64_t>(i)), n, c.max_buckets);

@@ -1,13 +1,12 @@
 #include "analytics/hyperloglog.h"
 
-#include "analytics/codec_internal.h"
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <limits>
 #include <string>
 
+#include "analytics/codec_internal.h"
 #include "base/hash.h"
 
 namespace spate::analytics {
