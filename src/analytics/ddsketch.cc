@@ -83,6 +83,10 @@ Status DDSketch::merge(const DDSketch& o) {
     return InvalidArgument("ddsketch: cannot merge sketches with different configurations");
   }
   if (o.count_ == 0) return Status::Ok();
+  if (&o == this) {
+    const DDSketch copy = o;  // merging into itself: read from a snapshot
+    return merge(copy);
+  }
   count_ += o.count_;
   min_ = std::min(min_, o.min_);
   max_ = std::max(max_, o.max_);

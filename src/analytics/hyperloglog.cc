@@ -96,6 +96,7 @@ Status HyperLogLog::merge(const HyperLogLog& o) {
       o.config_.exact_threshold != config_.exact_threshold) {
     return InvalidArgument("hyperloglog: cannot merge sketches with different configurations");
   }
+  if (&o == this) return Status::Ok();  // a set united with itself is itself
   if (o.exact_) {
     for (uint64_t v : o.set_) {
       if (!v) continue;

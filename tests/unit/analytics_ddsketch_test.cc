@@ -218,6 +218,20 @@ TEST(DDSketchTest, BatchQuantilesEqualSingleQuantiles) {
   }
 }
 
+TEST(DDSketchTest, MergeWithItselfDoublesEveryCount) {
+  for (int n : {10, 1000}) {
+    DDSketch s, twice;
+    for (int i = 1; i <= n; ++i) {
+      s.add(i);
+      twice.add(i);
+      twice.add(i);
+    }
+    ASSERT_TRUE(s.merge(s).ok());
+    EXPECT_EQ(s.count(), twice.count());
+    for (double q : qs()) EXPECT_EQ(s.quantile(q), twice.quantile(q)) << q;
+  }
+}
+
 TEST(DDSketchTest, MergeRejectsDifferentConfigs) {
   DDSketchConfig a, b;
   b.relative_accuracy = 0.02;

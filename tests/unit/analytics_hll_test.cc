@@ -114,6 +114,16 @@ TEST(HyperLogLogTest, PropertyMergeOfRandomSplitsEqualsWholeStream) {
   }
 }
 
+TEST(HyperLogLogTest, MergeWithItselfIsIdempotent) {
+  for (int n : {10, 5000}) {
+    HyperLogLog h;
+    for (int i = 0; i < n; ++i) h.add("x" + std::to_string(i));
+    const double before = h.estimate();
+    ASSERT_TRUE(h.merge(h).ok());
+    EXPECT_EQ(h.estimate(), before);
+  }
+}
+
 TEST(HyperLogLogTest, MergeRejectsDifferentPrecision) {
   HyperLogLogConfig a, b;
   b.precision = 14;
