@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spate/analytics.h"
 #include "spate/ingestion.h"
 #include "spate/log.h"
 #include "spate/processor.h"
@@ -63,6 +64,7 @@ struct PipelineConfig {
   std::vector<TopicSpec> topics;  // partitions/retention resolved against the log's defaults
   IngestionConfig ingestion;
   std::vector<ProcessorConfig> processors;  // stream processors (docs/processors.md)
+  std::vector<AnalyticsConfig> analytics;   // windowed analytics (docs/analytics.md)
   std::vector<std::string> plugins;         // shared libraries adding processor step types
   LoggingConfig logging;
   HealthConfig health;

@@ -244,6 +244,9 @@ class SessionSet {
   }
 
   const std::vector<Session>& sessions() const { return sessions_; }
+  /// The sessions with mutable states (for the caller's bookkeeping, e.g. "emitted"); windows
+  /// must not be changed.
+  std::vector<Session>& mutable_sessions() { return sessions_; }
   bool empty() const { return sessions_.empty(); }
 
  private:

@@ -53,6 +53,9 @@ int cmd_validate(const std::string& path) {
   for (const ProcessorConfig& p : pc->processors) {
     if (Status s = validate_processor(p); !s.ok()) errors += (errors.empty() ? "" : "\n") + s.message();
   }
+  for (const AnalyticsConfig& a : pc->analytics) {
+    if (Status s = validate_analytics(a); !s.ok()) errors += (errors.empty() ? "" : "\n") + s.message();
+  }
   if (!errors.empty()) {
     std::fprintf(stderr, "%s\n", errors.c_str());
     return kExitUsage;

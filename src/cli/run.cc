@@ -9,6 +9,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <thread>
 
@@ -28,6 +29,7 @@
 #include "spate/metrics.h"
 #include "process/health.h"
 #include "spate/processor.h"
+#include "spate/analytics.h"
 #include "spate/version.h"
 
 namespace spate::cli {
@@ -47,7 +49,8 @@ void setup_logging(const LoggingConfig& cfg) {
 
 std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, bool ready,
                         uint16_t port,
-                        const std::vector<std::unique_ptr<KafkaStreamProcessor>>& processors) {
+                        const std::vector<std::unique_ptr<KafkaStreamProcessor>>& processors,
+                        const std::vector<std::unique_ptr<RealTimeAnalyticsEngine>>& analytics) {
   std::string out = "{\"name\":";
   append_json_quoted(out, pc.name);
   out += fmt::format(",\"version\":\"{}\",\"uptime_seconds\":{:.3f},\"ready\":{},\"port\":{}",
@@ -112,6 +115,23 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     }
     out += "],\"steps\":{" + processors[i]->steps_status_json() + "}}";
   }
+  out += "],\"analytics\":[";
+  for (size_t i = 0; i < analytics.size(); ++i) {
+    const AnalyticsConfig& c = analytics[i]->config();
+    const AnalyticsStats st = analytics[i]->stats();
+    out += i ? ",{\"name\":" : "{\"name\":";
+    append_json_quoted(out, c.name);
+    out += ",\"output\":";
+    append_json_quoted(out, c.output);
+    out += fmt::format(",\"window\":\"{}\",\"replica\":{},\"replicas\":{},\"events\":{},"
+                       "\"late\":{},\"invalid\":{},\"results\":{},\"active_windows\":{},"
+                       "\"watermark\":{}}}",
+                       window_type_name(c.window.type), c.replica, c.replicas, st.events, st.late,
+                       st.invalid, st.results, st.active_windows,
+                       st.watermark_ms == std::numeric_limits<int64_t>::min()
+                           ? std::string("null")
+                           : std::to_string(st.watermark_ms));
+  }
   out += "]}";
   return out;
 }
@@ -166,6 +186,7 @@ int run_pipeline(const RunOptions& opts) {
   }
   bool run_ingestion = opts.role == "all";
   bool run_processors = opts.role == "all";
+  bool run_analytics = opts.role == "all";
   if (opts.role != "all") {
     for (std::string_view rest = opts.role; !rest.empty();) {
       const size_t comma = rest.find(',');
@@ -175,8 +196,10 @@ int run_pipeline(const RunOptions& opts) {
         run_ingestion = true;
       } else if (r == "processors" || r == "processor") {
         run_processors = true;
+      } else if (r == "analytics") {
+        run_analytics = true;
       } else if (r != "log") {
-        std::fprintf(stderr, "spate: --role: unknown role \"%.*s\" (all, log, ingestion, processors)\n",
+        std::fprintf(stderr, "spate: --role: unknown role \"%.*s\" (all, log, ingestion, processors, analytics)\n",
                      static_cast<int>(r.size()), r.data());
         return 2;
       }
@@ -202,6 +225,7 @@ int run_pipeline(const RunOptions& opts) {
     });
   }
   if (!run_processors) pc.processors.clear();
+  if (!run_analytics) pc.analytics.clear();
   if (!opts.replica.empty()) {
     unsigned i = 0;
     unsigned n = 0;
@@ -214,6 +238,10 @@ int run_pipeline(const RunOptions& opts) {
     for (ProcessorConfig& p : pc.processors) {
       p.replica = i;
       p.replicas = n;
+    }
+    for (AnalyticsConfig& a : pc.analytics) {
+      a.replica = i;
+      a.replicas = n;
     }
   }
   if (!run_ingestion) pc.ingestion.enabled = false;
@@ -235,6 +263,7 @@ int run_pipeline(const RunOptions& opts) {
   std::atomic<Log*> log_ptr{nullptr};
   // Filled before the server starts and not changed while it runs (read by /status).
   std::vector<std::unique_ptr<KafkaStreamProcessor>> processors;
+  std::vector<std::unique_ptr<RealTimeAnalyticsEngine>> analytics;
   AdminHooks hooks;
   hooks.ready = [&] { return ready.load(); };
   hooks.status_json = [&]() -> std::string {
@@ -243,7 +272,7 @@ int run_pipeline(const RunOptions& opts) {
       return fmt::format("{{\"name\":\"{}\",\"version\":\"{}\",\"ready\":false,\"topics\":[]}}",
                          json_escape(pc.name), SPATE_VERSION);
     }
-    return status_json(pc, *l, started_ms, ready.load(), server.port(), processors);
+    return status_json(pc, *l, started_ms, ready.load(), server.port(), processors, analytics);
   };
   hooks.metrics = &metrics;
   install_admin_routes(server, hooks);
@@ -409,6 +438,27 @@ int run_pipeline(const RunOptions& opts) {
                  pcfg.output.empty() ? std::string("routes") : pcfg.output);
     processors.push_back(std::move(p));
   }
+  // Analytics jobs (pipeline key `analytics`), each on its own thread over the log.
+  auto stop_analytics = [&] {
+    for (auto& a : analytics) a->stop();
+  };
+  for (const AnalyticsConfig& acfg : pc.analytics) {
+    auto a = std::make_unique<RealTimeAnalyticsEngine>(acfg, log.get(), &metrics);
+    s = a->initialize();
+    if (s.ok()) s = a->start();
+    if (!s.ok()) {
+      spdlog::error("cannot start analytics {}: {}", acfg.name, s.to_string());
+      stop_analytics();
+      stop_processors();
+      stop_sources();
+      if (ingestion) ingestion->stop();
+      (void)log->close();
+      return 1;
+    }
+    spdlog::info("analytics {} started ({} -> {}, {} window)", acfg.name, fmt::join(acfg.inputs, ","),
+                 acfg.output, window_type_name(acfg.window.type));
+    analytics.push_back(std::move(a));
+  }
   // Processor heartbeats in Redis (`health:` or $REDIS_URL); Redis being down only logs.
   std::unique_ptr<HealthPublisher> health;
   if (!pc.health.redis_url.empty() && !processors.empty()) {
@@ -425,6 +475,7 @@ int run_pipeline(const RunOptions& opts) {
   }
   auto stop_processors_and_health = [&] {
     if (health) health->stop();
+    stop_analytics();
     stop_processors();
   };
   log_ptr = log.get();

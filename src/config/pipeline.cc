@@ -15,6 +15,7 @@
 #include "config/errors.h"
 #include "config/node.h"
 #include "config/redis_url.h"
+#include "spate/analytics.h"
 #include "spate/config.h"
 
 namespace spate {
@@ -675,6 +676,222 @@ void to_option_value(Node n, OptionValue* out, std::string_view skip = {}) {
 
 // processors: [{name, inputs, output, dead_letter_topic, group, batch_size, poll_timeout,
 // replica, replicas, start, max_retries, retry_backoff, steps: [{filter} | {map} | {route}]}]
+// A number in [lo, hi] (plain scalar); reports and returns false otherwise.
+bool scalar_double(Node n, double* out, double lo, double hi, std::string_view what) {
+  std::string text;
+  if (!n.scalar(what, &text)) return false;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || *end != '\0' || !(v >= lo && v <= hi)) {
+    n.error(fmt::format("expected {}, got {}", what, n.describe()));
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+void parse_analytics(Node& root, const std::string& file, PipelineConfig* cfg) {
+  std::map<std::string, std::pair<int, int>, std::less<>> seen;
+  size_t index = 0;
+  auto topic_check = [](std::string_view v) { return check_topic_name(v); };
+  const std::vector<std::pair<std::string, WindowType>> window_types = {
+      {"tumbling", WindowType::kTumbling}, {"sliding", WindowType::kSliding},
+      {"hopping", WindowType::kSliding},   {"session", WindowType::kSession},
+      {"count", WindowType::kCount}};
+  const std::vector<std::pair<std::string, AggregationType>> agg_types = {
+      {"count", AggregationType::kCount},
+      {"sum", AggregationType::kSum},
+      {"avg", AggregationType::kAvg},
+      {"min", AggregationType::kMin},
+      {"max", AggregationType::kMax},
+      {"stddev", AggregationType::kStddev},
+      {"variance", AggregationType::kVariance},
+      {"percentile", AggregationType::kPercentile},
+      {"distinct_count", AggregationType::kDistinctCount},
+      {"top_k", AggregationType::kTopK},
+      {"first", AggregationType::kFirst},
+      {"last", AggregationType::kLast}};
+  for (Node item : root.list("analytics")) {
+    AnalyticsConfig ac;
+    ac.path = fmt::format("analytics[{}]", index++);
+    ac.file = file;
+    ac.line = item.location().line;
+    ac.column = item.location().column;
+    if (!item.is_map()) {
+      item.error(fmt::format("expected an analytics job such as {{name: latency, inputs: [events], "
+                             "output: latency_1m, window: {{type: tumbling, size: 1m}}, "
+                             "aggregations: [...]}}, got {}", item.describe()));
+      continue;
+    }
+    Node name = item.require("name");
+    if (name.as_string(&ac.name, check_name_chars)) {
+      auto it = seen.find(ac.name);
+      if (it != seen.end()) {
+        name.error(fmt::format("duplicate analytics name {} (first defined at {}:{})",
+                               config::quote(ac.name), it->second.first, it->second.second));
+      } else {
+        seen.emplace(ac.name, std::make_pair(name.location().line, name.location().column));
+      }
+    }
+    Node inputs = item.require("inputs");
+    if (inputs.is_list()) {
+      for (Node t : inputs.items()) {
+        std::string topic;
+        if (t.as_string(&topic, topic_check)) ac.inputs.push_back(topic);
+      }
+      if (ac.inputs.empty()) inputs.error("expected at least one input topic");
+    } else if (inputs.present()) {
+      std::string topic;
+      if (inputs.as_string(&topic, topic_check)) ac.inputs.push_back(topic);
+    }
+    item.require("output");
+    item.get_string("output", &ac.output, topic_check);
+    item.get_string("late_topic", &ac.late_topic, topic_check);
+    item.get_string("group", &ac.group, check_name_chars);
+    if (Node k = item.get("key_by"); k.is_list()) {
+      for (Node f : k.items()) {
+        std::string field;
+        if (f.as_string(&field, config::non_empty)) ac.key_by.push_back(field);
+      }
+    } else if (k.present()) {
+      std::string field;
+      if (k.as_string(&field, config::non_empty)) ac.key_by.push_back(field);
+    }
+    {
+      Node t = item.child("time");
+      t.get_string("field", &ac.time_field, config::non_empty);
+      t.get_bool("processing_time", &ac.processing_time);
+      t.get_duration_ms("max_out_of_orderness", &ac.max_out_of_orderness_ms, 0);
+      t.get_duration_ms("idle_timeout", &ac.idle_timeout_ms, 0);
+      t.finish();
+      if (ac.time_field.empty() && !ac.processing_time) {
+        (t.present() ? t : item.get("name"))
+            .error("say where event time comes from: time: {field: ts} (epoch ms or RFC 3339), "
+                   "or time: {processing_time: true}");
+      } else if (!ac.time_field.empty() && ac.processing_time) {
+        t.get("processing_time").error("time.field and processing_time: true exclude each other");
+      }
+    }
+    {
+      Node w = item.require("window");
+      if (w.present() && !w.is_map()) {
+        w.error(fmt::format("expected a window such as {{type: tumbling, size: 1m}}, got {}",
+                            w.describe()));
+      } else if (w.present()) {
+        WindowConfig& wc = ac.window;
+        w.require("type");
+        w.get_enum("type", &wc.type, window_types);
+        switch (wc.type) {
+          case WindowType::kTumbling:
+            w.require("size");
+            w.get_duration_ms("size", &wc.size_ms, 1);
+            break;
+          case WindowType::kSliding:
+            w.require("size");
+            w.require("slide");
+            w.get_duration_ms("size", &wc.size_ms, 1);
+            w.get_duration_ms("slide", &wc.slide_ms, 1);
+            if (wc.slide_ms > wc.size_ms) {
+              w.get("slide").error(fmt::format("a slide longer than the window ({} ms > {} ms) "
+                                               "leaves events in no window", wc.slide_ms, wc.size_ms));
+            }
+            break;
+          case WindowType::kSession:
+            w.require("gap");
+            w.get_duration_ms("gap", &wc.gap_ms, 1);
+            w.get_duration_ms("max_length", &wc.max_length_ms, 1);
+            if (wc.max_length_ms != 0 && wc.max_length_ms < wc.gap_ms) {
+              w.get("max_length").error("max_length must be at least the gap");
+            }
+            break;
+          case WindowType::kCount:
+            w.require("size");
+            w.get_int("size", &wc.count, 1, 100'000'000);
+            w.get_int("slide", &wc.count_slide, 1, 100'000'000);
+            if (wc.count_slide > wc.count) w.get("slide").error("slide must be at most size");
+            break;
+        }
+        w.get_duration_ms("allowed_lateness", &wc.allowed_lateness_ms, 0);
+        w.finish();
+      }
+    }
+    // The reference design's names for lateness: enable_late_data + late_data_threshold_seconds.
+    item.get_duration_ms("allowed_lateness", &ac.window.allowed_lateness_ms, 0);
+    if (int64_t v = 0; item.get_int("late_data_threshold_seconds", &v, 0, 86'400 * 365)) {
+      ac.window.allowed_lateness_ms = v * 1000;
+    }
+    if (bool late = true; item.get_bool("enable_late_data", &late) && !late) {
+      ac.window.allowed_lateness_ms = 0;
+    }
+    item.get_int("batch_size", &ac.batch_size, 1, 1'000'000);
+    item.get_duration_ms("poll_timeout", &ac.poll_timeout_ms, 1, 60'000);
+    item.get_int("replicas", &ac.replicas, 1, 1024);
+    if (item.get_int("replica", &ac.replica, 0, 1023) && ac.replica >= ac.replicas) {
+      item.get("replica").error(fmt::format("must be below replicas ({})", ac.replicas));
+    }
+    std::map<std::string, std::pair<int, int>, std::less<>> agg_names;
+    Node aggs = item.require("aggregations");
+    for (Node a : item.list("aggregations")) {
+      if (!a.is_map()) {
+        a.error(fmt::format("expected an aggregation such as {{type: avg, field: latency_ms}}, "
+                            "got {}", a.describe()));
+        continue;
+      }
+      AggregationConfig g;
+      a.require("type");
+      a.get_enum("type", &g.type, agg_types);
+      a.get_string("field", &g.field, config::non_empty);
+      if (g.field.empty() && g.type != AggregationType::kCount) a.require("field");
+      if (g.type == AggregationType::kPercentile) {
+        if (Node q = a.get("quantiles"); q.present()) {
+          for (Node v : q.items()) {
+            double d = 0;
+            if (scalar_double(v, &d, 0, 1, "a quantile between 0 and 1")) g.quantiles.push_back(d);
+          }
+        } else {
+          g.quantiles = {0.5, 0.95, 0.99};
+        }
+        if (Node e = a.get("relative_error"); e.present()) {
+          scalar_double(e, &g.relative_error, 1e-6, 0.5, "a relative error in (0, 0.5], e.g. 0.01");
+        }
+      }
+      if (g.type == AggregationType::kTopK) {
+        a.get_int("k", &g.k, 1, 10'000);
+        a.get_int("capacity", &g.capacity, 1, 1'000'000);
+        if (g.capacity != 0 && g.capacity < g.k) a.get("capacity").error("capacity must be at least k");
+      }
+      if (g.type == AggregationType::kDistinctCount) {
+        a.get_int("precision", &g.precision, 4, 18);
+        a.get_int("exact_threshold", &g.exact_threshold, 0, 1'000'000);
+      }
+      if (g.type == AggregationType::kStddev || g.type == AggregationType::kVariance) {
+        std::string kind = "sample";
+        if (a.get_enum("kind", &kind, {"sample", "population"})) g.sample = kind == "sample";
+      }
+      std::string tname(aggregation_type_name(g.type));
+      g.name = g.field.empty() ? tname : tname + "_" + g.field;
+      for (char& c : g.name) {
+        if (c == '.') c = '_';
+      }
+      a.get_string("name", &g.name, config::non_empty);
+      a.finish();
+      auto it = agg_names.find(g.name);
+      if (it != agg_names.end()) {
+        a.error(fmt::format("duplicate aggregation name {} (first defined at {}:{}); give one a "
+                            "name:", config::quote(g.name), it->second.first, it->second.second));
+      } else {
+        agg_names.emplace(g.name, std::make_pair(a.location().line, a.location().column));
+      }
+      ac.aggregations.push_back(std::move(g));
+    }
+    if (aggs.present() && ac.aggregations.empty() && aggs.is_list()) {
+      aggs.error("expected at least one aggregation, e.g. [{type: count}]");
+    }
+    item.finish();
+    cfg->analytics.push_back(std::move(ac));
+  }
+}
+
 void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) {
   std::map<std::string, std::pair<int, int>, std::less<>> seen;
   size_t index = 0;
@@ -838,6 +1055,7 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
         if (lib.as_string(&path, config::non_empty)) cfg.plugins.push_back(path);
       }
       parse_processors(root, cfg.source_path, &cfg);
+      parse_analytics(root, cfg.source_path, &cfg);
       parse_logging(root.child("logging"), &cfg.logging);
       {
         Node h = root.child("health");

@@ -326,7 +326,7 @@ TEST(ConfigTest, InterpolatedValueIsValidatedAfterSubstitution) {
 TEST(ConfigTest, KeysAreNotInterpolated) {
   EXPECT_EQ(error_of("${K}: 1\n", {{"K", "name"}}),
             "p.yaml:1:1: ${K}: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, plugins, processors, logging, health)");
+            "ingestion, plugins, processors, analytics, logging, health)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,7 +402,7 @@ TEST(ConfigTest, UnknownKeyTopLevel) {
             "p.yaml:2:1: topcs: unknown key (did you mean \"topics\"?)");
   EXPECT_EQ(error_of("colour: blue\n"),
             "p.yaml:1:1: colour: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, plugins, processors, logging, health)");
+            "ingestion, plugins, processors, analytics, logging, health)");
 }
 
 TEST(ConfigTest, UnknownKeyNested) {
@@ -520,7 +520,7 @@ TEST(ConfigTest, VeryManyErrorsAreCapped) {
   ASSERT_EQ(errors.size(), 101u);
   EXPECT_EQ(errors[0],
             "p.yaml:1:1: unknown_0: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, plugins, processors, logging, health)");
+            "ingestion, plugins, processors, analytics, logging, health)");
   EXPECT_EQ(errors[100], "p.yaml: ... and 50 more errors");
 }
 

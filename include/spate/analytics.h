@@ -1,0 +1,163 @@
+// RealTimeAnalyticsEngine: windowed aggregations on event time over topics of Spate's log — the
+// reference design's class, with its WindowConfig/WindowType and AggregationConfig/
+// AggregationType (docs/analytics.md).
+//
+// An engine consumes its input topics as a consumer group (explicit assignment, replica i of n,
+// like a processor), reads each JSON event's event time (a field, or processing time), its
+// group-by key (any set of fields) and the fields its aggregations need, keeps per-key window
+// state and appends one JSON result per (window, key) to the `output` topic.
+//
+// Contract (this version):
+//  - Time: the watermark is, per source partition, the largest event time seen minus
+//    `max_out_of_orderness`, and globally the minimum over partitions that are not idle (no
+//    event for `idle_timeout`). It only moves forward.
+//  - A time window [start, end) is emitted once the watermark reaches `end` (result with
+//    "final": false if allowed_lateness > 0, else true); events arriving later but before the
+//    watermark reaches end + allowed_lateness update it and it is emitted again ("update"
+//    counts the emissions); at end + allowed_lateness the window closes ("final": true result
+//    if it changed since) and its state is dropped. An event all of whose windows are closed is
+//    late: appended unchanged to `late_topic` (counted; dropped only if no late_topic is set,
+//    and counted then too). Count windows emit when their n-th event arrives.
+//  - Sliding windows keep state per pane (gcd of size and slide); a window's result merges its
+//    panes, never recomputing from raw events.
+//  - Delivery: at-least-once. Input offsets are committed only once every window that holds
+//    their events has closed, so after a crash the engine replays what open windows need and
+//    re-emits their results (identical results for identical input order; consumers key results
+//    by analytics/window/key). Checkpointed state is the next step (docs/analytics.md).
+//  - Bad events (not JSON, no event time, a non-numeric value for a numeric aggregation) are
+//    counted per reason and skipped for that aggregation or entirely (no time); never crash.
+//  - Thread safety: start()/stop() from one controlling thread; stats() from any thread. One
+//    worker thread per engine.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spate/log.h"
+#include "spate/status.h"
+
+namespace spate {
+
+class MetricsRegistry;
+
+enum class WindowType { kTumbling, kSliding, kSession, kCount };
+
+struct WindowConfig {
+  WindowType type = WindowType::kTumbling;
+  int64_t size_ms = 60'000;       // tumbling, sliding
+  int64_t slide_ms = 0;           // sliding (0 = size: tumbling)
+  int64_t gap_ms = 0;             // session: inactivity gap
+  int64_t max_length_ms = 0;      // session: 0 = unbounded
+  uint64_t count = 0;             // count: events per window
+  uint64_t count_slide = 0;       // count: 0 = count (tumbling)
+  int64_t allowed_lateness_ms = 0;
+};
+
+enum class AggregationType {
+  kCount, kSum, kAvg, kMin, kMax, kStddev, kVariance, kPercentile, kDistinctCount, kTopK,
+  kFirst, kLast
+};
+
+struct AggregationConfig {
+  std::string name;                 // output field; default "<type>" or "<type>_<field>"
+  AggregationType type = AggregationType::kCount;
+  std::string field;                // dotted path; required except for count
+  std::vector<double> quantiles;    // percentile: default {0.5, 0.95, 0.99}
+  double relative_error = 0.01;     // percentile (DDSketch α)
+  uint32_t k = 10;                  // top_k: items reported
+  uint32_t capacity = 0;            // top_k: counters kept (0 = max(10·k, 64))
+  int precision = 12;               // distinct_count: HyperLogLog precision (1.6% std error)
+  uint32_t exact_threshold = 1000;  // distinct_count: exact below this many distinct values
+  bool sample = true;               // stddev/variance: sample (n-1) or population (n)
+};
+
+/// Pipeline key `analytics[i]`.
+struct AnalyticsConfig {
+  std::string name;
+  std::string group;                  // consumer group ("" = "spate.analytics.<name>")
+  std::vector<std::string> inputs;
+  std::string output;                 // results topic (required)
+  std::string late_topic;             // late events ("" = counted and dropped)
+  std::vector<std::string> key_by;    // group-by fields (empty = one global key)
+  std::string time_field;             // event time: epoch ms number or RFC 3339 string
+  bool processing_time = false;       // use the time an event is read instead
+  int64_t max_out_of_orderness_ms = 0;
+  int64_t idle_timeout_ms = 30'000;   // 0 = partitions never count as idle
+  WindowConfig window;
+  std::vector<AggregationConfig> aggregations;
+  size_t batch_size = 1000;
+  int64_t poll_timeout_ms = 100;
+  uint32_t replica = 0;
+  uint32_t replicas = 1;
+  std::string file;                   // position, for errors
+  int line = 0;
+  int column = 0;
+  std::string path;                   // "analytics[0]"
+};
+
+struct AnalyticsStats {
+  uint64_t events = 0;        // events aggregated
+  uint64_t late = 0;          // late events (to late_topic or dropped)
+  uint64_t invalid = 0;       // events skipped (not JSON, no event time)
+  uint64_t results = 0;       // window results appended
+  uint64_t active_windows = 0;  // open (key, window) states now
+  int64_t watermark_ms = 0;   // current watermark (INT64_MIN before any)
+};
+
+class RealTimeAnalyticsEngine {
+ public:
+  RealTimeAnalyticsEngine(AnalyticsConfig config, Log* log, MetricsRegistry* metrics = nullptr);
+  ~RealTimeAnalyticsEngine();
+  RealTimeAnalyticsEngine(const RealTimeAnalyticsEngine&) = delete;
+  RealTimeAnalyticsEngine& operator=(const RealTimeAnalyticsEngine&) = delete;
+
+  /// Check the config and topics, open the consumer group.
+  Status initialize();
+  Status start();
+  /// Finish the batch in progress and stop (open windows are not emitted; their input is
+  /// replayed on the next start).
+  void stop();
+  AnalyticsStats stats() const;
+  const AnalyticsConfig& config() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Check an analytics config (window sizes, aggregation options) without starting anything;
+/// problems as "FILE:LINE:COL: analytics[i]...: message".
+Status validate_analytics(const AnalyticsConfig& config);
+
+inline std::string_view window_type_name(WindowType t) {
+  switch (t) {
+    case WindowType::kTumbling: return "tumbling";
+    case WindowType::kSliding: return "sliding";
+    case WindowType::kSession: return "session";
+    case WindowType::kCount: return "count";
+  }
+  return "?";
+}
+
+inline std::string_view aggregation_type_name(AggregationType t) {
+  switch (t) {
+    case AggregationType::kCount: return "count";
+    case AggregationType::kSum: return "sum";
+    case AggregationType::kAvg: return "avg";
+    case AggregationType::kMin: return "min";
+    case AggregationType::kMax: return "max";
+    case AggregationType::kStddev: return "stddev";
+    case AggregationType::kVariance: return "variance";
+    case AggregationType::kPercentile: return "percentile";
+    case AggregationType::kDistinctCount: return "distinct_count";
+    case AggregationType::kTopK: return "top_k";
+    case AggregationType::kFirst: return "first";
+    case AggregationType::kLast: return "last";
+  }
+  return "?";
+}
+
+}  // namespace spate

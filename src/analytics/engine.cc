@@ -1,0 +1,872 @@
+// RealTimeAnalyticsEngine (include/spate/analytics.h): one worker thread that polls its share
+// of the input partitions, aggregates per key and window, advances the watermark once per batch,
+// emits results and commits the offsets that no open window needs any more.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include "analytics/ddsketch.h"
+#include "analytics/hyperloglog.h"
+#include "analytics/moments.h"
+#include "analytics/top_k.h"
+#include "analytics/watermark.h"
+#include "analytics/windows.h"
+#include "base/clock.h"
+#include "base/hash.h"
+#include "base/json_escape.h"
+#include "event/json.h"
+#include "process/consumer.h"
+#include "spate/analytics.h"
+#include "spate/metrics.h"
+
+namespace spate {
+
+using namespace analytics;  // NOLINT(google-build-using-namespace): the building blocks
+
+namespace {
+
+constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
+
+bool is_numeric(AggregationType t) {
+  switch (t) {
+    case AggregationType::kSum:
+    case AggregationType::kAvg:
+    case AggregationType::kMin:
+    case AggregationType::kMax:
+    case AggregationType::kStddev:
+    case AggregationType::kVariance:
+    case AggregationType::kPercentile: return true;
+    default: return false;
+  }
+}
+
+using Slot = std::variant<uint64_t, Moments, DDSketch, HyperLogLog, SpaceSaving,
+                          FirstLast<std::string>>;
+
+// The states of every aggregation of one pane / session / count pane.
+struct Slots {
+  std::vector<Slot> s;
+  int64_t min_time = kMaxTime;  // earliest event time in it (offset commits)
+};
+
+void merge_slot(Slot& into, const Slot& from) {
+  std::visit(
+      [&](auto& a) {
+        using T = std::decay_t<decltype(a)>;
+        const T& b = std::get<T>(from);
+        if constexpr (std::is_same_v<T, uint64_t>) {
+          a += b;
+        } else {
+          (void)a.merge(b);
+        }
+      },
+      into);
+}
+
+void merge_slots(Slots& into, const Slots& from) {
+  for (size_t i = 0; i < into.s.size(); ++i) merge_slot(into.s[i], from.s[i]);
+  into.min_time = std::min(into.min_time, from.min_time);
+}
+
+void append_double(std::string& out, double v) {
+  if (std::isfinite(v)) {
+    fmt::format_to(std::back_inserter(out), "{}", v);
+  } else {
+    out += "null";
+  }
+}
+
+// "p99", "p99.9", "p50"
+std::string quantile_name(double q) {
+  std::string s = fmt::format("{}", q * 100);
+  return "p" + s;
+}
+
+// The value at `e` as text: strings unquoted, anything else as minified JSON.
+std::string_view element_text(const simdjson::dom::element& e, std::string* scratch) {
+  if (e.is_string()) return std::string_view(e.get_string().value_unsafe());
+  *scratch = simdjson::minify(e);
+  return *scratch;
+}
+
+}  // namespace
+
+Status validate_analytics(const AnalyticsConfig& c) {
+  auto at = [&](const std::string& what) {
+    return ConfigError(fmt::format("{}:{}:{}: {}: {}", c.file, c.line, c.column, c.path, what));
+  };
+  if (c.inputs.empty()) return at("no input topics");
+  if (c.output.empty()) return at("no output topic");
+  if (c.aggregations.empty()) return at("no aggregations");
+  const WindowConfig& w = c.window;
+  switch (w.type) {
+    case WindowType::kTumbling:
+    case WindowType::kSliding:
+      if (!SlidingWindows::make(w.size_ms, w.slide_ms ? w.slide_ms : w.size_ms).ok()) {
+        return at("window size and slide must be positive");
+      }
+      break;
+    case WindowType::kSession:
+      if (Status s = SessionConfig{w.gap_ms, w.max_length_ms}.validate(); !s.ok()) {
+        return at("window: " + s.message());
+      }
+      break;
+    case WindowType::kCount:
+      if (!CountWindows::make(w.count, w.count_slide).ok()) return at("count window size and slide");
+      break;
+  }
+  for (const AggregationConfig& a : c.aggregations) {
+    if (a.field.empty() && a.type != AggregationType::kCount) {
+      return at("aggregation " + a.name + " needs a field");
+    }
+    if (a.type == AggregationType::kPercentile) {
+      DDSketchConfig dc;
+      dc.relative_accuracy = a.relative_error;
+      if (Status s = dc.validate(); !s.ok()) return at("aggregation " + a.name + ": " + s.message());
+      if (a.quantiles.empty()) return at("aggregation " + a.name + ": no quantiles");
+    }
+    if (a.type == AggregationType::kDistinctCount) {
+      HyperLogLogConfig hc;
+      hc.precision = a.precision;
+      hc.exact_threshold = a.exact_threshold;
+      if (Status s = hc.validate(); !s.ok()) return at("aggregation " + a.name + ": " + s.message());
+    }
+  }
+  if (c.processing_time == !c.time_field.empty()) {
+    return at("event time: set exactly one of time.field and time.processing_time");
+  }
+  return Status::Ok();
+}
+
+struct RealTimeAnalyticsEngine::Impl {
+  // ---- configuration ----
+  AnalyticsConfig cfg;
+  Log* log;
+  MetricsRegistry* metrics;
+  Clock* clock = system_clock();
+  std::optional<SlidingWindows> sliding;
+  std::optional<CountWindows> counting;
+  SessionConfig session_cfg;
+  int64_t lateness = 0;
+  uint32_t out_partitions = 1;
+  uint32_t late_partitions = 1;
+  Slots prototype;
+
+  // ---- state (worker thread only) ----
+  struct SessionState {
+    Slots slots;
+    uint32_t emissions = 0;
+    bool dirty = false;  // changed since last emitted
+    // Two sessions bridged by an event: one session now, changed.
+    void merge(const SessionState& o) {
+      merge_slots(slots, o.slots);
+      emissions = std::max(emissions, o.emissions);
+      dirty = true;
+    }
+  };
+  struct KeyState {
+    std::string key_json;                 // {"field":value,...}
+    std::map<int64_t, Slots> panes;       // sliding/tumbling: by pane start
+    std::map<int64_t, uint32_t> emitted;  // sliding: window end -> emissions so far
+    std::unique_ptr<SessionSet<SessionState>> sessions;
+    uint64_t events = 0;                  // count windows: events seen (arrival index)
+    std::map<uint64_t, Slots> count_panes;
+  };
+  std::unordered_map<std::string, KeyState> keys;
+  std::map<int64_t, std::vector<std::string>> fire_at;   // window end -> keys to emit
+  std::map<int64_t, std::vector<std::string>> close_at;  // close time -> keys to clean
+  std::set<std::pair<int64_t, std::string>> reemit;      // sliding: (window end, key)
+  std::set<std::string> reemit_sessions;
+  std::unique_ptr<WatermarkTracker> watermarks;
+  int64_t watermark = kNoWatermark;
+  uint64_t seq = 0;
+  std::unique_ptr<process::GroupConsumer> consumer;
+  std::string group;
+  // Per partition, polled batches not yet releasable: (next offset, latest event time in it).
+  std::map<process::TopicPartition, std::deque<std::pair<int64_t, int64_t>>> pending;
+  int64_t last_commit_ms = 0;
+  simdjson::dom::parser parser;
+  std::vector<std::string> results;      // this batch's results (JSON)
+  std::vector<std::string> result_keys;
+  std::vector<std::pair<uint32_t, std::string>> late_values;  // (source partition, value)
+  std::vector<std::string> late_keys;
+  std::vector<bool> late_has_key;
+
+  // ---- control and counters ----
+  std::thread thread;
+  std::atomic<bool> running{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<uint64_t> n_events{0}, n_late{0}, n_invalid{0}, n_results{0}, n_active{0};
+  std::atomic<int64_t> wm_published{kNoWatermark};
+  Counter* m_events = nullptr;
+  Counter* m_late = nullptr;
+  Counter* m_results = nullptr;
+  Counter* m_invalid_json = nullptr;
+  Counter* m_invalid_time = nullptr;
+  Gauge* m_active = nullptr;
+  Gauge* m_watermark_lag = nullptr;
+
+  Impl(AnalyticsConfig c, Log* l, MetricsRegistry* m) : cfg(std::move(c)), log(l), metrics(m) {}
+
+  Status init() {
+    SPATE_RETURN_IF_ERROR(validate_analytics(cfg));
+    lateness = cfg.window.allowed_lateness_ms;
+    const WindowConfig& w = cfg.window;
+    if (w.type == WindowType::kTumbling || w.type == WindowType::kSliding) {
+      const int64_t slide = w.type == WindowType::kSliding && w.slide_ms ? w.slide_ms : w.size_ms;
+      SPATE_ASSIGN_OR_RETURN(SlidingWindows sw, SlidingWindows::make(w.size_ms, slide));
+      sliding = sw;
+    } else if (w.type == WindowType::kCount) {
+      SPATE_ASSIGN_OR_RETURN(CountWindows cw, CountWindows::make(w.count, w.count_slide));
+      counting = cw;
+    } else {
+      session_cfg = SessionConfig{w.gap_ms, w.max_length_ms};
+    }
+    for (const AggregationConfig& a : cfg.aggregations) {
+      switch (a.type) {
+        case AggregationType::kCount: prototype.s.emplace_back(uint64_t{0}); break;
+        case AggregationType::kPercentile: {
+          DDSketchConfig dc;
+          dc.relative_accuracy = a.relative_error;
+          prototype.s.emplace_back(DDSketch(dc));
+          break;
+        }
+        case AggregationType::kDistinctCount: {
+          HyperLogLogConfig hc;
+          hc.precision = a.precision;
+          hc.exact_threshold = a.exact_threshold;
+          prototype.s.emplace_back(HyperLogLog(hc));
+          break;
+        }
+        case AggregationType::kTopK: {
+          TopKConfig tc;
+          tc.capacity = a.capacity ? a.capacity : std::max<uint32_t>(10 * a.k, 64);
+          prototype.s.emplace_back(SpaceSaving(tc));
+          break;
+        }
+        case AggregationType::kFirst:
+        case AggregationType::kLast: prototype.s.emplace_back(FirstLast<std::string>()); break;
+        default: prototype.s.emplace_back(Moments()); break;
+      }
+    }
+    for (const std::string* t : {&cfg.output, &cfg.late_topic}) {
+      if (t->empty()) continue;
+      auto info = log->describe_topic(*t);
+      if (!info.ok()) {
+        TopicSpec spec;
+        spec.name = *t;
+        SPATE_RETURN_IF_ERROR(log->ensure_topic(spec).with_context("analytics " + cfg.name));
+        info = log->describe_topic(*t);
+      }
+      if (!info.ok()) return info.status();
+      (t == &cfg.output ? out_partitions : late_partitions) = info->partitions;
+    }
+    group = cfg.group.empty() ? "spate.analytics." + cfg.name : cfg.group;
+    process::ConsumerConfig cc;
+    cc.group = group;
+    cc.topics = cfg.inputs;
+    cc.replica = cfg.replica;
+    cc.replicas = cfg.replicas;
+    cc.max_records = cfg.batch_size;
+    cc.max_wait_ms = cfg.poll_timeout_ms;
+    consumer = std::make_unique<process::GroupConsumer>(log, cc);
+    SPATE_RETURN_IF_ERROR(consumer->open().with_context("analytics " + cfg.name));
+    WatermarkConfig wc;
+    wc.max_out_of_orderness_ms = cfg.max_out_of_orderness_ms;
+    wc.idle_timeout_ms = cfg.idle_timeout_ms;
+    watermarks = std::make_unique<WatermarkTracker>(wc, clock);
+    for (const auto& tp : consumer->assignment()) {
+      watermarks->add_partition(partition_index(tp));
+    }
+    if (metrics) {
+      MetricLabels l = {{"analytics", cfg.name}};
+      m_events = &metrics->counter("analytics_events_processed_total",
+                                   "Events aggregated by an analytics job", l);
+      m_late = &metrics->counter("analytics_late_events_total",
+                                 "Events behind every window they belong to (late data)", l);
+      m_results = &metrics->counter("analytics_window_results_total",
+                                    "Window results emitted (updates included)", l);
+      auto inv = l;
+      inv.emplace_back("reason", "not_json");
+      m_invalid_json = &metrics->counter("analytics_invalid_events_total",
+                                         "Events an analytics job could not use", inv);
+      inv.back().second = "no_event_time";
+      m_invalid_time = &metrics->counter("analytics_invalid_events_total",
+                                         "Events an analytics job could not use", inv);
+      m_active = &metrics->gauge("analytics_active_windows",
+                                 "Open (key, window) states of an analytics job", l);
+      m_watermark_lag = &metrics->gauge("analytics_watermark_lag_seconds",
+                                        "Wall-clock time minus the job's watermark", l);
+    }
+    return Status::Ok();
+  }
+
+  // Watermark partitions are per (topic, partition): index them densely.
+  std::map<process::TopicPartition, uint32_t> tp_index;
+  uint32_t partition_index(const process::TopicPartition& tp) {
+    auto it = tp_index.find(tp);
+    if (it != tp_index.end()) return it->second;
+    const uint32_t i = static_cast<uint32_t>(tp_index.size());
+    tp_index.emplace(tp, i);
+    return i;
+  }
+
+  // ---- per event ----
+
+  struct Values {
+    std::vector<double> num;
+    std::vector<std::string_view> text;
+    std::vector<bool> has;
+    std::vector<std::string> scratch;
+  } vals;
+
+  KeyState& key_state(const std::string& key, const simdjson::dom::element& doc) {
+    auto it = keys.find(key);
+    if (it != keys.end()) return it->second;
+    KeyState ks;
+    ks.key_json = "{";
+    std::string scratch;
+    for (size_t i = 0; i < cfg.key_by.size(); ++i) {
+      if (i) ks.key_json += ',';
+      append_json_quoted(ks.key_json, cfg.key_by[i]);
+      ks.key_json += ':';
+      simdjson::dom::element v;
+      if (json::find_path(doc, cfg.key_by[i], &v)) {
+        ks.key_json += simdjson::minify(v);
+      } else {
+        ks.key_json += "null";
+      }
+    }
+    ks.key_json += '}';
+    if (cfg.window.type == WindowType::kSession) {
+      SessionState proto;
+      proto.slots = prototype;
+      ks.sessions = std::make_unique<SessionSet<SessionState>>(session_cfg, std::move(proto));
+    }
+    return keys.emplace(key, std::move(ks)).first->second;
+  }
+
+  void update(Slots& slots, int64_t t) {
+    ++seq;
+    slots.min_time = std::min(slots.min_time, t);
+    for (size_t i = 0; i < cfg.aggregations.size(); ++i) {
+      const AggregationType type = cfg.aggregations[i].type;
+      Slot& s = slots.s[i];
+      if (type == AggregationType::kCount) {
+        if (cfg.aggregations[i].field.empty() || vals.has[i]) ++std::get<uint64_t>(s);
+        continue;
+      }
+      if (!vals.has[i]) continue;
+      switch (type) {
+        case AggregationType::kPercentile: std::get<DDSketch>(s).add(vals.num[i]); break;
+        case AggregationType::kDistinctCount: std::get<HyperLogLog>(s).add(vals.text[i]); break;
+        case AggregationType::kTopK: std::get<SpaceSaving>(s).add(vals.text[i]); break;
+        case AggregationType::kFirst:
+        case AggregationType::kLast:
+          std::get<FirstLast<std::string>>(s).add(t, seq, std::string(vals.text[i]));
+          break;
+        default: std::get<Moments>(s).add(vals.num[i]); break;
+      }
+    }
+  }
+
+  // Returns the event's time, or nullopt (invalid: counted).
+  std::optional<int64_t> read_event(std::string_view value, std::string* key,
+                                    simdjson::dom::element* doc_out) {
+    auto doc = parser.parse(value.data(), value.size());
+    if (doc.error()) {
+      n_invalid.fetch_add(1, std::memory_order_relaxed);
+      if (m_invalid_json) m_invalid_json->inc();
+      return std::nullopt;
+    }
+    const simdjson::dom::element e = doc.value_unsafe();
+    *doc_out = e;
+    int64_t t = 0;
+    if (cfg.processing_time) {
+      t = clock->now_ms();
+    } else {
+      simdjson::dom::element te;
+      if (!json::find_path(e, cfg.time_field, &te) || !json::event_time_ms(te, &t)) {
+        n_invalid.fetch_add(1, std::memory_order_relaxed);
+        if (m_invalid_time) m_invalid_time->inc();
+        return std::nullopt;
+      }
+    }
+    key->clear();
+    std::string scratch;
+    for (size_t i = 0; i < cfg.key_by.size(); ++i) {
+      if (i) *key += '\x1f';
+      simdjson::dom::element v;
+      if (json::find_path(e, cfg.key_by[i], &v)) {
+        *key += element_text(v, &scratch);
+      } else {
+        *key += '\x1e';  // absent: distinct from every present value
+      }
+    }
+    const size_t n = cfg.aggregations.size();
+    vals.num.assign(n, 0);
+    vals.text.assign(n, {});
+    vals.has.assign(n, false);
+    vals.scratch.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const AggregationConfig& a = cfg.aggregations[i];
+      if (a.field.empty()) continue;
+      simdjson::dom::element v;
+      if (!json::find_path(e, a.field, &v) || v.is_null()) continue;
+      if (is_numeric(a.type)) {
+        double d = 0;
+        if (v.is_number() && v.get_double().get(d) == simdjson::SUCCESS && std::isfinite(d)) {
+          vals.num[i] = d;
+          vals.has[i] = true;
+        }
+      } else if (a.type == AggregationType::kFirst || a.type == AggregationType::kLast) {
+        vals.scratch[i] = simdjson::minify(v);
+        vals.text[i] = vals.scratch[i];
+        vals.has[i] = true;
+      } else {
+        vals.text[i] = element_text(v, &vals.scratch[i]);
+        if (!v.is_string()) {
+          vals.scratch[i] = std::string(vals.text[i]);
+          vals.text[i] = vals.scratch[i];
+        }
+        vals.has[i] = true;
+      }
+    }
+    return t;
+  }
+
+  // Aggregate one event; false if it is late (belongs only to closed windows).
+  bool aggregate(const std::string& key, const simdjson::dom::element& doc, int64_t t) {
+    switch (cfg.window.type) {
+      case WindowType::kTumbling:
+      case WindowType::kSliding: {
+        const int64_t ps = sliding->pane_start(t);
+        auto last = sliding->last_window_of_pane(ps);
+        if (!last) return true;  // in a gap between hopping windows: in no window, not late
+        if (is_closed(*last, watermark, lateness)) return false;
+        KeyState& ks = key_state(key, doc);
+        auto [it, fresh] = ks.panes.try_emplace(ps, prototype);
+        if (fresh) {
+          n_active.fetch_add(1, std::memory_order_relaxed);
+          sliding->for_each_window(ps, [&](const TimeWindow& w) {
+            if (!is_closed(w, watermark, lateness)) fire_at[w.end].push_back(key);
+          });
+          close_at[close_time(*last, lateness)].push_back(key);
+        }
+        update(it->second, t);
+        if (t < watermark) {  // some windows of t may be complete already: emit them again
+          sliding->for_each_window(t, [&](const TimeWindow& w) {
+            if (is_complete(w, watermark) && !is_closed(w, watermark, lateness)) {
+              reemit.emplace(w.end, key);
+            }
+          });
+        }
+        return true;
+      }
+      case WindowType::kSession: {
+        KeyState& ks = key_state(key, doc);
+        if (!ks.sessions->covers(t) &&
+            is_closed(TimeWindow{t, sat_add(t, session_cfg.gap_ms)}, watermark, lateness)) {
+          return false;
+        }
+        const size_t before = ks.sessions->sessions().size();
+        const TimeWindow w = ks.sessions->add(t, [&](SessionState& st) {
+          update(st.slots, t);
+          st.dirty = true;
+        });
+        const size_t after = ks.sessions->sessions().size();
+        n_active.fetch_add(after, std::memory_order_relaxed);
+        n_active.fetch_sub(before, std::memory_order_relaxed);
+        fire_at[w.end].push_back(key);
+        close_at[close_time(w, lateness)].push_back(key);
+        if (is_complete(w, watermark)) reemit_sessions.insert(key);
+        return true;
+      }
+      case WindowType::kCount: {
+        KeyState& ks = key_state(key, doc);
+        const uint64_t k = ks.events++;
+        auto [it, fresh] = ks.count_panes.try_emplace(counting->pane_of(k), prototype);
+        if (fresh) n_active.fetch_add(1, std::memory_order_relaxed);
+        update(it->second, t);
+        if (auto j = counting->completes(k)) {
+          auto [p0, p1] = counting->panes_of(*j);
+          Slots win = prototype;
+          int64_t max_t = std::numeric_limits<int64_t>::min();
+          for (auto pit = ks.count_panes.lower_bound(p0);
+               pit != ks.count_panes.end() && pit->first <= p1; ++pit) {
+            merge_slots(win, pit->second);
+          }
+          max_t = t;
+          emit(ks, key, TimeWindow{win.min_time, max_t}, win, 0, true, static_cast<int64_t>(*j));
+          // Panes before the next window's first pane are no longer needed.
+          const uint64_t keep_from = counting->panes_of(*j + 1).first;
+          while (!ks.count_panes.empty() && ks.count_panes.begin()->first < keep_from) {
+            ks.count_panes.erase(ks.count_panes.begin());
+            n_active.fetch_sub(1, std::memory_order_relaxed);
+          }
+        }
+        return true;
+      }
+    }
+    return true;
+  }
+
+  // ---- emission ----
+
+  void emit(const KeyState& ks, const std::string& key, const TimeWindow& w, const Slots& slots,
+            uint32_t update_no, bool final, int64_t index = -1) {
+    std::string out = "{\"analytics\":";
+    append_json_quoted(out, cfg.name);
+    fmt::format_to(std::back_inserter(out), ",\"window_start\":{},\"window_end\":{}", w.start,
+                   w.end);
+    if (index >= 0) fmt::format_to(std::back_inserter(out), ",\"window_index\":{}", index);
+    out += ",\"key\":";
+    out += ks.key_json;
+    for (size_t i = 0; i < cfg.aggregations.size(); ++i) {
+      const AggregationConfig& a = cfg.aggregations[i];
+      out += ',';
+      append_json_quoted(out, a.name);
+      out += ':';
+      const Slot& s = slots.s[i];
+      switch (a.type) {
+        case AggregationType::kCount: fmt::format_to(std::back_inserter(out), "{}", std::get<uint64_t>(s)); break;
+        case AggregationType::kSum: append_double(out, std::get<Moments>(s).sum); break;
+        case AggregationType::kAvg: append_double(out, std::get<Moments>(s).avg()); break;
+        case AggregationType::kMin:
+          append_double(out, std::get<Moments>(s).empty() ? NAN : std::get<Moments>(s).min);
+          break;
+        case AggregationType::kMax:
+          append_double(out, std::get<Moments>(s).empty() ? NAN : std::get<Moments>(s).max);
+          break;
+        case AggregationType::kStddev: {
+          const Moments& m = std::get<Moments>(s);
+          append_double(out, a.sample ? m.stddev_sample() : m.stddev_population());
+          break;
+        }
+        case AggregationType::kVariance: {
+          const Moments& m = std::get<Moments>(s);
+          append_double(out, a.sample ? m.variance_sample() : m.variance_population());
+          break;
+        }
+        case AggregationType::kPercentile: {
+          const DDSketch& d = std::get<DDSketch>(s);
+          std::vector<double> qv(a.quantiles.size());
+          d.quantiles(a.quantiles, qv);
+          out += '{';
+          for (size_t q = 0; q < a.quantiles.size(); ++q) {
+            if (q) out += ',';
+            append_json_quoted(out, quantile_name(a.quantiles[q]));
+            out += ':';
+            append_double(out, qv[q]);
+          }
+          out += '}';
+          break;
+        }
+        case AggregationType::kDistinctCount:
+          fmt::format_to(std::back_inserter(out), "{}",
+                         static_cast<uint64_t>(std::llround(std::get<HyperLogLog>(s).estimate())));
+          break;
+        case AggregationType::kTopK: {
+          out += '[';
+          const auto top = std::get<SpaceSaving>(s).top(a.k);
+          for (size_t k = 0; k < top.size(); ++k) {
+            if (k) out += ',';
+            out += "{\"item\":";
+            append_json_quoted(out, top[k].item);
+            fmt::format_to(std::back_inserter(out), ",\"count\":{},\"error\":{}}}", top[k].count,
+                           top[k].error);
+          }
+          out += ']';
+          break;
+        }
+        case AggregationType::kFirst:
+        case AggregationType::kLast: {
+          const auto& fl = std::get<FirstLast<std::string>>(s);
+          if (!fl.has_value) {
+            out += "null";
+          } else {
+            out += a.type == AggregationType::kFirst ? fl.first : fl.last;
+          }
+          break;
+        }
+      }
+    }
+    fmt::format_to(std::back_inserter(out), ",\"update\":{},\"final\":{},\"watermark\":{}}}",
+                   update_no, final ? "true" : "false",
+                   watermark == kNoWatermark ? 0 : watermark);
+    results.push_back(std::move(out));
+    result_keys.push_back(key);
+  }
+
+  // A sliding/tumbling window's result from its panes; false if it holds no pane.
+  bool window_result(const KeyState& ks, const TimeWindow& w, Slots* out) {
+    *out = prototype;
+    bool any = false;
+    for (auto it = ks.panes.lower_bound(w.start); it != ks.panes.end() && it->first < w.end; ++it) {
+      merge_slots(*out, it->second);
+      any = true;
+    }
+    return any;
+  }
+
+  void emit_sliding(KeyState& ks, const std::string& key, int64_t end) {
+    const TimeWindow w{end - sliding->size(), end};
+    Slots r;
+    if (!window_result(ks, w, &r)) return;
+    uint32_t& n = ks.emitted[end];
+    emit(ks, key, w, r, n, lateness == 0);
+    ++n;
+  }
+
+  void emit_sessions(KeyState& ks, const std::string& key) {
+    for (auto& s : ks.sessions->mutable_sessions()) {
+      if (!s.state.dirty || !is_complete(s.window, watermark)) continue;
+      emit(ks, key, s.window, s.state.slots, s.state.emissions, lateness == 0);
+      ++s.state.emissions;
+      s.state.dirty = false;
+    }
+  }
+
+  // Emit what the watermark completed, re-emit late updates, drop what it closed.
+  void on_watermark() {
+    for (const auto& [end, key] : reemit) {
+      auto it = keys.find(key);
+      if (it != keys.end()) emit_sliding(it->second, key, end);
+    }
+    reemit.clear();
+    for (const std::string& key : reemit_sessions) {
+      auto it = keys.find(key);
+      if (it != keys.end()) emit_sessions(it->second, key);
+    }
+    reemit_sessions.clear();
+    while (!fire_at.empty() && fire_at.begin()->first <= watermark) {
+      const int64_t end = fire_at.begin()->first;
+      std::vector<std::string> ks = std::move(fire_at.begin()->second);
+      fire_at.erase(fire_at.begin());
+      std::sort(ks.begin(), ks.end());
+      ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+      for (const std::string& key : ks) {
+        auto it = keys.find(key);
+        if (it == keys.end()) continue;
+        if (sliding) {
+          if (it->second.emitted.count(end) == 0) emit_sliding(it->second, key, end);
+        } else {
+          emit_sessions(it->second, key);
+        }
+      }
+    }
+    while (!close_at.empty() && close_at.begin()->first <= watermark) {
+      std::vector<std::string> ks = std::move(close_at.begin()->second);
+      close_at.erase(close_at.begin());
+      std::sort(ks.begin(), ks.end());
+      ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+      for (const std::string& key : ks) {
+        auto it = keys.find(key);
+        if (it == keys.end()) continue;
+        KeyState& st = it->second;
+        if (sliding) {
+          while (!st.panes.empty()) {
+            auto last = sliding->last_window_of_pane(st.panes.begin()->first);
+            if (last && !is_closed(*last, watermark, lateness)) break;
+            st.panes.erase(st.panes.begin());
+            n_active.fetch_sub(1, std::memory_order_relaxed);
+          }
+          while (!st.emitted.empty() &&
+                 is_closed(TimeWindow{st.emitted.begin()->first - sliding->size(),
+                                      st.emitted.begin()->first},
+                           watermark, lateness)) {
+            st.emitted.erase(st.emitted.begin());
+          }
+          if (st.panes.empty()) keys.erase(it);
+        } else {
+          size_t dropped = 0;
+          st.sessions->pop_closed(watermark, lateness, [&](const TimeWindow&, SessionState&&) {
+            ++dropped;
+          });
+          n_active.fetch_sub(dropped, std::memory_order_relaxed);
+          if (st.sessions->empty()) keys.erase(it);
+        }
+      }
+    }
+  }
+
+  // Earliest event time still held by open state (kMaxTime if none).
+  int64_t oldest_needed() const {
+    int64_t t = kMaxTime;
+    for (const auto& [key, ks] : keys) {
+      for (const auto& [p, s] : ks.panes) t = std::min(t, s.min_time);
+      for (const auto& [p, s] : ks.count_panes) t = std::min(t, s.min_time);
+      if (ks.sessions) {
+        for (const auto& s : ks.sessions->sessions()) t = std::min(t, s.state.slots.min_time);
+      }
+    }
+    return t;
+  }
+
+  Status append_all(const std::string& topic, uint32_t partitions,
+                    const std::vector<std::string>& values, const std::vector<std::string>& rkeys,
+                    const std::vector<bool>* has_key) {
+    std::map<uint32_t, std::vector<RecordIn>> by_part;
+    for (size_t i = 0; i < values.size(); ++i) {
+      RecordIn r;
+      r.value = values[i];
+      const bool keyed = has_key == nullptr || (*has_key)[i];
+      if (keyed) r.key = rkeys[i];
+      const uint32_t p = keyed ? static_cast<uint32_t>(hash64(rkeys[i]) % partitions)
+                               : static_cast<uint32_t>(i % partitions);
+      by_part[p].push_back(r);
+    }
+    for (auto& [p, recs] : by_part) {
+      for (int attempt = 0;; ++attempt) {
+        auto r = log->append(topic, p, recs.data(), recs.size());
+        if (r.ok()) break;
+        spdlog::warn("analytics {}: appending to {}[{}]: {}", cfg.name, topic, p,
+                     r.status().to_string());
+        if (!sleep_for(std::min<int64_t>(100LL << std::min(attempt, 6), 5000))) return r.status();
+      }
+    }
+    return Status::Ok();
+  }
+
+  bool sleep_for(int64_t ms) {
+    std::unique_lock lk(mu);
+    return !cv.wait_for(lk, std::chrono::milliseconds(ms), [&] { return !running.load(); });
+  }
+
+  void run() {
+    std::string key;
+    std::string late_value;
+    while (running.load()) {
+      auto polled = consumer->poll();
+      if (!polled.ok()) {
+        spdlog::warn("analytics {}: poll failed: {}", cfg.name, polled.status().to_string());
+        if (!sleep_for(500)) return;
+        continue;
+      }
+      uint64_t events = 0;
+      uint64_t late = 0;
+      for (const process::PolledBatch& b : *polled) {
+        const uint32_t wp = partition_index(b.tp);
+        int64_t max_t = std::numeric_limits<int64_t>::min();
+        for (const RecordView& r : b.records.records()) {
+          simdjson::dom::element doc;
+          auto t = read_event(r.value, &key, &doc);
+          if (!t) continue;
+          if (aggregate(key, doc, *t)) {
+            watermarks->observe(wp, *t);
+            max_t = std::max(max_t, *t);
+            ++events;
+          } else {
+            ++late;
+            if (!cfg.late_topic.empty()) {
+              late_values.emplace_back(b.tp.partition, std::string(r.value));
+              late_keys.emplace_back(r.has_key ? std::string(r.key) : std::string());
+              late_has_key.push_back(r.has_key);
+            }
+          }
+        }
+        pending[b.tp].emplace_back(b.records.next_offset, max_t);
+      }
+      n_events.fetch_add(events, std::memory_order_relaxed);
+      n_late.fetch_add(late, std::memory_order_relaxed);
+      if (m_events) m_events->inc(events);
+      if (m_late) m_late->inc(late);
+      watermark = watermarks->advance();
+      wm_published.store(watermark, std::memory_order_relaxed);
+      on_watermark();
+      // Results and late events first, offsets after: a crash repeats, never loses.
+      if (!results.empty()) {
+        if (!append_all(cfg.output, out_partitions, results, result_keys, nullptr).ok()) return;
+        n_results.fetch_add(results.size(), std::memory_order_relaxed);
+        if (m_results) m_results->inc(results.size());
+        results.clear();
+        result_keys.clear();
+      }
+      if (!late_values.empty()) {
+        std::vector<std::string> vs;
+        for (auto& [p, v] : late_values) vs.push_back(std::move(v));
+        if (!append_all(cfg.late_topic, late_partitions, vs, late_keys, &late_has_key).ok()) return;
+        late_values.clear();
+        late_keys.clear();
+        late_has_key.clear();
+      }
+      if (m_active) m_active->set(static_cast<double>(n_active.load()));
+      if (m_watermark_lag && watermark != kNoWatermark) {
+        m_watermark_lag->set(static_cast<double>(clock->now_ms() - watermark) / 1000.0);
+      }
+      maybe_commit(false);
+    }
+    maybe_commit(true);
+  }
+
+  // Commit, per partition, the offsets of the batches whose events no open window holds
+  // (at most every 200 ms: finding the oldest held event scans the key states).
+  void maybe_commit(bool force) {
+    const int64_t now = clock->now_ms();
+    if (!force && now - last_commit_ms < 200) return;
+    last_commit_ms = now;
+    const int64_t oldest = oldest_needed();
+    std::map<process::TopicPartition, int64_t> commits;
+    for (auto& [tp, q] : pending) {
+      while (!q.empty() && q.front().second < oldest) {
+        commits[tp] = q.front().first;
+        q.pop_front();
+      }
+    }
+    if (commits.empty()) return;
+    if (Status s = consumer->commit(commits); !s.ok()) {
+      spdlog::warn("analytics {}: committing offsets: {}", cfg.name, s.to_string());
+    }
+  }
+};
+
+RealTimeAnalyticsEngine::RealTimeAnalyticsEngine(AnalyticsConfig config, Log* log,
+                                                 MetricsRegistry* metrics)
+    : impl_(std::make_unique<Impl>(std::move(config), log, metrics)) {}
+
+RealTimeAnalyticsEngine::~RealTimeAnalyticsEngine() { stop(); }
+
+Status RealTimeAnalyticsEngine::initialize() { return impl_->init(); }
+
+Status RealTimeAnalyticsEngine::start() {
+  if (!impl_->consumer) return InvalidArgument("initialize() first");
+  if (impl_->running.exchange(true)) return InvalidArgument("already running");
+  impl_->thread = std::thread([this] { impl_->run(); });
+  return Status::Ok();
+}
+
+void RealTimeAnalyticsEngine::stop() {
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->running = false;
+  }
+  impl_->cv.notify_all();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+AnalyticsStats RealTimeAnalyticsEngine::stats() const {
+  AnalyticsStats s;
+  s.events = impl_->n_events.load(std::memory_order_relaxed);
+  s.late = impl_->n_late.load(std::memory_order_relaxed);
+  s.invalid = impl_->n_invalid.load(std::memory_order_relaxed);
+  s.results = impl_->n_results.load(std::memory_order_relaxed);
+  s.active_windows = impl_->n_active.load(std::memory_order_relaxed);
+  s.watermark_ms = impl_->wm_published.load(std::memory_order_relaxed);
+  return s;
+}
+
+const AnalyticsConfig& RealTimeAnalyticsEngine::config() const { return impl_->cfg; }
+
+}  // namespace spate
