@@ -84,7 +84,8 @@ Status DDSketch::merge(const DDSketch& o) {
   }
   if (o.count_ == 0) return Status::Ok();
   if (&o == this) {
-    const DDSketch copy = o;  // merging into itself: read from a snapshot
+    // Merging into itself: read from a snapshot (the copy is the point).
+    const DDSketch copy = o;  // NOLINT(performance-unnecessary-copy-initialization)
     return merge(copy);
   }
   count_ += o.count_;

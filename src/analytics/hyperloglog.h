@@ -16,7 +16,9 @@
 // HyperLogLogConfig; otherwise kInvalidArgument and nothing changes.
 //
 // Contract: a plain value, not synchronized. add() never allocates in register mode; in exact
-// mode the set grows by doubling (at most ~2·exact_threshold slots of 8 bytes).
+// mode the set grows by doubling (16–32 bytes per distinct item: 16 KiB at the default
+// threshold, more than the 4 KiB of p = 12 registers — lower the threshold where memory per key
+// matters more than exact small counts).
 #pragma once
 
 #include <cstdint>

@@ -20,7 +20,9 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
+#include "analytics/codec_internal.h"
 #include "spate/status.h"
 
 namespace spate::analytics {
@@ -114,6 +116,41 @@ struct FirstLast {
     }
   }
 
+  /// Binary encoding for checkpoints (arithmetic V only); decode() is kCorruption on bad input.
+  void encode(std::string* out) const requires std::is_arithmetic_v<V> {
+    codec::Writer w(out);
+    w.u8('F');
+    w.u8(1);
+    w.u8(has_value ? 1 : 0);
+    if (!has_value) return;
+    w.svarint(first_time);
+    w.varint(first_seq);
+    put(w, first);
+    w.svarint(last_time);
+    w.varint(last_seq);
+    put(w, last);
+  }
+  static Result<FirstLast> decode(std::string_view in) requires std::is_arithmetic_v<V> {
+    codec::Reader r(in);
+    if (r.u8() != 'F' || r.u8() != 1) return Corruption("first/last: bad header");
+    FirstLast fl;
+    fl.has_value = r.u8() != 0;
+    if (fl.has_value) {
+      fl.first_time = r.svarint();
+      fl.first_seq = r.varint();
+      fl.first = get(r);
+      fl.last_time = r.svarint();
+      fl.last_seq = r.varint();
+      fl.last = get(r);
+    }
+    if (!r.done()) return Corruption("first/last: truncated or trailing bytes");
+    if (fl.has_value && (fl.last_time < fl.first_time ||
+                         (fl.last_time == fl.first_time && fl.last_seq < fl.first_seq))) {
+      return Corruption("first/last: last before first");
+    }
+    return fl;
+  }
+
   void merge(const FirstLast& o) {
     if (!o.has_value) return;
     if (!has_value) {
@@ -129,6 +166,27 @@ struct FirstLast {
       last_time = o.last_time;
       last_seq = o.last_seq;
       last = o.last;
+    }
+  }
+
+ private:
+  // Integers are stored exactly (varint), floating point as its bits.
+  static void put(codec::Writer& w, V v) {
+    if constexpr (std::is_floating_point_v<V>) {
+      w.f64(static_cast<double>(v));
+    } else if constexpr (std::is_signed_v<V>) {
+      w.svarint(static_cast<int64_t>(v));
+    } else {
+      w.varint(static_cast<uint64_t>(v));
+    }
+  }
+  static V get(codec::Reader& r) {
+    if constexpr (std::is_floating_point_v<V>) {
+      return static_cast<V>(r.f64());
+    } else if constexpr (std::is_signed_v<V>) {
+      return static_cast<V>(r.svarint());
+    } else {
+      return static_cast<V>(r.varint());
     }
   }
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "analytics/codec_internal.h"
 #include "base/clock.h"
 #include "spate/status.h"
 
@@ -75,6 +76,42 @@ int64_t WatermarkTracker::advance() {
   }
   watermark_ = std::max(watermark_, candidate);
   return watermark_;
+}
+
+void WatermarkTracker::encode(std::string* out) const {
+  codec::Writer w(out);
+  w.u8('W');
+  w.u8(1);
+  w.svarint(watermark_);
+  w.varint(parts_.size());
+  for (const Part& p : parts_) {
+    w.u8(static_cast<uint8_t>((p.present ? 1 : 0) | (p.idle ? 2 : 0)));
+    if (p.present) w.svarint(p.max_event_time);
+  }
+}
+
+Status WatermarkTracker::restore(std::string_view in) {
+  codec::Reader r(in);
+  if (r.u8() != 'W' || r.u8() != 1) return Corruption("watermark: bad header");
+  const int64_t wm = r.svarint();
+  const uint64_t n = r.varint();
+  if (!r.ok() || n > r.remaining() || n > (uint64_t{1} << 24)) {
+    return Corruption("watermark: bad partition count");
+  }
+  std::vector<Part> parts(n);
+  const int64_t now = now_ms();
+  for (Part& p : parts) {
+    const uint8_t flags = r.u8();
+    if (flags > 3 || flags == 2) return Corruption("watermark: bad partition flags");
+    p.present = flags & 1;
+    p.idle = flags & 2;
+    if (p.present) p.max_event_time = r.svarint();
+    p.last_active_ms = now;
+  }
+  if (!r.done()) return Corruption("watermark: truncated or trailing bytes");
+  parts_ = std::move(parts);
+  watermark_ = wm;
+  return Status::Ok();
 }
 
 int64_t WatermarkTracker::partition_watermark(uint32_t partition) const {

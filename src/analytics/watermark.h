@@ -25,7 +25,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <string_view>
 #include <vector>
+
+#include "spate/status.h"
 
 namespace spate {
 class Clock;
@@ -63,6 +67,12 @@ class WatermarkTracker {
   /// Applies the events observed since the last call and the passing of processing time (idle
   /// partitions), and returns the new global watermark (>= every earlier one).
   int64_t advance();
+
+  /// Checkpoint: the global watermark and each partition's max event time and idleness.
+  /// Processing time does not survive a restart: restore() counts idleness from now.
+  void encode(std::string* out) const;
+  /// Replaces this tracker's state with an encoding; kCorruption (state unchanged) if malformed.
+  Status restore(std::string_view in);
 
   /// The global watermark as of the last advance().
   int64_t watermark() const { return watermark_; }

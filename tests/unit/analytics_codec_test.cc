@@ -12,6 +12,8 @@
 #include "analytics/hyperloglog.h"
 #include "analytics/moments.h"
 #include "analytics/top_k.h"
+#include "analytics/watermark.h"
+#include "base/clock.h"
 
 namespace spate::analytics {
 namespace {
@@ -157,6 +159,62 @@ TEST(CodecTest, SpaceSavingRoundTrip) {
       expect_rejects_truncation_and_trailing<SpaceSaving>(bytes);
       flip_bytes_never_crashes<SpaceSaving>(bytes, rng);
     }
+  }
+}
+
+TEST(CodecTest, FirstLastRoundTrip) {
+  FirstLast<int64_t> fl;
+  std::string empty;
+  fl.encode(&empty);
+  auto e = FirstLast<int64_t>::decode(empty);
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(e->has_value);
+  fl.add(100, 7, -5);
+  fl.add(50, 8, 42);
+  fl.add(200, 9, (int64_t{1} << 62) + 1);  // beyond a double's integers
+  std::string bytes;
+  fl.encode(&bytes);
+  auto r = FirstLast<int64_t>::decode(bytes);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->first, 42);
+  EXPECT_EQ(r->first_time, 50);
+  EXPECT_EQ(r->first_seq, 8u);
+  EXPECT_EQ(r->last, (int64_t{1} << 62) + 1);
+  EXPECT_EQ(r->last_time, 200);
+  expect_rejects_truncation_and_trailing<FirstLast<int64_t>>(bytes);
+}
+
+class FrozenClock final : public Clock {
+ public:
+  int64_t now_ms() const override { return ms; }
+  int64_t steady_ns() const override { return ms * 1'000'000; }
+  int64_t ms = 0;
+};
+
+TEST(CodecTest, WatermarkTrackerRestoresItsProgress) {
+  FrozenClock clock;
+  const WatermarkConfig cfg{.max_out_of_orderness_ms = 10, .idle_timeout_ms = 1000};
+  WatermarkTracker a(cfg, &clock);
+  a.observe(0, 500);
+  a.observe(2, 900);
+  a.advance();
+  clock.ms += 1000;
+  a.observe(2, 1200);
+  EXPECT_EQ(a.advance(), 1190);  // partition 0 idle
+  std::string bytes;
+  a.encode(&bytes);
+  WatermarkTracker b(cfg, &clock);
+  ASSERT_TRUE(b.restore(bytes).ok());
+  EXPECT_EQ(b.watermark(), 1190);
+  EXPECT_TRUE(b.idle(0));
+  EXPECT_EQ(b.partition_watermark(2), 1190);
+  EXPECT_EQ(b.partition_watermark(1), kNoWatermark);
+  b.observe(2, 1300);
+  EXPECT_EQ(b.advance(), 1290);
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    WatermarkTracker c(cfg, &clock);
+    EXPECT_EQ(c.restore(std::string_view(bytes).substr(0, n)).code(), Errc::kCorruption) << n;
+    EXPECT_EQ(c.watermark(), kNoWatermark);
   }
 }
 

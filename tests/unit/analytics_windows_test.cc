@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "analytics/ddsketch.h"
 #include "analytics/moments.h"
 #include "analytics/watermark.h"
 #include "analytics/windows.h"
@@ -119,12 +120,21 @@ TEST(WindowsTest, CloseRules) {
 
 // A minimal pane-based engine: one Moments per pane; a window's result is the merge of its
 // panes when the watermark passes end + lateness; a pane is freed when its last window closes.
+uint64_t count_of(const Moments& m) {
+  return m.count;
+}
+uint64_t count_of(const DDSketch& s) {
+  return s.count();
+}
+
+template <typename State>
 struct PaneEngine {
   SlidingWindows w;
   int64_t lateness;
-  std::map<int64_t, Moments> panes;
+  State prototype{};
+  std::map<int64_t, State> panes{};
   int64_t wm = kNoWatermark;
-  std::map<TimeWindow, Moments> emitted;
+  std::map<TimeWindow, State> emitted{};
   uint64_t dropped = 0;
 
   void on_event(int64_t t, double v) {
@@ -135,7 +145,7 @@ struct PaneEngine {
       ++dropped;  // every window of this event is closed: late-data output
       return;
     }
-    panes[p].add(v);
+    panes.try_emplace(p, prototype).first->second.add(v);
   }
 
   void on_watermark(int64_t new_wm) {
@@ -146,14 +156,14 @@ struct PaneEngine {
       const int64_t hi =
           std::min(sat_sub(new_wm, lateness), w.last_window_of_pane(panes.rbegin()->first)->end);
       w.for_each_window_ending_in(lo, hi, [&](TimeWindow win) {
-        Moments m;
+        State m = prototype;
         for (auto it = panes.lower_bound(win.start); it != panes.end() && it->first < win.end;
              ++it) {
-          m.merge(it->second);
+          (void)m.merge(it->second);
         }
-        if (m.count == 0) return;
+        if (count_of(m) == 0) return;
         EXPECT_EQ(emitted.count(win), 0u) << "window emitted twice";
-        emitted[win] = m;
+        emitted.insert_or_assign(win, std::move(m));
       });
       for (auto it = panes.begin(); it != panes.end();) {
         if (is_closed(*w.last_window_of_pane(it->first), new_wm, lateness)) {
@@ -180,7 +190,7 @@ TEST(WindowsTest, PropertyPaneAggregationMatchesRecomputeOnOutOfOrderStreams) {
     const int64_t disorder = static_cast<int64_t>(rng() % 80);  // may exceed bound: late events
     ManualClock clock;
     WatermarkTracker tracker({.max_out_of_orderness_ms = bound}, &clock);
-    PaneEngine engine{*w, lateness, {}, kNoWatermark, {}, 0};
+    PaneEngine<Moments> engine{*w, lateness};
 
     struct Ev {
       int64_t t;
@@ -222,6 +232,46 @@ TEST(WindowsTest, PropertyPaneAggregationMatchesRecomputeOnOutOfOrderStreams) {
   }
   EXPECT_GT(total_dropped, 0u);  // the streams did exercise late data
   EXPECT_GT(total_windows, 1000u);
+}
+
+// The same with a DDSketch per pane: a window's quantiles from merged panes are identical to
+// those of a sketch fed the window's raw events (exact mode and sketch mode both).
+TEST(WindowsTest, PropertyPaneSketchesMatchRecomputeOnOutOfOrderStreams) {
+  std::mt19937_64 rng(2027);
+  const std::vector<double> qs = {0, 0.25, 0.5, 0.9, 0.99, 1};
+  DDSketchConfig c;
+  c.exact_threshold = 16;
+  for (int trial = 0; trial < 40; ++trial) {
+    const int64_t slide = 5 + static_cast<int64_t>(rng() % 30);
+    auto w = SlidingWindows::make(slide * (1 + static_cast<int64_t>(rng() % 6)), slide);
+    ASSERT_TRUE(w.ok());
+    const int64_t lateness = static_cast<int64_t>(rng() % 40);
+    ManualClock clock;
+    WatermarkTracker tracker({.max_out_of_orderness_ms = 10}, &clock);
+    PaneEngine<DDSketch> engine{*w, lateness, DDSketch(c)};
+    std::map<TimeWindow, DDSketch> want;
+    std::lognormal_distribution<double> d(0, 1.5);
+    int64_t now = 0;
+    for (int i = 0; i < 1000; ++i) {
+      now += static_cast<int64_t>(rng() % 3);
+      const int64_t t = now - static_cast<int64_t>(rng() % 30);
+      const double v = d(rng);
+      w->for_each_window(t, [&](TimeWindow win) {
+        if (!is_closed(win, engine.wm, lateness)) want.try_emplace(win, c).first->second.add(v);
+      });
+      engine.on_event(t, v);
+      tracker.observe(0, t);
+      if (rng() % 8 == 0) engine.on_watermark(tracker.advance());
+    }
+    engine.on_watermark(std::numeric_limits<int64_t>::max());
+    ASSERT_EQ(engine.emitted.size(), want.size());
+    for (const auto& [win, sketch] : want) {
+      auto it = engine.emitted.find(win);
+      ASSERT_NE(it, engine.emitted.end());
+      ASSERT_EQ(it->second.count(), sketch.count());
+      for (double q : qs) EXPECT_EQ(it->second.quantile(q), sketch.quantile(q)) << q;
+    }
+  }
 }
 
 struct SessionResult {
