@@ -1,0 +1,314 @@
+// RealTimeAnalyticsEngine over a real embedded log, configured from YAML as a user would:
+// exact results for each window type and aggregation on small hand-written streams (golden
+// cases), out-of-order and late events (re-emission within allowed lateness, the late topic
+// beyond it), invalid events, offset commits held back by open windows, and a property test of
+// sliding windows against a brute-force recomputation on random out-of-order streams.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <cmath>
+#include <map>
+#include <thread>
+#include <random>
+#include <set>
+
+#include "process_fixture.h"
+#include "spate/analytics.h"
+#include "spate/config.h"
+
+namespace spate {
+namespace {
+
+using testing::ProcessorFixture;
+using testing::wait_until;
+
+AnalyticsConfig analytics_of(const std::string& yaml) {
+  auto r = load_pipeline_string(yaml, "p.yaml");
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+  return r.ok() && !r->analytics.empty() ? r->analytics[0] : AnalyticsConfig{};
+}
+
+// One analytics job `a` over topic in -> out (late events to late), `body` indented 4.
+std::string job(const std::string& body) {
+  return "analytics:\n  - name: a\n    inputs: [in]\n    output: out\n    late_topic: late\n"
+         "    poll_timeout: 5ms\n" + body;
+}
+
+struct Result {
+  std::string key;  // the key object as JSON
+  int64_t start = 0;
+  int64_t end = 0;
+  int64_t update = 0;
+  bool final = false;
+  simdjson::dom::element doc;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  ProcessorFixture fx;
+  std::unique_ptr<RealTimeAnalyticsEngine> engine;
+  simdjson::dom::parser parser;
+  std::vector<std::string> raw;  // keeps the parsed documents' sources alive
+  std::vector<std::unique_ptr<simdjson::dom::parser>> parsers;
+
+  void SetUp() override {
+    fx.topic("in");
+    fx.topic("out");
+    fx.topic("late");
+  }
+  void TearDown() override {
+    if (engine) engine->stop();
+  }
+  void start(const std::string& yaml) {
+    engine = std::make_unique<RealTimeAnalyticsEngine>(analytics_of(job(yaml)), fx.log.get());
+    Status s = engine->initialize();
+    ASSERT_TRUE(s.ok()) << s.to_string();
+    ASSERT_TRUE(engine->start().ok());
+  }
+  // Results once `n` of them exist (or what there is after the wait), in emission order.
+  std::vector<Result> results(size_t n) {
+    wait_until([&] { return fx.read("out").size() >= n; });
+    std::vector<Result> out;
+    for (const auto& rec : fx.read("out")) {
+      parsers.push_back(std::make_unique<simdjson::dom::parser>());
+      raw.push_back(rec.value);
+      Result r;
+      r.doc = parsers.back()->parse(raw.back()).value();
+      r.key = simdjson::minify(r.doc["key"]);
+      r.start = r.doc["window_start"].get_int64().value();
+      r.end = r.doc["window_end"].get_int64().value();
+      r.update = r.doc["update"].get_int64().value();
+      r.final = r.doc["final"].get_bool().value();
+      out.push_back(r);
+    }
+    return out;
+  }
+  void send(const std::vector<std::string>& events) { fx.produce("in", 0, events); }
+};
+
+double num(const Result& r, const char* field) { return r.doc[field].get_double().value(); }
+
+TEST_F(EngineTest, TumblingWindowEveryAggregation) {
+  start(R"(    key_by: [user]
+    time: {field: ts}
+    window: {type: tumbling, size: 10s}
+    aggregations:
+      - {type: count}
+      - {type: sum, field: ms}
+      - {type: avg, field: ms}
+      - {type: min, field: ms}
+      - {type: max, field: ms}
+      - {type: stddev, field: ms, kind: population}
+      - {type: variance, field: ms}
+      - {type: percentile, field: ms, quantiles: [0.5, 1]}
+      - {type: distinct_count, field: path}
+      - {type: top_k, field: path, k: 2}
+      - {type: first, field: path}
+      - {type: last, field: path}
+)");
+  send({R"({"user":"ann","ts":1000,"ms":10,"path":"/a"})",
+        R"({"user":"bob","ts":1500,"ms":100,"path":"/x"})",
+        R"({"user":"ann","ts":2000,"ms":30,"path":"/b"})",
+        R"({"user":"ann","ts":9999,"ms":20,"path":"/a"})",
+        R"({"user":"ann","ts":10000,"ms":1,"path":"/c"})",    // next window
+        R"({"user":"zed","ts":25000,"ms":1,"path":"/z"})"});  // moves the watermark past 20 s
+  auto rs = results(3);
+  ASSERT_EQ(rs.size(), 3u);
+  std::map<std::pair<std::string, int64_t>, Result> by;
+  for (const auto& r : rs) by[{r.key, r.start}] = r;
+  const Result& ann = by.at({R"({"user":"ann"})", 0});
+  EXPECT_EQ(ann.end, 10000);
+  EXPECT_TRUE(ann.final);  // no allowed lateness: the first emission is final
+  EXPECT_EQ(ann.doc["count"].get_int64().value(), 3);
+  EXPECT_DOUBLE_EQ(num(ann, "sum_ms"), 60);
+  EXPECT_DOUBLE_EQ(num(ann, "avg_ms"), 20);
+  EXPECT_DOUBLE_EQ(num(ann, "min_ms"), 10);
+  EXPECT_DOUBLE_EQ(num(ann, "max_ms"), 30);
+  EXPECT_NEAR(num(ann, "stddev_ms"), std::sqrt(200.0 / 3), 1e-9);
+  EXPECT_NEAR(num(ann, "variance_ms"), 100, 1e-9);  // sample variance
+  EXPECT_DOUBLE_EQ(ann.doc["percentile_ms"]["p50"].get_double().value(), 20);
+  EXPECT_DOUBLE_EQ(ann.doc["percentile_ms"]["p100"].get_double().value(), 30);
+  EXPECT_EQ(ann.doc["distinct_count_path"].get_int64().value(), 2);
+  EXPECT_EQ(simdjson::minify(ann.doc["top_k_path"]),
+            R"([{"item":"/a","count":2,"error":0},{"item":"/b","count":1,"error":0}])");
+  EXPECT_EQ(simdjson::minify(ann.doc["first_path"]), R"("/a")");
+  EXPECT_EQ(simdjson::minify(ann.doc["last_path"]), R"("/a")");
+  EXPECT_EQ(by.at({R"({"user":"bob"})", 0}).doc["count"].get_int64().value(), 1);
+  EXPECT_EQ(by.at({R"({"user":"ann"})", 10000}).doc["count"].get_int64().value(), 1);
+  EXPECT_EQ(by.count({R"({"user":"zed"})", 20000}), 0u);  // its window is still open
+  EXPECT_EQ(engine->stats().events, 6u);
+  EXPECT_EQ(engine->stats().watermark_ms, 25000);
+}
+
+TEST_F(EngineTest, OutOfOrderWithinBoundLateUpdatesAndLateTopic) {
+  start(R"(    time: {field: ts, max_out_of_orderness: 2s}
+    window: {type: tumbling, size: 10s, allowed_lateness: 5s}
+    aggregations: [{type: count}]
+)");
+  // 9 s arrives after 11 s: within the out-of-orderness bound, the window is not complete yet.
+  send({R"({"ts":1000})", R"({"ts":11000})", R"({"ts":9000})", R"({"ts":12500})"});
+  auto rs = results(1);  // watermark 10.5 s: [0, 10 s) complete with 2 events
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].start, 0);
+  EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 2);
+  EXPECT_EQ(rs[0].update, 0);
+  EXPECT_FALSE(rs[0].final);  // lateness allowed: later events may still update it
+  // A late event within the allowed lateness updates and re-emits the window.
+  send({R"({"ts":5000})"});
+  rs = results(2);
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_EQ(rs[1].doc["count"].get_int64().value(), 3);
+  EXPECT_EQ(rs[1].update, 1);
+  // Past end + lateness (watermark 15 s): the window is closed; its events are late data.
+  send({R"({"ts":17000})"});
+  ASSERT_TRUE(wait_until([&] { return engine->stats().watermark_ms == 15000; }));
+  send({R"({"ts":4000,"id":"too-late"})"});
+  ASSERT_TRUE(wait_until([&] { return fx.read("late").size() == 1; }));
+  EXPECT_EQ(fx.read("late")[0].value, R"({"ts":4000,"id":"too-late"})");
+  EXPECT_EQ(engine->stats().late, 1u);
+  EXPECT_EQ(results(2).size(), 2u);  // no re-emission for a closed window
+}
+
+TEST_F(EngineTest, SessionWindowsMergeAcrossTheGap) {
+  start(R"(    key_by: [u]
+    time: {field: ts}
+    window: {type: session, gap: 5s}
+    aggregations: [{type: count}, {type: max, field: v}]
+)");
+  send({R"({"u":"a","ts":1000,"v":1})", R"({"u":"a","ts":4000,"v":7})",
+        R"({"u":"a","ts":20000,"v":2})",
+        R"({"u":"a","ts":12000,"v":3})",   // bridges nothing: 4 s + 5 s gap < 12 s
+        R"({"u":"a","ts":8500,"v":4})",    // bridges [1, 9) and [12, 17): one session 1..17 s
+        R"({"u":"b","ts":60000,"v":0})"});  // watermark 60 s closes everything of a
+  auto rs = results(2);
+  ASSERT_EQ(rs.size(), 2u);
+  std::sort(rs.begin(), rs.end(), [](const Result& x, const Result& y) { return x.start < y.start; });
+  EXPECT_EQ(rs[0].start, 1000);
+  EXPECT_EQ(rs[0].end, 17000);
+  EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 4);
+  EXPECT_DOUBLE_EQ(num(rs[0], "max_v"), 7);
+  EXPECT_EQ(rs[1].start, 20000);
+  EXPECT_EQ(rs[1].end, 25000);
+  EXPECT_EQ(rs[1].doc["count"].get_int64().value(), 1);
+}
+
+TEST_F(EngineTest, CountWindowsSlide) {
+  start(R"(    key_by: [u]
+    time: {field: ts}
+    window: {type: count, size: 3, slide: 2}
+    aggregations: [{type: sum, field: v}]
+)");
+  std::vector<std::string> ev;
+  for (int i = 1; i <= 7; ++i) {
+    ev.push_back("{\"ts\":" + std::to_string(i) + ",\"v\":" + std::to_string(i) + "}");
+  }
+  send(ev);
+  auto rs = results(3);  // windows of events 1-3, 3-5, 5-7
+  ASSERT_EQ(rs.size(), 3u);
+  EXPECT_DOUBLE_EQ(num(rs[0], "sum_v"), 6);
+  EXPECT_DOUBLE_EQ(num(rs[1], "sum_v"), 12);
+  EXPECT_DOUBLE_EQ(num(rs[2], "sum_v"), 18);
+  EXPECT_EQ(rs[2].doc["window_index"].get_int64().value(), 2);
+}
+
+TEST_F(EngineTest, InvalidEventsAreCountedAndSkipped) {
+  start(R"(    time: {field: ts}
+    window: {type: tumbling, size: 1s}
+    aggregations: [{type: count}, {type: avg, field: v}]
+)");
+  send({"not json", R"({"no_ts":1})", R"({"ts":"yesterday"})", R"({"ts":10,"v":"x"})",
+        R"({"ts":20,"v":4})", R"({"ts":5000})"});
+  auto rs = results(1);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 2);  // a non-numeric v still counts
+  EXPECT_DOUBLE_EQ(num(rs[0], "avg_v"), 4);               // ... but is not averaged
+  EXPECT_EQ(engine->stats().invalid, 3u);
+}
+
+TEST_F(EngineTest, OffsetsCommitOnlyWhatClosedWindowsNoLongerNeed) {
+  start(R"(    time: {field: ts}
+    window: {type: tumbling, size: 10s}
+    aggregations: [{type: count}]
+)");
+  send({R"({"ts":1000})", R"({"ts":2000})"});
+  ASSERT_TRUE(wait_until([&] { return engine->stats().events == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // past a commit interval
+  auto c = fx.log->committed_offset("spate.analytics.a", "in", 0);
+  EXPECT_FALSE(c.ok() && c->has_value()) << "the open window still needs offsets 0 and 1";
+  send({R"({"ts":30000})"});  // closes [0, 10 s)
+  ASSERT_EQ(results(1).size(), 1u);
+  ASSERT_TRUE(wait_until([&] {
+    auto c2 = fx.log->committed_offset("spate.analytics.a", "in", 0);
+    return c2.ok() && c2->value_or(0) == 2;
+  })) << "offsets of the closed window's events are committed; the open one's (2) are not";
+  // A restart replays from the committed offset and rebuilds the open window.
+  engine->stop();
+  engine.reset();
+  start(R"(    time: {field: ts}
+    window: {type: tumbling, size: 10s}
+    aggregations: [{type: count}]
+)");
+  send({R"({"ts":45000})"});
+  auto rs = results(2);
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_EQ(rs[1].start, 30000);
+  EXPECT_EQ(rs[1].doc["count"].get_int64().value(), 1);
+}
+
+// Sliding windows from panes equal a recomputation from raw events, on random streams with
+// disorder within the out-of-orderness bound (so nothing is late).
+TEST_F(EngineTest, SlidingWindowsMatchBruteForce) {
+  start(R"(    key_by: [k]
+    time: {field: ts, max_out_of_orderness: 3s}
+    window: {type: sliding, size: 10s, slide: 2s}
+    aggregations: [{type: count}, {type: sum, field: v}, {type: max, field: v}]
+    batch_size: 37
+)");
+  std::mt19937_64 rng(42);
+  struct Ev {
+    int k;
+    int64_t ts;
+    int v;
+  };
+  std::vector<Ev> evs;
+  for (int i = 0; i < 3000; ++i) {
+    const int64_t base = i * 20;  // 60 s of events
+    evs.push_back({static_cast<int>(rng() % 7),
+                   base - static_cast<int64_t>(rng() % 2900), static_cast<int>(rng() % 1000)});
+  }
+  std::vector<std::string> lines;
+  for (const Ev& e : evs) {
+    lines.push_back("{\"k\":" + std::to_string(e.k) + ",\"ts\":" + std::to_string(e.ts) +
+                    ",\"v\":" + std::to_string(e.v) + "}");
+  }
+  lines.push_back(R"({"k":0,"ts":200000,"v":0})");  // watermark far ahead: everything complete
+  send(lines);
+  // Brute force: every window [s, s + 10 s) with s a multiple of 2 s, per key.
+  std::map<std::pair<int, int64_t>, std::tuple<int64_t, double, double>> want;
+  for (const Ev& e : evs) {
+    for (int64_t s = (e.ts / 2000) * 2000 - (e.ts < 0 && e.ts % 2000 ? 2000 : 0); s > e.ts - 10000;
+         s -= 2000) {
+      auto& [n, sum, mx] = want[{e.k, s}];
+      if (n == 0) mx = e.v;
+      ++n;
+      sum += e.v;
+      mx = std::max(mx, static_cast<double>(e.v));
+    }
+  }
+  auto rs = results(want.size());
+  std::map<std::pair<int, int64_t>, std::tuple<int64_t, double, double>> got;
+  for (const auto& r : rs) {
+    const int k = static_cast<int>(r.doc["key"]["k"].get_int64().value());
+    EXPECT_TRUE(got.emplace(std::make_pair(k, r.start),
+                            std::make_tuple(r.doc["count"].get_int64().value(), num(r, "sum_v"),
+                                            num(r, "max_v")))
+                    .second)
+        << "emitted twice: key " << k << " window " << r.start;
+    EXPECT_EQ(r.end - r.start, 10000);
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(engine->stats().late, 0u);
+}
+
+}  // namespace
+}  // namespace spate
