@@ -3,7 +3,8 @@
 // AggregationType (docs/analytics.md).
 //
 // An engine consumes its input topics as a consumer group (explicit assignment, replica i of n,
-// like a processor), reads each JSON event's event time (a field, or processing time), its
+// like a processor), reads each JSON event's event time (a field, the log record's timestamp,
+// or processing time), its
 // group-by key (any set of fields) and the fields its aggregations need, keeps per-key window
 // state and appends one JSON result per (window, key) to the `output` topic.
 //
@@ -14,10 +15,11 @@
 //  - A time window [start, end) is emitted once the watermark reaches `end` (result with
 //    "final": false if allowed_lateness > 0, else true); events arriving later but before the
 //    watermark reaches end + allowed_lateness update it and it is emitted again ("update"
-//    counts the emissions); at end + allowed_lateness the window closes ("final": true result
-//    if it changed since) and its state is dropped. An event all of whose windows are closed is
+//    counts the emissions); at end + allowed_lateness the window closes and its state is
+//    dropped. An event all of whose windows are closed is
 //    late: appended unchanged to `late_topic` (counted; dropped only if no late_topic is set,
-//    and counted then too). Count windows emit when their n-th event arrives.
+//    and counted then too). Count windows emit when their n-th event arrives. Consumers keep
+//    the latest result per (analytics, window, key); no extra result is emitted at close.
 //  - Sliding windows keep state per pane (gcd of size and slide); a window's result merges its
 //    panes, never recomputing from raw events.
 //  - Delivery: at-least-once. Input offsets are committed only once every window that holds
@@ -82,7 +84,9 @@ struct AnalyticsConfig {
   std::string output;                 // results topic (required)
   std::string late_topic;             // late events ("" = counted and dropped)
   std::vector<std::string> key_by;    // group-by fields (empty = one global key)
-  std::string time_field;             // event time: epoch ms number or RFC 3339 string
+  std::string time_field;             // event time: epoch ms number or RFC 3339 string;
+                                      // "" = the log record's timestamp (set by ingestion from
+                                      // its timestamp_field, else the arrival time)
   bool processing_time = false;       // use the time an event is read instead
   int64_t max_out_of_orderness_ms = 0;
   int64_t idle_timeout_ms = 30'000;   // 0 = partitions never count as idle

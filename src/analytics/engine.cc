@@ -143,8 +143,8 @@ Status validate_analytics(const AnalyticsConfig& c) {
       if (Status s = hc.validate(); !s.ok()) return at("aggregation " + a.name + ": " + s.message());
     }
   }
-  if (c.processing_time == !c.time_field.empty()) {
-    return at("event time: set exactly one of time.field and time.processing_time");
+  if (c.processing_time && !c.time_field.empty()) {
+    return at("event time: time.field and time.processing_time exclude each other");
   }
   return Status::Ok();
 }
@@ -383,7 +383,7 @@ struct RealTimeAnalyticsEngine::Impl {
   }
 
   // Returns the event's time, or nullopt (invalid: counted).
-  std::optional<int64_t> read_event(std::string_view value, std::string* key,
+  std::optional<int64_t> read_event(std::string_view value, int64_t record_ts, std::string* key,
                                     simdjson::dom::element* doc_out) {
     auto doc = parser.parse(value.data(), value.size());
     if (doc.error()) {
@@ -396,6 +396,8 @@ struct RealTimeAnalyticsEngine::Impl {
     int64_t t = 0;
     if (cfg.processing_time) {
       t = clock->now_ms();
+    } else if (cfg.time_field.empty()) {
+      t = record_ts;  // the log record's timestamp (ingestion sets it from timestamp_field)
     } else {
       simdjson::dom::element te;
       if (!json::find_path(e, cfg.time_field, &te) || !json::event_time_ms(te, &t)) {
@@ -762,7 +764,7 @@ struct RealTimeAnalyticsEngine::Impl {
         int64_t max_t = std::numeric_limits<int64_t>::min();
         for (const RecordView& r : b.records.records()) {
           simdjson::dom::element doc;
-          auto t = read_event(r.value, &key, &doc);
+          auto t = read_event(r.value, r.timestamp_ms, &key, &doc);
           if (!t) continue;
           if (aggregate(key, doc, *t)) {
             watermarks->observe(wp, *t);

@@ -764,11 +764,7 @@ void parse_analytics(Node& root, const std::string& file, PipelineConfig* cfg) {
       t.get_duration_ms("max_out_of_orderness", &ac.max_out_of_orderness_ms, 0);
       t.get_duration_ms("idle_timeout", &ac.idle_timeout_ms, 0);
       t.finish();
-      if (ac.time_field.empty() && !ac.processing_time) {
-        (t.present() ? t : item.get("name"))
-            .error("say where event time comes from: time: {field: ts} (epoch ms or RFC 3339), "
-                   "or time: {processing_time: true}");
-      } else if (!ac.time_field.empty() && ac.processing_time) {
+      if (!ac.time_field.empty() && ac.processing_time) {
         t.get("processing_time").error("time.field and processing_time: true exclude each other");
       }
     }

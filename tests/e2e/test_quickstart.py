@@ -72,6 +72,27 @@ try:
     check('stream_messages_processed_total{processor="errors",status="processed",topic="application_logs"} 1'
           in m, "processor metrics")
 
+    # The `user_activity` analytics job: a login at 10:00 and one at 10:02 (same user, so the
+    # same partition; the idle ones stop holding the watermark after 5 s) close the 10:00 window.
+    c.request("POST", "/ingest/user_events", body=(
+        '{"user_id":"u7","action":"login","timestamp":"2026-11-29T10:00:10Z"}\n'
+        '{"user_id":"u8","action":"login","timestamp":"2026-11-29T10:00:20Z"}\n'
+        '{"user_id":"u7","action":"logout","timestamp":"2026-11-29T10:00:30Z"}\n'
+        '{"user_id":"u7","action":"login","timestamp":"2026-11-29T10:02:00Z"}\n'),
+        headers={"Content-Type": "application/x-ndjson"})
+    r = c.getresponse()
+    check(r.status == 202, f"ingest for analytics: {r.status} {r.read()}")
+    def analytics_results():
+        st = json.loads(http_get(port, "/status")[1])
+        a = st["analytics"][0]
+        return a if a["results"] >= 2 else None
+    a = wait_for(analytics_results, timeout=30)
+    check(a and a["name"] == "user_activity" and a["window"] == "tumbling" and a["late"] == 0,
+          f"/status lists the analytics job with its results: {a}")
+    _, m = http_get(port, "/metrics")
+    check('analytics_events_processed_total{analytics="user_activity"}' in m and
+          'analytics_active_windows{analytics="user_activity"}' in m, "analytics metrics")
+
     code, _ = http_get(port, "/nope")
     check(code == 404, "unknown path is 404")
 
@@ -90,9 +111,18 @@ r = spate("consume", "--data-dir", data, "--topic", "error_logs", "--from-beginn
 check(r.returncode == 0 and json.loads(r.stdout) ==
       {"error": {"message": "timeout talking to db", "severity": "ERROR"}},
       f"error_logs holds the transformed event: {r.stdout} {r.stderr}")
+r = spate("consume", "--data-dir", data, "--topic", "user_activity_1m", "--from-beginning")
+results = {} if r.returncode else {
+    (v["window_start"], v["key"]["action"]): v for v in map(json.loads, r.stdout.splitlines())}
+w = 1795946400000  # 2026-11-29T10:00:00Z
+check(set(results) >= {(w, "login"), (w, "logout")} and results[(w, "login")]["count"] == 2
+      and results[(w, "login")]["users"] == 2 and results[(w, "logout")]["count"] == 1
+      and results[(w, "login")]["window_end"] == w + 60000,
+      f"window results for 10:00-10:01: {r.stdout} {r.stderr}")
 r = spate("topics", "list", "--data-dir", data)
 check(r.returncode == 0 and r.stdout.split() ==
-      ["application_logs", "error_logs", "failed_messages", "system_metrics", "user_events"],
+      ["application_logs", "error_logs", "failed_messages", "late_events", "system_metrics",
+       "user_activity_1m", "user_events"],
       f"topics list: {r.stdout}")
 shutil.rmtree(data, ignore_errors=True)
 finish("quickstart")
