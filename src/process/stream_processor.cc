@@ -126,6 +126,7 @@ struct KafkaStreamProcessor::Impl::Worker {
   std::map<std::string, Counter*> error_counters;  // "topic\0error"
   std::thread thread;
   std::mt19937_64 rng{std::random_device{}()};
+  std::mt19937_64 rng_committer{std::random_device{}()};  // the committer thread's
   simdjson::dom::parser parser;
   ProcessorEvent ev;
   std::string group;
@@ -161,7 +162,13 @@ struct KafkaStreamProcessor::Impl::Worker {
     std::map<process::TopicPartition, int64_t> commits;
     uint64_t consumed = 0;  // events taken from `polled`, counted when the batch is done
     Steady::time_point started;
-    int64_t prior_committed = 0;  // consumer->committed(commits' first partition) at hand-off
+    // Set at hand-off (worker thread): consumer->committed(commits' first partition), and the
+    // offsets to commit by topic (at-least-once: only those that move forward).
+    int64_t prior_committed = 0;
+    std::map<std::string, std::map<uint32_t, int64_t>> offsets_by_topic;
+    // Set by the committer (at-least-once): failed appends, and whether the offsets were stored.
+    uint64_t append_errors = 0;
+    bool offsets_committed = false;
   };
   Slot slots[2];
   Slot* cur = &slots[0];  // the slot process() fills
@@ -171,7 +178,8 @@ struct KafkaStreamProcessor::Impl::Worker {
     return cur->texts.back();
   }
 
-  // The committer thread (exactly-once): commits the handed slot's transaction.
+  // The committer thread: delivers the handed slot (exactly-once: commits its transaction;
+  // at-least-once: appends its outputs, then commits its offsets).
   std::thread committer;
   std::mutex commit_mu;
   std::condition_variable commit_cv;
@@ -184,13 +192,13 @@ struct KafkaStreamProcessor::Impl::Worker {
   Status await_commit(bool block, bool* done);
 
   Status commit_transaction(const Slot& s);
+  Status append_and_commit(Slot& s);
   enum class BatchEnd { kCommitted, kReady, kRetry, kStopped };
-  // Processes `cur` (polled already): steps, flush, outputs. At-least-once also appends and
-  // commits (kCommitted); exactly-once returns kReady for the committer.
+  // Processes `cur` (polled already): steps, flush, outputs; kReady: ready for the committer.
   BatchEnd process();
-  // Exactly-once: the committed (or failed) transaction of `s`; `next`, if not null, is a
-  // processed slot not handed yet, rewound too when `s` failed.
-  BatchEnd finish_transaction(Slot& s, const Status& st, Slot* next);
+  // `s` delivered (or failed: `st`); `next`, if not null, is a processed slot not handed yet,
+  // abandoned too when `s` failed.
+  BatchEnd finish_delivery(Slot& s, const Status& st, Slot* next);
   void finish_batch(Slot& s);
   process::RetryPolicy retry_policy() const {
     process::RetryPolicy retry;
@@ -404,37 +412,24 @@ std::string KafkaStreamProcessor::steps_status_json() const {
 }
 
 void KafkaStreamProcessor::Impl::Worker::run() {
-  if (!txn) {
-    while (m->running.load()) {
-      auto polled = consumer->poll();
-      if (!polled.ok()) {
-        spdlog::warn("processor {}: poll failed: {}", m->cfg.name, polled.status().to_string());
-        if (!m->sleep_for(500)) return;
-        continue;
-      }
-      if (polled->empty()) continue;
-      cur->polled = std::move(polled).value();
-      if (process() == BatchEnd::kStopped) return;  // unfinished batch: not committed
-    }
-    return;
-  }
-  // Exactly-once, pipelined: batch N's transaction is committed by the committer thread (its
-  // appends, the fsyncs of its data and of its commit record, the markers) while this thread
-  // polls and processes batch N+1. N+1 is handed over only once N's commit has returned, so
-  // the transactions of a worker stay one at a time and in order, and the consumer (used by
-  // this thread only) learns what was committed before the next commit starts. If N fails,
-  // N+1 (processed, nothing of it written to the log) is abandoned with it: both are rewound
-  // and polled again.
+  // Pipelined: batch N is delivered by the committer thread — exactly-once: its transaction
+  // (appends, the fsyncs of its data and of its commit record, the markers); at-least-once:
+  // its appends, then its offsets (fsynced) — while this thread polls and processes batch N+1.
+  // N+1 is handed over only once N's delivery has returned, so a worker's deliveries (and
+  // transactions) stay one at a time and in order, and the consumer (used by this thread
+  // only) learns what was committed before the next delivery starts. If N fails, N+1
+  // (processed, nothing of it written to the log) is abandoned with it: both are rewound and
+  // polled again.
   committer = std::thread([this] { committer_loop(); });
   Slot* in_flight = nullptr;
-  // Waits for (block) or checks on the in-flight commit; kReady: still running.
+  // Waits for (block) or checks on the in-flight delivery; kReady: still running.
   auto settle = [&](bool block, Slot* next) {
     bool done = false;
     Status st = await_commit(block, &done);
     if (!done) return BatchEnd::kReady;
     Slot* s = in_flight;
     in_flight = nullptr;
-    return finish_transaction(*s, st, next);
+    return finish_delivery(*s, st, next);
   };
   while (m->running.load()) {
     if (in_flight != nullptr && settle(false, nullptr) == BatchEnd::kStopped) break;
@@ -462,7 +457,7 @@ void KafkaStreamProcessor::Impl::Worker::run() {
     cur = cur == &slots[0] ? &slots[1] : &slots[0];
     ProcessorEventAccess::texts(ev) = &cur->texts;
   }
-  if (in_flight != nullptr) (void)settle(true, nullptr);  // stop drains the handed transaction
+  if (in_flight != nullptr) (void)settle(true, nullptr);  // stop drains the handed batch
   {
     std::lock_guard lk(commit_mu);
     committer_stop = true;
@@ -476,9 +471,9 @@ void KafkaStreamProcessor::Impl::Worker::committer_loop() {
   while (true) {
     commit_cv.wait(lk, [&] { return committer_stop || to_commit != nullptr; });
     if (to_commit == nullptr) return;
-    const Slot* s = to_commit;
+    Slot* s = to_commit;
     lk.unlock();
-    Status st = commit_transaction(*s);
+    Status st = txn ? commit_transaction(*s) : append_and_commit(*s);
     lk.lock();
     to_commit = nullptr;
     commit_status = std::move(st);
@@ -489,6 +484,12 @@ void KafkaStreamProcessor::Impl::Worker::committer_loop() {
 
 void KafkaStreamProcessor::Impl::Worker::hand_to_committer(Slot& s) {
   s.prior_committed = s.commits.empty() ? 0 : consumer->committed(s.commits.begin()->first);
+  s.offsets_by_topic.clear();
+  for (const auto& [tp, off] : s.commits) {
+    if (txn || off > consumer->committed(tp)) s.offsets_by_topic[tp.topic][tp.partition] = off;
+  }
+  s.append_errors = 0;
+  s.offsets_committed = false;
   {
     std::lock_guard lk(commit_mu);
     to_commit = &s;
@@ -506,9 +507,23 @@ Status KafkaStreamProcessor::Impl::Worker::await_commit(bool block, bool* done) 
   return std::move(commit_status);
 }
 
-KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker::finish_transaction(
+KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker::finish_delivery(
     Slot& s, const Status& st, Slot* next) {
   m->consumed.fetch_add(std::exchange(s.consumed, 0), std::memory_order_relaxed);
+  if (!txn) {
+    if (s.append_errors > 0) error_counter(s.polled.front().tp.topic, "append")->inc(s.append_errors);
+    if (!st.ok()) {  // appends failed (logged by the committer): offsets are not committed
+      if (next != nullptr) {
+        m->consumed.fetch_add(std::exchange(next->consumed, 0), std::memory_order_relaxed);
+        rewind(next->polled);  // first: where both hold a partition, s's start wins
+      }
+      rewind(s.polled);
+      return m->running.load() ? BatchEnd::kRetry : BatchEnd::kStopped;
+    }
+    if (s.offsets_committed) consumer->mark_committed(s.commits);
+    finish_batch(s);
+    return BatchEnd::kCommitted;
+  }
   if (!st.ok()) {
     m->aborts.fetch_add(1, std::memory_order_relaxed);
     error_counter(s.polled.front().tp.topic, "transaction")->inc();
@@ -569,9 +584,7 @@ Status KafkaStreamProcessor::Impl::Worker::commit_transaction(const Slot& s) {
     if (!r.ok()) return fail(r.status().with_context(fmt::format("appending to {}[{}]", tp.first, tp.second)));
     records += o.recs.size();
   }
-  std::map<std::string, std::map<uint32_t, int64_t>> by_topic;
-  for (const auto& [tp, off] : commits) by_topic[tp.topic][tp.partition] = off;
-  for (const auto& [topic, offs] : by_topic) {
+  for (const auto& [topic, offs] : s.offsets_by_topic) {
     if (Status s = txn->send_offsets(group, topic, offs); !s.ok()) return fail(s);
   }
   Status st = txn->commit();
@@ -586,6 +599,43 @@ Status KafkaStreamProcessor::Impl::Worker::commit_transaction(const Slot& s) {
   }
   if (!st.ok()) return fail(st);
   m->produced.fetch_add(records, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+// At-least-once: append every output group (a failed group is retried; the ones done are not
+// repeated), then commit the input offsets — only after the outputs are in the log. Runs on
+// the committer thread: touches only `s` and the log.
+Status KafkaStreamProcessor::Impl::Worker::append_and_commit(Slot& s) {
+  const ProcessorConfig& cfg = m->cfg;
+  const process::RetryPolicy retry = retry_policy();
+  for (auto& [tp, o] : s.outs) {
+    if (o.recs.empty()) continue;
+    for (int attempt = 1;; ++attempt) {
+      auto r = m->log->append(tp.first, tp.second, o.recs.data(), o.recs.size());
+      if (r.ok()) {
+        m->produced.fetch_add(o.recs.size(), std::memory_order_relaxed);
+        break;
+      }
+      ++s.append_errors;
+      if (!retry.should_retry(process::ErrorClass::kTransient, attempt)) {
+        spdlog::error("processor {}: appending to {}[{}] failed {} times: {}; the batch will be "
+                      "processed again", cfg.name, tp.first, tp.second, attempt,
+                      r.status().to_string());
+        return r.status();
+      }
+      m->retries.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("processor {}: appending to {}[{}] failed: {}; retrying", cfg.name, tp.first,
+                   tp.second, r.status().to_string());
+      if (!m->sleep_for(retry.backoff_ms(attempt, rng_committer))) return Unavailable("stopping");
+    }
+  }
+  for (const auto& [topic, offs] : s.offsets_by_topic) {
+    if (Status st = m->log->commit_offsets(group, topic, offs); !st.ok()) {
+      spdlog::warn("processor {}: committing offsets failed: {}", cfg.name, st.to_string());
+      return Status::Ok();  // the outputs are in; the offsets are committed with a later batch
+    }
+  }
+  s.offsets_committed = true;
   return Status::Ok();
 }
 
@@ -839,41 +889,11 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
       o.recs[i].header_count = static_cast<uint32_t>(o.headers[i].size());
     }
   }
-  if (txn) {
-    // Exactly-once: outputs (dead letters included) and input offsets in one transaction, which
-    // the committer thread commits (run()); the events are counted once it is done.
-    cur->consumed = std::exchange(consumed.n, 0);
-    return BatchEnd::kReady;
-  }
-  // At-least-once: append every output group; a failed group is retried (the ones done are not
-  // repeated).
-  for (auto& [tp, o] : outs) {
-    if (o.recs.empty()) continue;
-    for (int attempt = 1;; ++attempt) {
-      auto r = m->log->append(tp.first, tp.second, o.recs.data(), o.recs.size());
-      if (r.ok()) {
-        m->produced.fetch_add(o.recs.size(), std::memory_order_relaxed);
-        break;
-      }
-      error_counter(polled.front().tp.topic, "append")->inc();
-      if (!retry.should_retry(process::ErrorClass::kTransient, attempt)) {
-        spdlog::error("processor {}: appending to {}[{}] failed {} times: {}; the batch will be "
-                      "processed again", cfg.name, tp.first, tp.second, attempt,
-                      r.status().to_string());
-        rewind(polled);  // offsets are not committed: the batch is polled again
-        return m->running.load() ? BatchEnd::kRetry : BatchEnd::kStopped;
-      }
-      m->retries.fetch_add(1, std::memory_order_relaxed);
-      spdlog::warn("processor {}: appending to {}[{}] failed: {}; retrying", cfg.name, tp.first,
-                   tp.second, r.status().to_string());
-      if (!m->sleep_for(retry.backoff_ms(attempt, rng))) return BatchEnd::kStopped;
-    }
-  }
-  if (Status s = consumer->commit(commits); !s.ok()) {
-    spdlog::warn("processor {}: committing offsets failed: {}", cfg.name, s.to_string());
-  }
-  finish_batch(*cur);
-  return BatchEnd::kCommitted;
+  // Exactly-once: outputs (dead letters included) and input offsets in one transaction;
+  // at-least-once: the outputs, then the offsets. The committer thread delivers them (run());
+  // the events are counted once it is done.
+  cur->consumed = std::exchange(consumed.n, 0);
+  return BatchEnd::kReady;
 }
 
 }  // namespace spate
