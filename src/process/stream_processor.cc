@@ -31,6 +31,19 @@ int64_t elapsed_ms(Steady::time_point since) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - since).count();
 }
 
+// True if `v` lies in one of the fetch's buffers with at least SIMDJSON_PADDING allocated bytes
+// after it (simdjson may read them; their content does not matter).
+bool padded_in(const FetchResult& f, std::string_view v) {
+  for (const auto& b : f.buffers_) {
+    const char* begin = b->data();
+    const char* end = begin + b->size();
+    if (v.data() >= begin && v.data() <= end) {
+      return static_cast<size_t>(end - v.data()) >= v.size() + simdjson::SIMDJSON_PADDING;
+    }
+  }
+  return false;
+}
+
 // Create the steps of a processor through the registry; every problem at once.
 Result<std::vector<std::unique_ptr<EventProcessor>>> create_steps(const ProcessorConfig& c, Log* log,
                                                                    MetricsRegistry* metrics,
@@ -157,7 +170,7 @@ struct KafkaStreamProcessor::Impl::Worker {
   // left empty is skipped).
   struct Slot {
     std::vector<process::PolledBatch> polled;
-    std::deque<std::string> texts;  // replaced event texts and header values of this batch
+    TextArena texts;  // replaced event texts and header values of this batch
     Outs outs;
     std::map<process::TopicPartition, int64_t> commits;
     uint64_t consumed = 0;  // events taken from `polled`, counted when the batch is done
@@ -173,10 +186,7 @@ struct KafkaStreamProcessor::Impl::Worker {
   Slot slots[2];
   Slot* cur = &slots[0];  // the slot process() fills
 
-  std::string_view own(std::string s) {
-    cur->texts.push_back(std::move(s));
-    return cur->texts.back();
-  }
+  std::string_view own(std::string_view s) { return cur->texts.add(s); }
 
   // The committer thread: delivers the handed slot (exactly-once: commits its transaction;
   // at-least-once: appends its outputs, then commits its offsets).
@@ -779,7 +789,9 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
       const size_t index = events.size();
       events.emplace_back(&batch, &r);
       simdjson::dom::element doc;
-      if (parser.parse(r.value.data(), r.value.size()).get(doc)) {
+      // In place (no copy into the parser's padded buffer) when the fetch buffer holding the
+      // value has SIMDJSON_PADDING readable bytes after it — every record but a buffer's last.
+      if (parser.parse(r.value.data(), r.value.size(), !padded_in(batch.records, r.value)).get(doc)) {
         fail(batch, r, StepError{false, "not_json", "not valid JSON"}, 1, now, now);
         continue;
       }

@@ -979,11 +979,15 @@ Status Partition::sync_if_dirty() {
   }
   std::lock_guard sl(sync_mu_);
   if (!seg->log_w) return Status::Ok();  // rolled (and synced) meanwhile
+  const uint64_t covers = seg->visible_size.load(std::memory_order_acquire);
   Status s = timed_sync(*seg->log_w);
   if (!s.ok()) {
     std::lock_guard lk(mu_);
     failed_ = s.with_context("background fsync failed; partition is read-only until reopened");
+    return s;
   }
+  synced_base_ = seg->base_offset;  // a sync_now() for data below `covers` can skip its fsync
+  synced_size_ = covers;
   return s;
 }
 

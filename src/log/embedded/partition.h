@@ -158,9 +158,9 @@ class Partition {
   std::atomic<int64_t> end_offset_{0};
   std::atomic<bool> dirty_{false};
   std::mutex sync_mu_;  // serialises background sync with the leader's sync
-  // Guarded by sync_mu_: the segment (base offset) and size that sync_now()'s last fsync
-  // covered (bytes written before it began), so that a sync_now() whose data it covered skips
-  // its own.
+  // Guarded by sync_mu_: the segment (base offset) and size that the last fsync of sync_now()
+  // or sync_if_dirty() covered (bytes written before it began), so that a sync_now() whose
+  // data it covered skips its own.
   int64_t synced_base_ = -1;
   uint64_t synced_size_ = 0;
 
