@@ -443,7 +443,9 @@ void KafkaStreamProcessor::Impl::Worker::run() {
   };
   while (m->running.load()) {
     if (in_flight != nullptr && settle(false, nullptr) == BatchEnd::kStopped) break;
-    auto polled = consumer->poll();
+    // With a batch in flight, poll without waiting: if there is nothing to process meanwhile,
+    // wait for the delivery instead (its counts and lag are then up to date at once).
+    auto polled = consumer->poll(in_flight != nullptr ? 0 : -1);
     if (!polled.ok()) {
       spdlog::warn("processor {}: poll failed: {}", m->cfg.name, polled.status().to_string());
       if (!m->sleep_for(500)) break;
