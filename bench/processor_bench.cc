@@ -113,18 +113,22 @@ processors:
       std::fprintf(stderr, "%s\n", s.to_string().c_str());
       return false;
     }
+    const LogStats before = log->stats();
     auto t = BenchClock::now();
     if (!proc.start().ok()) return false;
     while (proc.stats().consumed < events) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const double secs = seconds_since(t);
     proc.stop();
     const ProcessorStats st = proc.stats();
+    const LogStats after = log->stats();
     std::printf("processor %-34s %10.0f events/s  = %.2fx the raw copy (%llu written, %llu "
-                "filtered, %llu batches)\n",
+                "filtered, %llu batches; %llu segment fsyncs, %.2f s in them)\n",
                 label, events / secs, (events / secs) / (copied / copy_s),
                 static_cast<unsigned long long>(st.produced),
                 static_cast<unsigned long long>(st.filtered),
-                static_cast<unsigned long long>(st.batches));
+                static_cast<unsigned long long>(st.batches),
+                static_cast<unsigned long long>(after.fsyncs - before.fsyncs),
+                after.fsync_seconds - before.fsync_seconds);
     return true;
   };
   std::printf("events: %zu (~100 bytes), 2 partitions, fsync interval\n", events);

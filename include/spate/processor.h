@@ -9,7 +9,9 @@
 // Contract (this version):
 //  - At-least-once: a batch's outputs are appended (durable under the log's fsync policy)
 //    before its input offsets are committed, so a crash never loses an event but may repeat the
-//    outputs of the batch in flight. Exactly-once (log transactions) is still to come.
+//    outputs of the batch in flight. With `exactly_once`, a batch's outputs and its input offsets
+//    commit in one log transaction: after a crash each event's outputs are there exactly once
+//    for read_committed readers.
 //  - An event whose step fails (not JSON, a transform that cannot be applied, a route to a
 //    missing topic) is a permanent error: it goes to `dead_letter_topic` with headers
 //    error.class, error.message, attempts, source.topic, source.partition, source.offset,
@@ -17,8 +19,12 @@
 //    the processor, never loops). A failed append of outputs is transient: retried with
 //    exponential backoff and jitter (RetryPolicy) until it succeeds or stop() is called; the
 //    offsets are then not committed, so nothing is lost.
-//  - start() starts one thread; stop() finishes the batch in progress (or abandons its retries)
-//    and returns. Thread-safe: start/stop from one controlling thread; stats() from any.
+//  - start() starts, per worker, a processing thread and a committer thread: the committer
+//    delivers batch N (appends + offsets, or its transaction) while the worker processes N+1;
+//    N+1 is delivered only after N succeeded, and is polled again with N if N failed. stats()
+//    count a batch once it is delivered. stop() finishes the batch being delivered, abandons
+//    the one in progress (or its retries; not committed, polled again on restart) and returns.
+//    Thread-safe: start/stop from one controlling thread; stats() from any.
 #pragma once
 
 #include <cstdint>

@@ -47,13 +47,14 @@ Status GroupConsumer::open() {
   return Status::Ok();
 }
 
-Result<std::vector<PolledBatch>> GroupConsumer::poll() {
+Result<std::vector<PolledBatch>> GroupConsumer::poll(int64_t max_wait_ms) {
+  const int64_t wait_ms = max_wait_ms < 0 ? cfg_.max_wait_ms : max_wait_ms;
   std::vector<PolledBatch> out;
   if (assignment_.empty()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(cfg_.max_wait_ms));
+    std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     return out;
   }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.max_wait_ms);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   while (true) {
     size_t records = 0, bytes = 0;
     for (size_t k = 0; k < assignment_.size() && records < cfg_.max_records; ++k) {
@@ -95,7 +96,7 @@ Result<std::vector<PolledBatch>> GroupConsumer::poll() {
     }
     next_ = (next_ + 1) % assignment_.size();
     if (!out.empty() || std::chrono::steady_clock::now() >= deadline) return out;
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(5, cfg_.max_wait_ms)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(5, wait_ms)));
   }
 }
 

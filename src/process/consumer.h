@@ -73,8 +73,9 @@ class GroupConsumer {
 
   const std::vector<TopicPartition>& assignment() const { return assignment_; }
 
-  /// Up to max_records records from assigned partitions (possibly several batches).
-  Result<std::vector<PolledBatch>> poll();
+  /// Up to max_records records from assigned partitions (possibly several batches), waiting
+  /// up to `max_wait_ms` (-1: the configured max_wait_ms) when there are none.
+  Result<std::vector<PolledBatch>> poll(int64_t max_wait_ms = -1);
 
   /// Durably commit next offsets (offset after the last processed record) for partitions.
   /// Offsets beyond what was polled, or for unassigned partitions, are errors.

@@ -333,25 +333,22 @@ void ProcessorEvent::build_event_id() const {
 
 struct ProcessorEvent::Owned {
   simdjson::dom::parser parser;
-  std::deque<std::string>* texts = nullptr;  // the batch's stable storage
+  TextArena* texts = nullptr;  // the batch's stable storage
 };
 
 Status ProcessorEvent::replace(std::string_view json) {
   if (!owned_) owned_ = std::make_shared<Owned>();
-  std::deque<std::string>& texts = *ProcessorEventAccess::texts(*this);
-  texts.emplace_back(json);
   simdjson::dom::element doc;
-  if (auto err = owned_->parser.parse(texts.back()).get(doc)) {
-    texts.pop_back();
+  if (auto err = owned_->parser.parse(json.data(), json.size()).get(doc)) {
     return InvalidArgument(std::string("replacement event is not valid JSON: ") +
                            simdjson::error_message(err));
   }
-  json_ = texts.back();
+  json_ = ProcessorEventAccess::texts(*this)->add(json);
   doc_ = doc;
   return Status::Ok();
 }
 
-std::deque<std::string>*& ProcessorEventAccess::texts(ProcessorEvent& e) {
+TextArena*& ProcessorEventAccess::texts(ProcessorEvent& e) {
   if (!e.owned_) e.owned_ = std::make_shared<ProcessorEvent::Owned>();
   return e.owned_->texts;
 }

@@ -31,6 +31,19 @@ int64_t elapsed_ms(Steady::time_point since) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - since).count();
 }
 
+// True if `v` lies in one of the fetch's buffers with at least SIMDJSON_PADDING allocated bytes
+// after it (simdjson may read them; their content does not matter).
+bool padded_in(const FetchResult& f, std::string_view v) {
+  for (const auto& b : f.buffers_) {
+    const char* begin = b->data();
+    const char* end = begin + b->size();
+    if (v.data() >= begin && v.data() <= end) {
+      return static_cast<size_t>(end - v.data()) >= v.size() + simdjson::SIMDJSON_PADDING;
+    }
+  }
+  return false;
+}
+
 // Create the steps of a processor through the registry; every problem at once.
 Result<std::vector<std::unique_ptr<EventProcessor>>> create_steps(const ProcessorConfig& c, Log* log,
                                                                    MetricsRegistry* metrics,
@@ -126,13 +139,12 @@ struct KafkaStreamProcessor::Impl::Worker {
   std::map<std::string, Counter*> error_counters;  // "topic\0error"
   std::thread thread;
   std::mt19937_64 rng{std::random_device{}()};
+  std::mt19937_64 rng_committer{std::random_device{}()};  // the committer thread's
   simdjson::dom::parser parser;
   ProcessorEvent ev;
-  std::deque<std::string> texts;  // replaced event texts and header values of this batch
   std::string group;
   std::unique_ptr<TransactionalProducer> txn;  // exactly_once
   int txn_failures = 0;                        // in a row, for the backoff
-  bool resync = false;                         // a transaction's outcome is unknown: see run()
   std::atomic<int64_t> lag{0};                 // summed over the assignment, last batch
 
   Counter* error_counter(const std::string& topic, const std::string& error) {
@@ -145,23 +157,70 @@ struct KafkaStreamProcessor::Impl::Worker {
     return c;
   }
 
-  std::string_view own(std::string s) {
-    texts.push_back(std::move(s));
-    return texts.back();
-  }
-
   void run();
   struct Out {
     std::vector<RecordIn> recs;
     std::vector<std::vector<RecordHeader>> headers;  // dead letters' headers (index by rec)
   };
   using Outs = std::map<std::pair<std::string, uint32_t>, Out>;
-  Status commit_transaction(const Outs& outs, const std::map<process::TopicPartition, int64_t>& commits);
-  enum class BatchEnd { kCommitted, kRetry, kStopped };
-  BatchEnd process(std::vector<process::PolledBatch>& polled);
+  // One polled batch and everything its outputs point into, from poll to commit. Exactly-once
+  // pipelines two: while the committer thread commits one batch's transaction (fsyncs), the
+  // worker processes the next into the other slot. Slots are never moved (outputs hold views
+  // into `polled` and `texts`); `outs` keeps its groups' capacity from batch to batch (a group
+  // left empty is skipped).
+  struct Slot {
+    std::vector<process::PolledBatch> polled;
+    TextArena texts;  // replaced event texts and header values of this batch
+    Outs outs;
+    std::map<process::TopicPartition, int64_t> commits;
+    uint64_t consumed = 0;  // events taken from `polled`, counted when the batch is done
+    Steady::time_point started;
+    // Set at hand-off (worker thread): consumer->committed(commits' first partition), and the
+    // offsets to commit by topic (at-least-once: only those that move forward).
+    int64_t prior_committed = 0;
+    std::map<std::string, std::map<uint32_t, int64_t>> offsets_by_topic;
+    // Set by the committer (at-least-once): failed appends, and whether the offsets were stored.
+    uint64_t append_errors = 0;
+    bool offsets_committed = false;
+  };
+  Slot slots[2];
+  Slot* cur = &slots[0];  // the slot process() fills
+
+  std::string_view own(std::string_view s) { return cur->texts.add(s); }
+
+  // The committer thread: delivers the handed slot (exactly-once: commits its transaction;
+  // at-least-once: appends its outputs, then commits its offsets).
+  std::thread committer;
+  std::mutex commit_mu;
+  std::condition_variable commit_cv;
+  Slot* to_commit = nullptr;  // guarded by commit_mu: handed, not yet committed
+  bool commit_done = false;   // guarded by commit_mu: commit_status is the handed slot's
+  bool committer_stop = false;
+  Status commit_status;
+  void committer_loop();
+  void hand_to_committer(Slot& s);
+  Status await_commit(bool block, bool* done);
+
+  Status commit_transaction(const Slot& s);
+  Status append_and_commit(Slot& s);
+  enum class BatchEnd { kCommitted, kReady, kRetry, kStopped };
+  // Processes `cur` (polled already): steps, flush, outputs; kReady: ready for the committer.
+  BatchEnd process();
+  // `s` delivered (or failed: `st`); `next`, if not null, is a processed slot not handed yet,
+  // abandoned too when `s` failed.
+  BatchEnd finish_delivery(Slot& s, const Status& st, Slot* next);
+  void finish_batch(Slot& s);
+  process::RetryPolicy retry_policy() const {
+    process::RetryPolicy retry;
+    retry.max_retries = m->cfg.max_retries < 0 ? INT32_MAX : m->cfg.max_retries;
+    retry.initial_backoff_ms = m->cfg.retry_backoff_ms;
+    retry.max_backoff_ms = 10'000;
+    return retry;
+  }
   void rewind(const std::vector<process::PolledBatch>& polled);
   /// Move every assigned partition to the offset the log has committed for the group.
   Status resync_positions();
+  bool resync = false;  // a transaction's outcome was unknown: resync before polling again
   BatchEnd pause(const std::vector<process::PolledBatch>& polled, process::CircuitBreaker* b);
 };
 
@@ -209,7 +268,7 @@ Status KafkaStreamProcessor::initialize() {
       }
       wk->txn = std::move(txn).value();
     }
-    ProcessorEventAccess::texts(wk->ev) = &wk->texts;
+    ProcessorEventAccess::texts(wk->ev) = &wk->cur->texts;
     m.workers.push_back(std::move(wk));
   }
   // Output topics must exist.
@@ -365,71 +424,257 @@ std::string KafkaStreamProcessor::steps_status_json() const {
   return out;
 }
 
-Status KafkaStreamProcessor::Impl::Worker::resync_positions() {
-  std::map<process::TopicPartition, int64_t> at;
-  for (const auto& tp : consumer->assignment()) {
-    SPATE_ASSIGN_OR_RETURN(std::optional<int64_t> c, m->log->committed_offset(group, tp.topic, tp.partition));
-    if (c) at[tp] = *c;
-  }
-  for (const auto& [tp, off] : at) SPATE_RETURN_IF_ERROR(consumer->seek(tp, off));
-  consumer->mark_committed(at);
-  return Status::Ok();
-}
-
 void KafkaStreamProcessor::Impl::Worker::run() {
+  // Pipelined: batch N is delivered by the committer thread — exactly-once: its transaction
+  // (appends, the fsyncs of its data and of its commit record, the markers); at-least-once:
+  // its appends, then its offsets (fsynced) — while this thread polls and processes batch N+1.
+  // N+1 is handed over only once N's delivery has returned, so a worker's deliveries (and
+  // transactions) stay one at a time and in order, and the consumer (used by this thread
+  // only) learns what was committed before the next delivery starts. If N fails, N+1
+  // (processed, nothing of it written to the log) is abandoned with it: both are rewound and
+  // polled again.
+  committer = std::thread([this] { committer_loop(); });
+  Slot* in_flight = nullptr;
+  // Waits for (block) or checks on the in-flight delivery; kReady: still running.
+  auto settle = [&](bool block, Slot* next) {
+    bool done = false;
+    Status st = await_commit(block, &done);
+    if (!done) return BatchEnd::kReady;
+    Slot* s = in_flight;
+    in_flight = nullptr;
+    return finish_delivery(*s, st, next);
+  };
   while (m->running.load()) {
-    if (resync) {
+    if (in_flight != nullptr && settle(false, nullptr) == BatchEnd::kStopped) break;
+    if (resync && in_flight == nullptr) {
       if (Status s = resync_positions(); !s.ok()) {
         spdlog::warn("processor {}: reading committed offsets: {}", m->cfg.name, s.to_string());
-        if (!m->sleep_for(500)) return;
+        if (!m->sleep_for(500)) break;
         continue;
       }
       resync = false;
     }
-    auto polled = consumer->poll();
+    // With a batch in flight, poll without waiting: if there is nothing to process meanwhile,
+    // wait for the delivery instead (its counts and lag are then up to date at once).
+    auto polled = consumer->poll(in_flight != nullptr ? 0 : -1);
     if (!polled.ok()) {
       spdlog::warn("processor {}: poll failed: {}", m->cfg.name, polled.status().to_string());
-      if (!m->sleep_for(500)) return;
+      if (!m->sleep_for(500)) break;
       continue;
     }
-    if (polled->empty()) continue;
-    if (process(*polled) == BatchEnd::kStopped) return;  // unfinished batch: not committed
+    if (polled->empty()) {
+      if (in_flight != nullptr && settle(true, nullptr) == BatchEnd::kStopped) break;
+      continue;
+    }
+    cur->polled = std::move(polled).value();
+    BatchEnd e = process();
+    if (e == BatchEnd::kStopped) break;  // `cur` unfinished: not committed
+    if (e == BatchEnd::kRetry) continue;
+    if (in_flight != nullptr) {
+      e = settle(true, cur);
+      if (e == BatchEnd::kStopped) break;
+      if (e == BatchEnd::kRetry) continue;  // `cur` was abandoned with the failed one
+    }
+    hand_to_committer(*cur);
+    in_flight = cur;
+    cur = cur == &slots[0] ? &slots[1] : &slots[0];
+    ProcessorEventAccess::texts(ev) = &cur->texts;
+  }
+  if (in_flight != nullptr) (void)settle(true, nullptr);  // stop drains the handed batch
+  {
+    std::lock_guard lk(commit_mu);
+    committer_stop = true;
+  }
+  commit_cv.notify_all();
+  committer.join();
+}
+
+void KafkaStreamProcessor::Impl::Worker::committer_loop() {
+  std::unique_lock lk(commit_mu);
+  while (true) {
+    commit_cv.wait(lk, [&] { return committer_stop || to_commit != nullptr; });
+    if (to_commit == nullptr) return;
+    Slot* s = to_commit;
+    lk.unlock();
+    Status st = txn ? commit_transaction(*s) : append_and_commit(*s);
+    lk.lock();
+    to_commit = nullptr;
+    commit_status = std::move(st);
+    commit_done = true;
+    commit_cv.notify_all();
+  }
+}
+
+void KafkaStreamProcessor::Impl::Worker::hand_to_committer(Slot& s) {
+  s.prior_committed = s.commits.empty() ? 0 : consumer->committed(s.commits.begin()->first);
+  s.offsets_by_topic.clear();
+  for (const auto& [tp, off] : s.commits) {
+    if (txn || off > consumer->committed(tp)) s.offsets_by_topic[tp.topic][tp.partition] = off;
+  }
+  s.append_errors = 0;
+  s.offsets_committed = false;
+  {
+    std::lock_guard lk(commit_mu);
+    to_commit = &s;
+    commit_done = false;
+  }
+  commit_cv.notify_all();
+}
+
+Status KafkaStreamProcessor::Impl::Worker::await_commit(bool block, bool* done) {
+  std::unique_lock lk(commit_mu);
+  if (block) commit_cv.wait(lk, [&] { return commit_done; });
+  *done = commit_done;
+  if (!commit_done) return Status::Ok();
+  commit_done = false;
+  return std::move(commit_status);
+}
+
+KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker::finish_delivery(
+    Slot& s, const Status& st, Slot* next) {
+  m->consumed.fetch_add(std::exchange(s.consumed, 0), std::memory_order_relaxed);
+  if (!txn) {
+    if (s.append_errors > 0) error_counter(s.polled.front().tp.topic, "append")->inc(s.append_errors);
+    if (!st.ok()) {  // appends failed (logged by the committer): offsets are not committed
+      if (next != nullptr) {
+        m->consumed.fetch_add(std::exchange(next->consumed, 0), std::memory_order_relaxed);
+        rewind(next->polled);  // first: where both hold a partition, s's start wins
+      }
+      rewind(s.polled);
+      return m->running.load() ? BatchEnd::kRetry : BatchEnd::kStopped;
+    }
+    if (s.offsets_committed) consumer->mark_committed(s.commits);
+    finish_batch(s);
+    return BatchEnd::kCommitted;
+  }
+  if (!st.ok()) {
+    m->aborts.fetch_add(1, std::memory_order_relaxed);
+    error_counter(s.polled.front().tp.topic, "transaction")->inc();
+    if (next != nullptr) m->consumed.fetch_add(std::exchange(next->consumed, 0), std::memory_order_relaxed);
+    if (st.code() == Errc::kFenced) {
+      spdlog::error("processor {}: {}; this worker stops", m->cfg.name, st.to_string());
+      return BatchEnd::kStopped;
+    }
+    spdlog::warn("processor {}: transaction failed: {}; the batch will be processed again",
+                 m->cfg.name, st.to_string());
+    if (next != nullptr) rewind(next->polled);  // first: where both hold a partition, s's start wins
+    rewind(s.polled);
+    // The failed call may still have committed (a remote owner that went away after its
+    // commit point and recovered it): continue from what the log says was committed, not
+    // from the batch start, or the batch would be output twice.
+    resync = true;
+    return m->sleep_for(retry_policy().backoff_ms(++txn_failures, rng)) ? BatchEnd::kRetry
+                                                                        : BatchEnd::kStopped;
+  }
+  txn_failures = 0;
+  consumer->mark_committed(s.commits);
+  finish_batch(s);
+  return BatchEnd::kCommitted;
+}
+
+void KafkaStreamProcessor::Impl::Worker::finish_batch(Slot& s) {
+  const ProcessorConfig& cfg = m->cfg;
+  m->batches.fetch_add(1, std::memory_order_relaxed);
+  const double secs = std::chrono::duration<double>(Steady::now() - s.started).count();
+  if (secs * 1000 > static_cast<double>(cfg.max_poll_interval_ms)) {
+    m->slow_batches->inc();
+    spdlog::warn("processor {}: a batch took {:.1f} s, longer than max_poll_interval ({} ms)",
+                 cfg.name, secs, cfg.max_poll_interval_ms);
+  }
+  for (const auto& b : s.polled) m->topic_metrics[b.tp.topic].seconds->observe(secs);
+  if (auto l = consumer->lag(); l.ok()) {
+    int64_t sum = 0;
+    for (const auto& [tp, n] : *l) {
+      lag_gauges[{tp.topic, tp.partition}]->set(static_cast<double>(n));
+      sum += n;
+    }
+    lag.store(sum, std::memory_order_relaxed);
   }
 }
 
 // One transaction: every output group, then the input offsets, then commit. If the commit
 // call fails, the coordinator may still have committed it (the failure came after the commit
-// point): the committed offsets tell, so that the batch is neither lost nor repeated.
-Status KafkaStreamProcessor::Impl::Worker::commit_transaction(
-    const Outs& outs, const std::map<process::TopicPartition, int64_t>& commits) {
-  auto fail = [&](Status s) {
-    if (s.code() != Errc::kFenced) (void)txn->abort();
-    return s;
+// point): the committed offsets tell, so that the batch is neither lost nor repeated. Runs on
+// the committer thread: touches only `s`, the transactional producer and the log.
+Status KafkaStreamProcessor::Impl::Worker::commit_transaction(const Slot& s) {
+  const Outs& outs = s.outs;
+  const std::map<process::TopicPartition, int64_t>& commits = s.commits;
+  auto fail = [&](Status e) {
+    if (e.code() != Errc::kFenced) (void)txn->abort();
+    return e;
   };
   SPATE_RETURN_IF_ERROR(txn->begin());
   size_t records = 0;
   for (const auto& [tp, o] : outs) {
+    if (o.recs.empty()) continue;  // a group of an earlier batch of this slot
     auto r = txn->append(tp.first, tp.second, o.recs.data(), o.recs.size());
     if (!r.ok()) return fail(r.status().with_context(fmt::format("appending to {}[{}]", tp.first, tp.second)));
     records += o.recs.size();
   }
-  std::map<std::string, std::map<uint32_t, int64_t>> by_topic;
-  for (const auto& [tp, off] : commits) by_topic[tp.topic][tp.partition] = off;
-  for (const auto& [topic, offs] : by_topic) {
+  for (const auto& [topic, offs] : s.offsets_by_topic) {
     if (Status s = txn->send_offsets(group, topic, offs); !s.ok()) return fail(s);
   }
-  Status s = txn->commit();
-  if (!s.ok() && !commits.empty()) {
+  Status st = txn->commit();
+  if (!st.ok() && !commits.empty()) {
     const auto& [tp, off] = *commits.begin();
     auto c = m->log->committed_offset(group, tp.topic, tp.partition);
-    if (c.ok() && c->has_value() && **c == off && consumer->committed(tp) < off) {
+    if (c.ok() && c->has_value() && **c == off && s.prior_committed < off) {
       spdlog::warn("processor {}: commit reported {}, but the transaction is committed",
-                   m->cfg.name, s.to_string());
-      s = Status::Ok();
+                   m->cfg.name, st.to_string());
+      st = Status::Ok();
     }
   }
-  if (!s.ok()) return fail(s);
+  if (!st.ok()) return fail(st);
   m->produced.fetch_add(records, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+// At-least-once: append every output group (a failed group is retried; the ones done are not
+// repeated), then commit the input offsets — only after the outputs are in the log. Runs on
+// the committer thread: touches only `s` and the log.
+Status KafkaStreamProcessor::Impl::Worker::append_and_commit(Slot& s) {
+  const ProcessorConfig& cfg = m->cfg;
+  const process::RetryPolicy retry = retry_policy();
+  for (auto& [tp, o] : s.outs) {
+    if (o.recs.empty()) continue;
+    for (int attempt = 1;; ++attempt) {
+      auto r = m->log->append(tp.first, tp.second, o.recs.data(), o.recs.size());
+      if (r.ok()) {
+        m->produced.fetch_add(o.recs.size(), std::memory_order_relaxed);
+        break;
+      }
+      ++s.append_errors;
+      if (!retry.should_retry(process::ErrorClass::kTransient, attempt)) {
+        spdlog::error("processor {}: appending to {}[{}] failed {} times: {}; the batch will be "
+                      "processed again", cfg.name, tp.first, tp.second, attempt,
+                      r.status().to_string());
+        return r.status();
+      }
+      m->retries.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("processor {}: appending to {}[{}] failed: {}; retrying", cfg.name, tp.first,
+                   tp.second, r.status().to_string());
+      if (!m->sleep_for(retry.backoff_ms(attempt, rng_committer))) return Unavailable("stopping");
+    }
+  }
+  for (const auto& [topic, offs] : s.offsets_by_topic) {
+    if (Status st = m->log->commit_offsets(group, topic, offs); !st.ok()) {
+      spdlog::warn("processor {}: committing offsets failed: {}", cfg.name, st.to_string());
+      return Status::Ok();  // the outputs are in; the offsets are committed with a later batch
+    }
+  }
+  s.offsets_committed = true;
+  return Status::Ok();
+}
+
+Status KafkaStreamProcessor::Impl::Worker::resync_positions() {
+  std::map<process::TopicPartition, int64_t> at;
+  for (const auto& tp : consumer->assignment()) {
+    SPATE_ASSIGN_OR_RETURN(std::optional<int64_t> c,
+                           m->log->committed_offset(group, tp.topic, tp.partition));
+    if (c) at[tp] = *c;
+  }
+  for (const auto& [tp, off] : at) SPATE_RETURN_IF_ERROR(consumer->seek(tp, off));
+  consumer->mark_committed(at);
   return Status::Ok();
 }
 
@@ -453,13 +698,18 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
   return go_on ? BatchEnd::kRetry : BatchEnd::kStopped;
 }
 
-KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker::process(
-    std::vector<process::PolledBatch>& polled) {
+KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker::process() {
   const ProcessorConfig& cfg = m->cfg;
-  const auto started = Steady::now();
-  texts.clear();
-  Outs outs;
-  std::map<process::TopicPartition, int64_t> commits;
+  std::vector<process::PolledBatch>& polled = cur->polled;
+  cur->started = Steady::now();
+  cur->texts.clear();
+  Outs& outs = cur->outs;
+  for (auto& [tp, o] : outs) {  // keep the groups and their capacity
+    o.recs.clear();
+    o.headers.clear();
+  }
+  std::map<process::TopicPartition, int64_t>& commits = cur->commits;
+  commits.clear();
   // Every event of the batch, for flush failures: (polled batch, record).
   std::vector<std::pair<const process::PolledBatch*, const RecordView*>> events;
   // Events that passed the chain: their outputs are added once the steps have flushed (a sink
@@ -472,10 +722,7 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
   std::vector<Emit> emits;
   std::vector<bool> rejected;
   const int64_t now = system_clock()->now_ms();
-  process::RetryPolicy retry;
-  retry.max_retries = cfg.max_retries < 0 ? INT32_MAX : cfg.max_retries;
-  retry.initial_backoff_ms = cfg.retry_backoff_ms;
-  retry.max_backoff_ms = 10'000;
+  const process::RetryPolicy retry = retry_policy();
 
   // add_out's lookups without a map search (and pair<string> key) per record: output topic ->
   // partition count, and (topic, partition) -> its group in `outs` (map nodes are stable). The
@@ -571,7 +818,9 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
       const size_t index = events.size();
       events.emplace_back(&batch, &r);
       simdjson::dom::element doc;
-      if (parser.parse(r.value.data(), r.value.size()).get(doc)) {
+      // In place (no copy into the parser's padded buffer) when the fetch buffer holding the
+      // value has SIMDJSON_PADDING readable bytes after it — every record but a buffer's last.
+      if (parser.parse(r.value.data(), r.value.size(), !padded_in(batch.records, r.value)).get(doc)) {
         fail(batch, r, StepError{false, "not_json", "not valid JSON"}, 1, now, now);
         continue;
       }
@@ -681,72 +930,11 @@ KafkaStreamProcessor::Impl::Worker::BatchEnd KafkaStreamProcessor::Impl::Worker:
       o.recs[i].header_count = static_cast<uint32_t>(o.headers[i].size());
     }
   }
-  if (txn) {
-    // Exactly-once: outputs (dead letters included) and input offsets in one transaction.
-    Status s = commit_transaction(outs, commits);
-    if (!s.ok()) {
-      m->aborts.fetch_add(1, std::memory_order_relaxed);
-      error_counter(polled.front().tp.topic, "transaction")->inc();
-      if (s.code() == Errc::kFenced) {
-        spdlog::error("processor {}: {}; this worker stops", cfg.name, s.to_string());
-        return BatchEnd::kStopped;
-      }
-      spdlog::warn("processor {}: transaction failed: {}; the batch will be processed again",
-                   cfg.name, s.to_string());
-      rewind(polled);
-      // The failed call may still have committed (a remote owner that went away after its
-      // commit point and recovered it): continue from what the log says was committed, not
-      // from the batch start, or the batch would be output twice.
-      resync = true;
-      return m->sleep_for(retry.backoff_ms(++txn_failures, rng)) ? BatchEnd::kRetry
-                                                                  : BatchEnd::kStopped;
-    }
-    txn_failures = 0;
-    consumer->mark_committed(commits);
-  } else {
-    // Append every output group; a failed group is retried (the ones done are not repeated).
-    for (auto& [tp, o] : outs) {
-      for (int attempt = 1;; ++attempt) {
-        auto r = m->log->append(tp.first, tp.second, o.recs.data(), o.recs.size());
-        if (r.ok()) {
-          m->produced.fetch_add(o.recs.size(), std::memory_order_relaxed);
-          break;
-        }
-        error_counter(polled.front().tp.topic, "append")->inc();
-        if (!retry.should_retry(process::ErrorClass::kTransient, attempt)) {
-          spdlog::error("processor {}: appending to {}[{}] failed {} times: {}; the batch will be "
-                        "processed again", cfg.name, tp.first, tp.second, attempt,
-                        r.status().to_string());
-          rewind(polled);  // offsets are not committed: the batch is polled again
-          return m->running.load() ? BatchEnd::kRetry : BatchEnd::kStopped;
-        }
-        m->retries.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("processor {}: appending to {}[{}] failed: {}; retrying", cfg.name, tp.first,
-                     tp.second, r.status().to_string());
-        if (!m->sleep_for(retry.backoff_ms(attempt, rng))) return BatchEnd::kStopped;
-      }
-    }
-    if (Status s = consumer->commit(commits); !s.ok()) {
-      spdlog::warn("processor {}: committing offsets failed: {}", cfg.name, s.to_string());
-    }
-  }
-  m->batches.fetch_add(1, std::memory_order_relaxed);
-  const double secs = std::chrono::duration<double>(Steady::now() - started).count();
-  if (secs * 1000 > static_cast<double>(cfg.max_poll_interval_ms)) {
-    m->slow_batches->inc();
-    spdlog::warn("processor {}: a batch took {:.1f} s, longer than max_poll_interval ({} ms)",
-                 cfg.name, secs, cfg.max_poll_interval_ms);
-  }
-  for (const auto& b : polled) m->topic_metrics[b.tp.topic].seconds->observe(secs);
-  if (auto l = consumer->lag(); l.ok()) {
-    int64_t sum = 0;
-    for (const auto& [tp, n] : *l) {
-      lag_gauges[{tp.topic, tp.partition}]->set(static_cast<double>(n));
-      sum += n;
-    }
-    lag.store(sum, std::memory_order_relaxed);
-  }
-  return BatchEnd::kCommitted;
+  // Exactly-once: outputs (dead letters included) and input offsets in one transaction;
+  // at-least-once: the outputs, then the offsets. The committer thread delivers them (run());
+  // the events are counted once it is done.
+  cur->consumed = std::exchange(consumed.n, 0);
+  return BatchEnd::kReady;
 }
 
 }  // namespace spate

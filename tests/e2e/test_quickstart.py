@@ -63,7 +63,11 @@ try:
         return [sum(p["end_offset"] for p in t["partition_info"]) for t in st["topics"]
                 if t["name"] == "error_logs"] == [1]
     check(wait_for(error_logs, timeout=20), "the errors processor wrote to error_logs")
-    procs = json.loads(http_get(port, "/status")[1])["processors"]
+    # The counts follow the output: a batch is counted once its offsets are committed too.
+    def counted():
+        procs = json.loads(http_get(port, "/status")[1])["processors"]
+        return procs if (len(procs) == 1 and procs[0]["consumed"] == 1 and procs[0]["lag"] == 0) else None
+    procs = wait_for(counted, timeout=10) or json.loads(http_get(port, "/status")[1])["processors"]
     check(len(procs) == 1 and procs[0]["name"] == "errors" and procs[0]["inputs"] == ["application_logs"]
           and procs[0]["consumed"] == 1 and procs[0]["produced"] == 1 and procs[0]["lag"] == 0
           and procs[0]["paused"] is False and procs[0]["downstreams"] == [],

@@ -15,6 +15,7 @@
 #include "spate/metrics.h"
 #include "spate/processor.h"
 #include "spate/processor_api.h"
+#include "fault_fs.h"
 #include "process_fixture.h"
 #include "test_util.h"
 
@@ -118,6 +119,75 @@ processors:
   for (const auto& r : out) got.insert(r.value);
   EXPECT_EQ(got.size(), 1000u);
   EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), sent);
+}
+
+// Failing deliveries while the disk is full: exactly-once, every transaction fails (the worker
+// abandons the batch being committed and the one processed meanwhile, and polls both again);
+// at-least-once, appends fail until their retries run out, and the batches are polled again.
+// Once space is back, the output (read_committed) holds every input event — exactly once with
+// transactions, at least once without.
+void run_with_disk_full_for_a_while(bool exactly_once) {
+  testing::TempDir dir;
+  testing::FaultFs fs;
+  LogConfig lc;
+  lc.data_dir = dir.sub("log");
+  lc.fs = &fs;
+  Fixture f;
+  f.log = std::move(open_embedded_log(lc)).value();
+  f.topic("in", 2);
+  f.topic("out", 2);
+  std::set<std::string> sent;
+  for (uint32_t p = 0; p < 2; ++p) {
+    for (int chunk = 0; chunk < 10; ++chunk) {
+      std::vector<std::string> values;
+      for (int i = 0; i < 100; ++i) {
+        values.push_back(fmt_json(p, chunk * 100 + i));
+        sent.insert(values.back());
+      }
+      f.produce("in", p, values);
+    }
+  }
+  ProcessorConfig cfg = processor_of(std::string(R"(
+processors:
+  - {name: x, inputs: [in], output: out, workers: 2, batch_size: 20, max_retries: 2,
+     poll_timeout: 5ms, retry_backoff: 1ms, steps: [{map: [{set: seen, value: true}]}],
+     exactly_once: )") + (exactly_once ? "true" : "false") + "}\n");
+  MetricsRegistry metrics;
+  KafkaStreamProcessor p(cfg, f.log.get(), &metrics);
+  ASSERT_TRUE(p.initialize().ok());
+  ASSERT_TRUE(p.start().ok());
+  ASSERT_TRUE(wait_until([&] { return p.stats().batches >= 3; }));
+  const uint64_t retries = p.stats().retries;
+  fs.space_left = 0;  // every append (data, markers, offsets and commit records) now fails
+  ASSERT_TRUE(wait_until([&] {
+    return exactly_once ? p.stats().aborts >= 4 : p.stats().retries >= retries + 4;
+  }));
+  fs.space_left = -1;
+  ASSERT_TRUE(wait_until([&] {
+    return p.total_lag() == 0 &&
+           std::set<std::string>(sent).size() <= f.read("out").size();
+  }));
+  p.stop();
+  std::multiset<std::string> got;
+  for (const auto& r : f.read("out")) {
+    std::string v = r.value;
+    const auto at = v.find(",\"seen\":true");
+    ASSERT_NE(at, std::string::npos) << v;
+    v.erase(at, 12);
+    got.insert(v);
+  }
+  if (exactly_once) {
+    EXPECT_EQ(got.size(), sent.size());  // no duplicate
+  }
+  EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), sent);  // nothing lost
+}
+
+TEST(ProcessorStepsTest, ExactlyOnceSurvivesFailedTransactionsWithoutLossOrDuplicates) {
+  run_with_disk_full_for_a_while(true);
+}
+
+TEST(ProcessorStepsTest, AtLeastOnceSurvivesFailedAppendsWithoutLoss) {
+  run_with_disk_full_for_a_while(false);
 }
 
 // A test step calling a fake downstream that can be switched off; the processor must pause

@@ -209,29 +209,78 @@ Status OffsetStore::compact_locked() {
   return Status::Ok();
 }
 
-Status OffsetStore::append_record_locked(const std::string& rec, const char* what) {
-  if (!file_) return Unavailable("offset store is closed");
-  uint64_t before = file_->size();
-  Status s = file_->append(rec.data(), rec.size());
-  if (s.ok()) s = file_->sync();
-  if (!s.ok()) {
-    (void)file_->truncate(before);
-    return s.with_context(what);
+// A record waiting to be written by append_grouped().
+struct OffsetStore::Waiter {
+  const std::string* rec;
+  const char* what;
+  const std::function<void()>* apply;
+  Status status;
+  bool done = false;
+  std::condition_variable cv;
+};
+
+// Group commit: callers queue their record; the first in the queue (the leader) writes every
+// queued record with one append and one fsync, outside mu_ (so that more records queue up for
+// the next group meanwhile), then — under mu_ again, in file order — applies each record's
+// state (only once it is durable) and wakes its writer. Only a leader touches file_ between
+// open() and close(), and there is one leader at a time. A failed write or fsync truncates
+// the file back to where the group began and fails every record of the group (none of them
+// was acknowledged), as a single record's failure did before grouping.
+Status OffsetStore::append_grouped(const std::string& rec, const char* what,
+                                   const std::function<void()>& apply) {
+  Waiter w{&rec, what, &apply, {}, false, {}};
+  std::unique_lock lk(mu_);
+  queue_.push_back(&w);
+  while (!w.done && queue_.front() != &w) w.cv.wait(lk);
+  if (w.done) return w.status;
+  std::vector<Waiter*> group(queue_.begin(), queue_.end());
+  Status s;
+  if (!file_) {
+    s = Unavailable("offset store is closed");
+  } else {
+    leader_active_ = true;
+    std::string joined;
+    const std::string* data = &rec;
+    if (group.size() > 1) {
+      for (Waiter* x : group) joined += *x->rec;
+      data = &joined;
+    }
+    lk.unlock();
+    const uint64_t before = file_->size();
+    s = file_->append(data->data(), data->size());
+    if (s.ok()) s = file_->sync();
+    if (!s.ok()) (void)file_->truncate(before);
+    lk.lock();
+    leader_active_ = false;
+    idle_cv_.notify_all();
   }
-  return Status::Ok();
+  for (Waiter* x : group) {
+    queue_.pop_front();
+    if (s.ok()) {
+      (*x->apply)();
+    } else {
+      x->status = s.with_context(x->what);
+    }
+    x->done = true;
+    if (x != &w) x->cv.notify_one();
+  }
+  if (s.ok() && file_->size() > (4u << 20) &&
+      file_->size() > (offsets_.size() + producers_.size()) * 64 * 16) {
+    Status c = compact_locked();  // still the only writer: the next leader waits for mu_
+    if (w.status.ok() && !c.ok()) w.status = c;
+  }
+  if (!queue_.empty()) queue_.front()->cv.notify_one();
+  return w.status;
 }
 
 Status OffsetStore::commit(std::string_view group, std::string_view topic,
                            const std::map<uint32_t, int64_t>& offsets) {
   if (group.empty() || group.size() > 1000) return InvalidArgument("bad group name");
   std::string rec = encode(group, topic, offsets);
-  std::lock_guard lk(mu_);
-  SPATE_RETURN_IF_ERROR(append_record_locked(rec, "committing offsets"));
-  for (const auto& [p, o] : offsets) offsets_[{std::string(group), std::string(topic), p}] = o;
-  if (file_->size() > (4u << 20) && file_->size() > offsets_.size() * 64 * 16) {
-    SPATE_RETURN_IF_ERROR(compact_locked());
-  }
-  return Status::Ok();
+  const std::function<void()> apply = [&] {
+    for (const auto& [p, o] : offsets) offsets_[{std::string(group), std::string(topic), p}] = o;
+  };
+  return append_grouped(rec, "committing offsets", apply);
 }
 
 Status OffsetStore::register_producer(std::string_view transactional_id, ProducerEntry e) {
@@ -239,10 +288,8 @@ Status OffsetStore::register_producer(std::string_view transactional_id, Produce
     return InvalidArgument("transactional id must be 1-1000 bytes");
   }
   std::string rec = encode_producer(transactional_id, e);
-  std::lock_guard lk(mu_);
-  SPATE_RETURN_IF_ERROR(append_record_locked(rec, "registering transactional producer"));
-  producers_[std::string(transactional_id)] = e;
-  return Status::Ok();
+  const std::function<void()> apply = [&] { producers_[std::string(transactional_id)] = e; };
+  return append_grouped(rec, "registering transactional producer", apply);
 }
 
 std::optional<OffsetStore::ProducerEntry> OffsetStore::producer(
@@ -266,15 +313,11 @@ Status OffsetStore::commit_txn(int64_t producer_id, int64_t txn_seq,
     if (o.group.empty() || o.group.size() > 1000) return InvalidArgument("bad group name");
   }
   std::string rec = encode_txn(producer_id, txn_seq, offsets);
-  std::lock_guard lk(mu_);
-  SPATE_RETURN_IF_ERROR(append_record_locked(rec, "committing transaction"));
-  committed_txns_[producer_id] = txn_seq;
-  for (const auto& o : offsets) offsets_[{o.group, o.topic, o.partition}] = o.offset;
-  if (file_->size() > (4u << 20) &&
-      file_->size() > (offsets_.size() + producers_.size()) * 64 * 16) {
-    SPATE_RETURN_IF_ERROR(compact_locked());
-  }
-  return Status::Ok();
+  const std::function<void()> apply = [&] {
+    committed_txns_[producer_id] = txn_seq;
+    for (const auto& o : offsets) offsets_[{o.group, o.topic, o.partition}] = o.offset;
+  };
+  return append_grouped(rec, "committing transaction", apply);
 }
 
 std::optional<int64_t> OffsetStore::last_committed_txn(int64_t producer_id) const {
@@ -293,7 +336,8 @@ std::optional<int64_t> OffsetStore::get(std::string_view group, std::string_view
 }
 
 Status OffsetStore::close() {
-  std::lock_guard lk(mu_);
+  std::unique_lock lk(mu_);
+  idle_cv_.wait(lk, [&] { return !leader_active_; });
   if (!file_) return Status::Ok();
   Status s = file_->close();
   file_.reset();

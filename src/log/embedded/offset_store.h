@@ -9,8 +9,17 @@
 // transactional id to (producer id, epoch); commit_txn() writes ONE record "transaction
 // (producer id, txn seq) committed, with these group offsets" and fsyncs it — that record is the
 // commit point of a transaction.
+//
+// Concurrent commits are grouped (group commit): records queued while one fsync runs are
+// written together with the next single append + fsync. Each call still returns only once its
+// own record is durable, and its state (offsets, producer, committed txn) is applied — in file
+// order — only then; if the write or fsync fails, every record of that group fails and is cut
+// from the file.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,7 +62,9 @@ class OffsetStore {
   Status close();
 
  private:
-  Status append_record_locked(const std::string& rec, const char* what);
+  struct Waiter;
+  Status append_grouped(const std::string& rec, const char* what,
+                        const std::function<void()>& apply);
   static std::string frame(const std::string& body);
   static std::string encode_producer(std::string_view tid, ProducerEntry e);
   static std::string encode_txn(int64_t producer_id, int64_t txn_seq,
@@ -69,6 +80,9 @@ class OffsetStore {
   std::map<std::string, ProducerEntry, std::less<>> producers_;
   std::map<int64_t, int64_t> committed_txns_;  // producer id -> last committed txn seq
   std::unique_ptr<WritableFile> file_;
+  std::deque<Waiter*> queue_;      // guarded by mu_: records waiting; the front one leads
+  bool leader_active_ = false;     // guarded by mu_: a leader writes file_ without mu_
+  std::condition_variable idle_cv_;  // leader_active_ went false
 };
 
 }  // namespace spate

@@ -94,7 +94,9 @@ class Partition {
                              int64_t txn_seq);
   /// Append a COMMIT or ABORT marker for the producer's open transaction. Returns its offset.
   Result<int64_t> append_marker(int64_t producer_id, int64_t txn_seq, bool commit);
-  /// fsync the active segment now (whatever the dirty flag says).
+  /// Make everything appended before the call durable now (whatever the dirty flag says):
+  /// fsyncs the active segment unless an fsync that began after those appends has already
+  /// completed (concurrent callers share one fsync). Thread-safe.
   Status sync_now();
   /// First offset of the earliest open transaction, else the end offset.
   int64_t last_stable_offset() const;
@@ -156,6 +158,11 @@ class Partition {
   std::atomic<int64_t> end_offset_{0};
   std::atomic<bool> dirty_{false};
   std::mutex sync_mu_;  // serialises background sync with the leader's sync
+  // Guarded by sync_mu_: the segment (base offset) and size that the last fsync of sync_now()
+  // or sync_if_dirty() covered (bytes written before it began), so that a sync_now() whose
+  // data it covered skips its own.
+  int64_t synced_base_ = -1;
+  uint64_t synced_size_ = 0;
 
   // Tail waiters.
   std::mutex wait_mu_;

@@ -47,9 +47,8 @@ class ChainStep final : public EventProcessor {
     if (out.changed) {
       // The chain's parse stays valid until its next apply (the next event on this thread);
       // the text is copied into the batch's storage because outputs are appended at batch end.
-      auto& texts = *ProcessorEventAccess::texts(ev);
-      texts.emplace_back(out.json);
-      ProcessorEventAccess::set(ev, texts.back(), last_ ? ev.doc() : out.doc);
+      std::string_view json = ProcessorEventAccess::texts(ev)->add(out.json);
+      ProcessorEventAccess::set(ev, json, last_ ? ev.doc() : out.doc);
     }
     return StepOutcome::kPass;
   }
