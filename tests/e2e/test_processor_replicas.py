@@ -98,10 +98,10 @@ kills = {"owner": 0, "replica": 0}
 mid_run = 0
 for round_ in range(14):
     before = sum(status(p).get("consumed", 0) for _, p in replicas)
-    produce_chunk(rng.randint(600, 1200))
+    produce_chunk(rng.randint(900, 1800))
     # Let processing get under way, then kill somebody at a random moment.
     wait_for(lambda: sum(status(p).get("consumed", 0) for _, p in replicas) > before, timeout=20)
-    time.sleep(rng.uniform(0, 0.15))
+    time.sleep(rng.uniform(0, 0.1))
     if sum(sum(metrics(p, "stream_consumer_lag").values()) for _, p in replicas) > 0:
         mid_run += 1
     if round_ % 5 == 2:

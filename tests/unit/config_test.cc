@@ -764,8 +764,16 @@ TEST(ConfigTest, QuickstartExample) {
   EXPECT_EQ(r->data_dir, "./spate-data/quickstart");
   EXPECT_EQ(r->log.data_dir, "./spate-data/quickstart/log");
   EXPECT_EQ(r->server.port, 8080);
-  ASSERT_EQ(r->topics.size(), 5u);
+  ASSERT_EQ(r->topics.size(), 7u);
   EXPECT_EQ(r->topics[0].name, "user_events");
+  ASSERT_EQ(r->analytics.size(), 1u);
+  EXPECT_EQ(r->analytics[0].name, "user_activity");
+  EXPECT_EQ(r->analytics[0].window.type, WindowType::kTumbling);
+  EXPECT_EQ(r->analytics[0].window.size_ms, 60'000);
+  EXPECT_EQ(r->analytics[0].window.allowed_lateness_ms, 30'000);
+  EXPECT_EQ(r->analytics[0].key_by, std::vector<std::string>{"action"});
+  EXPECT_EQ(r->analytics[0].aggregations.size(), 2u);
+  EXPECT_EQ(r->analytics[0].aggregations[1].name, "users");
   ASSERT_EQ(r->processors.size(), 1u);
   EXPECT_EQ(r->processors[0].name, "errors");
   EXPECT_EQ(r->processors[0].inputs, std::vector<std::string>{"application_logs"});
@@ -806,6 +814,48 @@ TEST(ConfigTest, RemoteLogNeedsAnHttpUrl) {
             "got \"127.0.0.1:8080\"");
   EXPECT_EQ(error_of(yaml({"log:", "  url: http://x:1"})),
             "p.yaml:2:8: log.url: url is only for log kind remote");
+}
+
+}  // namespace
+}  // namespace spate
+
+namespace spate {
+namespace {
+
+TEST(ConfigTest, AnalyticsErrorsHavePositions) {
+  EXPECT_EQ(error_of(yaml({"analytics:", "  - name: a", "    inputs: [in]", "    output: out",
+                           "    window: {type: sliding, size: 10s}",
+                           "    aggregations: [{type: count}]"})),
+            "p.yaml:5:13: analytics[0].window.slide: missing required key");
+  EXPECT_EQ(error_of(yaml({"analytics:", "  - name: a", "    inputs: [in]", "    output: out",
+                           "    window: {type: tumbling, size: 1m}",
+                           "    aggregations: [{type: avg}]"})),
+            "p.yaml:6:20: analytics[0].aggregations[0].field: missing required key");
+  EXPECT_EQ(errors_of(load(yaml({"analytics:", "  - name: a", "    inputs: [in]", "    output: out",
+                                 "    window: {type: tumblin, size: 1m}",
+                                 "    aggregations: [{type: count}, {type: count}]"}))),
+            (std::vector<std::string>{
+                "p.yaml:5:20: analytics[0].window.type: expected one of tumbling, sliding, "
+                "hopping, session, count, got \"tumblin\" (did you mean \"tumbling\"?)",
+                "p.yaml:6:35: analytics[0].aggregations[1]: duplicate aggregation name \"count\" "
+                "(first defined at 6:20); give one a name:"}));
+  PipelineConfig pc = load_ok(yaml(
+      {"analytics:", "  - name: a", "    inputs: in", "    output: out", "    key_by: user.id",
+       "    late_data_threshold_seconds: 30",
+       "    window: {type: session, gap: 5m, max_length: 1h}",
+       "    aggregations: [{type: percentile, field: ms, quantiles: [0.9], relative_error: 0.02},",
+       "                   {type: top_k, field: path, k: 3}]"}));
+  const AnalyticsConfig& a = pc.analytics.at(0);
+  EXPECT_EQ(a.inputs, std::vector<std::string>{"in"});
+  EXPECT_EQ(a.key_by, std::vector<std::string>{"user.id"});
+  EXPECT_EQ(a.window.allowed_lateness_ms, 30'000);
+  EXPECT_EQ(a.window.gap_ms, 300'000);
+  EXPECT_EQ(a.window.max_length_ms, 3'600'000);
+  EXPECT_EQ(a.aggregations[0].name, "percentile_ms");
+  EXPECT_EQ(a.aggregations[0].quantiles, std::vector<double>{0.9});
+  EXPECT_DOUBLE_EQ(a.aggregations[0].relative_error, 0.02);
+  EXPECT_EQ(a.aggregations[1].k, 3u);
+  EXPECT_TRUE(a.time_field.empty());  // the record timestamp
 }
 
 }  // namespace
