@@ -176,16 +176,20 @@ struct RealTimeAnalyticsEngine::Impl {
     }
   };
   struct KeyState {
+    std::string key;                      // the map key (record key of its results)
     std::string key_json;                 // {"field":value,...}
     std::map<int64_t, Slots> panes;       // sliding/tumbling: by pane start
     std::map<int64_t, uint32_t> emitted;  // sliding: window end -> emissions so far
     std::unique_ptr<SessionSet<SessionState>> sessions;
     uint64_t events = 0;                  // count windows: events seen (arrival index)
+    int64_t emptied_at = kMaxTime;        // watermark when its last window closed (time windows)
     std::map<uint64_t, Slots> count_panes;
   };
   std::unordered_map<std::string, KeyState> keys;
-  std::map<int64_t, std::vector<std::string>> fire_at;   // window end -> keys to emit
-  std::map<int64_t, std::vector<std::string>> close_at;  // close time -> keys to clean
+  // Timers. A KeyState is only erased (sweep_and_oldest) once it is empty, after every timer
+  // that names it has fired, so the pointers never dangle (unordered_map nodes do not move).
+  std::map<int64_t, std::vector<KeyState*>> fire_at;   // window end -> keys to emit
+  std::map<int64_t, std::vector<KeyState*>> close_at;  // close time -> keys to clean
   std::set<std::pair<int64_t, std::string>> reemit;      // sliding: (window end, key)
   std::set<std::string> reemit_sessions;
   std::unique_ptr<WatermarkTracker> watermarks;
@@ -336,6 +340,7 @@ struct RealTimeAnalyticsEngine::Impl {
     auto it = keys.find(key);
     if (it != keys.end()) return it->second;
     KeyState ks;
+    ks.key = key;
     ks.key_json = "{";
     std::string scratch;
     for (size_t i = 0; i < cfg.key_by.size(); ++i) {
@@ -463,9 +468,9 @@ struct RealTimeAnalyticsEngine::Impl {
         if (fresh) {
           n_active.fetch_add(1, std::memory_order_relaxed);
           sliding->for_each_window(ps, [&](const TimeWindow& w) {
-            if (!is_closed(w, watermark, lateness)) fire_at[w.end].push_back(key);
+            if (!is_closed(w, watermark, lateness)) fire_at[w.end].push_back(&ks);
           });
-          close_at[close_time(*last, lateness)].push_back(key);
+          close_at[close_time(*last, lateness)].push_back(&ks);
         }
         update(it->second, t);
         if (t < watermark) {  // some windows of t may be complete already: emit them again
@@ -491,8 +496,8 @@ struct RealTimeAnalyticsEngine::Impl {
         const size_t after = ks.sessions->sessions().size();
         n_active.fetch_add(after, std::memory_order_relaxed);
         n_active.fetch_sub(before, std::memory_order_relaxed);
-        fire_at[w.end].push_back(key);
-        close_at[close_time(w, lateness)].push_back(key);
+        fire_at[w.end].push_back(&ks);
+        close_at[close_time(w, lateness)].push_back(&ks);
         if (is_complete(w, watermark)) reemit_sessions.insert(key);
         return true;
       }
@@ -655,29 +660,25 @@ struct RealTimeAnalyticsEngine::Impl {
     reemit_sessions.clear();
     while (!fire_at.empty() && fire_at.begin()->first <= watermark) {
       const int64_t end = fire_at.begin()->first;
-      std::vector<std::string> ks = std::move(fire_at.begin()->second);
+      std::vector<KeyState*> ks = std::move(fire_at.begin()->second);
       fire_at.erase(fire_at.begin());
       std::sort(ks.begin(), ks.end());
       ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
-      for (const std::string& key : ks) {
-        auto it = keys.find(key);
-        if (it == keys.end()) continue;
+      for (KeyState* st : ks) {
         if (sliding) {
-          if (it->second.emitted.count(end) == 0) emit_sliding(it->second, key, end);
+          if (st->emitted.count(end) == 0) emit_sliding(*st, st->key, end);
         } else {
-          emit_sessions(it->second, key);
+          emit_sessions(*st, st->key);
         }
       }
     }
     while (!close_at.empty() && close_at.begin()->first <= watermark) {
-      std::vector<std::string> ks = std::move(close_at.begin()->second);
+      std::vector<KeyState*> ks = std::move(close_at.begin()->second);
       close_at.erase(close_at.begin());
       std::sort(ks.begin(), ks.end());
       ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
-      for (const std::string& key : ks) {
-        auto it = keys.find(key);
-        if (it == keys.end()) continue;
-        KeyState& st = it->second;
+      for (KeyState* stp : ks) {
+        KeyState& st = *stp;
         if (sliding) {
           while (!st.panes.empty()) {
             auto last = sliding->last_window_of_pane(st.panes.begin()->first);
@@ -691,21 +692,38 @@ struct RealTimeAnalyticsEngine::Impl {
                            watermark, lateness)) {
             st.emitted.erase(st.emitted.begin());
           }
-          if (st.panes.empty()) keys.erase(it);
+          if (st.panes.empty()) st.emptied_at = watermark;  // swept later (sweep_and_oldest)
         } else {
           size_t dropped = 0;
           st.sessions->pop_closed(watermark, lateness, [&](const TimeWindow&, SessionState&&) {
             ++dropped;
           });
           n_active.fetch_sub(dropped, std::memory_order_relaxed);
-          if (st.sessions->empty()) keys.erase(it);
+          if (st.sessions->empty()) st.emptied_at = watermark;
         }
       }
     }
   }
 
   // Earliest event time still held by open state (kMaxTime if none).
-  int64_t oldest_needed() const {
+  // Earliest event time still held by open state (kMaxTime if none); also forgets keys whose
+  // windows all closed a while ago (kept meanwhile so that a key's next window reuses its state
+  // instead of reallocating it).
+  int64_t sweep_and_oldest() {
+    const WindowConfig& w = cfg.window;
+    const int64_t keep = std::max<int64_t>(60'000, 10 * std::max(w.size_ms, w.gap_ms));
+    for (auto it = keys.begin(); it != keys.end();) {
+      KeyState& ks = it->second;
+      const bool empty = ks.panes.empty() && (!ks.sessions || ks.sessions->empty()) &&
+                         w.type != WindowType::kCount;
+      if (!empty) {
+        ks.emptied_at = kMaxTime;
+      } else if (ks.emptied_at != kMaxTime && sat_add(ks.emptied_at, keep) < watermark) {
+        it = keys.erase(it);
+        continue;
+      }
+      ++it;
+    }
     int64_t t = kMaxTime;
     for (const auto& [key, ks] : keys) {
       for (const auto& [p, s] : ks.panes) t = std::min(t, s.min_time);
@@ -819,7 +837,7 @@ struct RealTimeAnalyticsEngine::Impl {
     const int64_t now = clock->now_ms();
     if (!force && now - last_commit_ms < 200) return;
     last_commit_ms = now;
-    const int64_t oldest = oldest_needed();
+    const int64_t oldest = sweep_and_oldest();
     std::map<process::TopicPartition, int64_t> commits;
     for (auto& [tp, q] : pending) {
       while (!q.empty() && q.front().second < oldest) {
