@@ -3,6 +3,8 @@
 // partition streams (no on-time event may ever be judged late) against a brute-force oracle.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <algorithm>
 #include <random>
 #include <vector>
@@ -13,15 +15,11 @@
 namespace spate::analytics {
 namespace {
 
-class ManualClock final : public Clock {
- public:
-  int64_t now_ms() const override { return 1'796'000'000'000 + ms_; }
-  int64_t steady_ns() const override { return ms_ * 1'000'000; }
-  void advance(int64_t ms) { ms_ += ms; }
-
- private:
-  int64_t ms_ = 0;
+// This file's clock: ManualClock(1'796'000'000'000).
+struct ManualClock : testing::ManualClock {
+  ManualClock() : testing::ManualClock(1'796'000'000'000) {}
 };
+
 
 TEST(WatermarkTest, BoundedOutOfOrdernessOnePartition) {
   ManualClock clock;

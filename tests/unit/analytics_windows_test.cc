@@ -4,6 +4,8 @@
 // max length) against a sorted sessionization, and count windows.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <algorithm>
 #include <map>
 #include <random>
@@ -18,15 +20,8 @@
 namespace spate::analytics {
 namespace {
 
-class ManualClock final : public Clock {
- public:
-  int64_t now_ms() const override { return ms_; }
-  int64_t steady_ns() const override { return ms_ * 1'000'000; }
-  void advance(int64_t ms) { ms_ += ms; }
+using testing::ManualClock;
 
- private:
-  int64_t ms_ = 0;
-};
 
 std::vector<TimeWindow> windows_of(const SlidingWindows& w, int64_t t) {
   std::vector<TimeWindow> out;

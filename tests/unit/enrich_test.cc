@@ -2,6 +2,8 @@
 // (NDJSON, JSON, CSV, reload on change), on_miss, fields, and option checking.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <fstream>
 #include <string>
 
@@ -14,19 +16,15 @@
 namespace spate {
 namespace {
 
+// This file's clock: ManualClock(0, 1'000'000).
+struct ManualClock : testing::ManualClock {
+  ManualClock() : testing::ManualClock(0, 1'000'000) {}
+};
+
 using process::LookupCache;
 using testing::processor_of;
 using testing::wait_until;
 
-class ManualClock final : public Clock {
- public:
-  int64_t now_ms() const override { return ms_; }
-  int64_t steady_ns() const override { return ms_ * 1'000'000; }
-  void advance(int64_t ms) { ms_ += ms; }
-
- private:
-  int64_t ms_ = 1'000'000;
-};
 
 TEST(EnrichCacheTest, BoundedBySizeEvictingTheLeastRecentlyUsed) {
   ManualClock clock;

@@ -22,21 +22,17 @@
 namespace spate {
 namespace {
 
+// This file's clock: ManualClock(1'796'000'000'000).
+struct ManualClock : testing::ManualClock {
+  ManualClock() : testing::ManualClock(1'796'000'000'000) {}
+};
+
 using process::BreakerConfig;
 using process::BreakerState;
 using process::CircuitBreaker;
 using process::ErrorClass;
 using process::RetryPolicy;
 
-class ManualClock final : public Clock {
- public:
-  int64_t now_ms() const override { return 1'796'000'000'000 + ms_; }
-  int64_t steady_ns() const override { return ms_ * 1'000'000; }
-  void advance(int64_t ms) { ms_ += ms; }
-
- private:
-  int64_t ms_ = 0;
-};
 
 TEST(RetryPolicyTest, PermanentErrorsAreNeverRetriedAndAttemptsAreBounded) {
   RetryPolicy p;

@@ -1,9 +1,11 @@
-// Test helpers: temporary directories.
+// Test helpers: temporary directories, a manual clock.
 #pragma once
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+
+#include "base/clock.h"
 
 namespace spate::testing {
 
@@ -25,6 +27,21 @@ class TempDir {
 
  private:
   std::string path_;
+};
+
+/// A Clock that moves only when told: now_ms() = wall_offset_ms + elapsed, steady_ns() =
+/// elapsed in ns, elapsed starting at start_ms.
+class ManualClock : public Clock {
+ public:
+  explicit ManualClock(int64_t wall_offset_ms = 0, int64_t start_ms = 0)
+      : wall_offset_ms_(wall_offset_ms), ms_(start_ms) {}
+  int64_t now_ms() const override { return wall_offset_ms_ + ms_; }
+  int64_t steady_ns() const override { return ms_ * 1'000'000; }
+  void advance(int64_t ms) { ms_ += ms; }
+
+ private:
+  int64_t wall_offset_ms_;
+  int64_t ms_;
 };
 
 }  // namespace spate::testing
