@@ -255,12 +255,12 @@ Status KafkaStreamProcessor::initialize() {
     cc.max_records = m.cfg.batch_size;
     cc.max_bytes = m.cfg.buffer_size;
     cc.max_wait_ms = m.cfg.poll_timeout_ms;
-    wk->consumer = std::make_unique<process::GroupConsumer>(m.log, cc);
-    SPATE_RETURN_IF_ERROR(wk->consumer->open().with_context("processor " + m.cfg.name));
     wk->group = group;
     if (m.cfg.exactly_once) {
       // One transactional id per group member: a restarted member fences its predecessor and
-      // aborts what it left open.
+      // aborts what it left open. Fence first, read the committed offsets after: a predecessor
+      // still running (another process) cannot commit between the two, so this member never
+      // starts from offsets that are already stale.
       auto txn = m.log->transactional_producer(fmt::format("{}#{}/{}", group, cc.replica, cc.replicas));
       if (!txn.ok()) {
         return txn.status().with_context("processor " + m.cfg.name + ": exactly_once needs a log "
@@ -268,6 +268,8 @@ Status KafkaStreamProcessor::initialize() {
       }
       wk->txn = std::move(txn).value();
     }
+    wk->consumer = std::make_unique<process::GroupConsumer>(m.log, cc);
+    SPATE_RETURN_IF_ERROR(wk->consumer->open().with_context("processor " + m.cfg.name));
     ProcessorEventAccess::texts(wk->ev) = &wk->cur->texts;
     m.workers.push_back(std::move(wk));
   }

@@ -287,10 +287,13 @@ class RemoteProducer final : public TransactionalProducer {
   Status begin() override {
     Status s = op("begin");
     if (!s.ok() && RemoteLog::gone(s)) {
-      // The owner restarted (or dropped an idle session): a new session fences nothing but
-      // what is already gone, and no transaction of ours is open.
+      // The owner restarted (or dropped an idle session): open a new one, fencing whatever
+      // holds the id now, but do not begin. While the session was gone another producer with
+      // this id (a restarted replica) may have committed, so the caller must re-read the
+      // committed offsets — after this fence — before its next transaction.
       SPATE_ASSIGN_OR_RETURN(session_, log_->open_session(txid_));
-      s = op("begin");
+      return Unavailable("the log's owner lost this producer's session; a new one is open: "
+                         "re-read the committed offsets, then begin again");
     }
     return s;
   }

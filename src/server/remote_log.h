@@ -10,10 +10,13 @@
 //    HttpClient's single retry when a reused connection turns out closed before any answer —
 //    so a failed append under at-least-once may or may not have landed, as with Kafka.
 //  - Transactions: transactional_producer() opens a session on the owner (fencing older
-//    producers with the same id). If the owner restarted (its sessions are gone), begin()
-//    opens a new session transparently; a call inside a transaction fails with kUnavailable
-//    and the caller aborts and retries, as for any failed transaction. A failed commit() leaves
-//    the outcome unknown until the owner answers again: ask committed_offset().
+//    producers with the same id). If the owner restarted or dropped the session (idle), a call
+//    inside a transaction fails with kUnavailable and abort() succeeds (nothing is open any
+//    more); begin() then opens a new session — fencing whatever holds the id now — and fails
+//    with kUnavailable once: another producer with the id may have committed meanwhile, so the
+//    caller re-reads its committed offsets and then begins again (the stream processor does).
+//    A failed commit() leaves the outcome unknown until the owner answers again: ask
+//    committed_offset().
 //  - stats() counts what this process appended through the RemoteLog; enforce_retention() is
 //    the owner's business (no-op here). close() makes later calls fail with kUnavailable.
 //  - Thread-safe (one connection per concurrent call).

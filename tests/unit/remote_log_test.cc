@@ -282,8 +282,10 @@ TEST(RemoteLogTest, IdleSessionIsAbortedSoItDoesNotHoldTheStableOffset) {
   EXPECT_EQ(owner.api->sessions(), 0u);
   // Its producer finds the session gone: inside a transaction that is an error...
   EXPECT_EQ(txn->commit().code(), Errc::kUnavailable);
-  // ... abort is a no-op, and begin() opens a new session and works.
+  // ... abort is a no-op; begin() opens a new session but says to resync first, then works.
   EXPECT_TRUE(txn->abort().ok());
+  EXPECT_EQ(txn->begin().code(), Errc::kUnavailable);
+  EXPECT_EQ(owner.api->sessions(), 1u);
   ASSERT_TRUE(txn->begin().ok());
   ASSERT_TRUE(txn->append("out", 0, &r, 1).ok());
   ASSERT_TRUE(txn->commit().ok());
@@ -309,8 +311,10 @@ TEST(RemoteLogTest, OwnerDownThenBack) {
   EXPECT_EQ(txn->commit().code(), Errc::kUnavailable);
 
   owner = std::make_unique<Owner>(dir.sub("log"), port);  // same port, same directory
-  // The reopened log aborted the open transaction; the producer carries on with a new session.
+  // The reopened log aborted the open transaction; the producer carries on with a new session
+  // (the first begin() opens it and asks the caller to re-read committed offsets first).
   EXPECT_TRUE(txn->abort().ok());
+  EXPECT_EQ(txn->begin().code(), Errc::kUnavailable);
   ASSERT_TRUE(txn->begin().ok());
   r.value = "after restart";
   ASSERT_TRUE(txn->append("t", 0, &r, 1).ok());
@@ -319,6 +323,32 @@ TEST(RemoteLogTest, OwnerDownThenBack) {
   committed.isolation = Isolation::kReadCommitted;
   EXPECT_EQ(values(*remote->fetch("t", 0, 0, committed)),
             std::vector<std::string>{"after restart"});
+}
+
+// Two processes with one transactional id (a zombie replica and its replacement) across an
+// owner restart that loses the fencing sessions: each reopen fences the other and makes its
+// owner resync first, so the two never both commit; the last to reopen wins.
+TEST(RemoteLogTest, ZombieAndReplacementAcrossOwnerRestart) {
+  TempDir dir;
+  auto owner = std::make_unique<Owner>(dir.sub("log"), 0);
+  const uint16_t port = owner->server->port();
+  auto a_log = connect(owner->url());
+  auto b_log = connect(owner->url());
+  ASSERT_TRUE(a_log && b_log);
+  ASSERT_TRUE(a_log->create_topic(TopicSpec{"out", 1, {}, {}}).ok());
+  auto zombie = std::move(a_log->transactional_producer("m0")).value();
+  auto live = std::move(b_log->transactional_producer("m0")).value();  // fences the zombie
+  owner.reset();
+  owner = std::make_unique<Owner>(dir.sub("log"), port);
+  EXPECT_EQ(zombie->begin().code(), Errc::kUnavailable);  // reopened: fences `live`
+  EXPECT_EQ(live->begin().code(), Errc::kUnavailable);    // reopened: fences `zombie`
+  EXPECT_EQ(zombie->begin().code(), Errc::kFenced);
+  ASSERT_TRUE(live->begin().ok());
+  RecordIn r;
+  r.value = "once";
+  ASSERT_TRUE(live->append("out", 0, &r, 1).ok());
+  ASSERT_TRUE(live->commit().ok());
+  EXPECT_EQ(zombie->commit().code(), Errc::kFenced);
 }
 
 TEST(RemoteLogTest, ConnectErrors) {
