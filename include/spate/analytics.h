@@ -76,12 +76,21 @@ struct AggregationConfig {
   bool sample = true;               // stddev/variance: sample (n-1) or population (n)
 };
 
+/// Where window results go besides the output topic (pipeline key `analytics[i].results[j]`).
+struct ResultSinkConfig {
+  std::string kind = "sqlite";  // sqlite (the embedded default)
+  std::string path;             // sqlite: database file (`spate run` fills "" with
+                                // DATA_DIR/analytics.db; the engine needs it set)
+  std::string table;            // "" = the job's name
+};
+
 /// Pipeline key `analytics[i]`.
 struct AnalyticsConfig {
   std::string name;
   std::string group;                  // consumer group ("" = "spate.analytics.<name>")
   std::vector<std::string> inputs;
-  std::string output;                 // results topic (required)
+  std::string output;                 // results topic ("" = only the `results` sinks)
+  std::vector<ResultSinkConfig> results;  // upserted by (analytics, window_start, key)
   std::string late_topic;             // late events ("" = counted and dropped)
   std::vector<std::string> key_by;    // group-by fields (empty = one global key)
   std::string time_field;             // event time: epoch ms number or RFC 3339 string;

@@ -19,6 +19,7 @@
 #include "analytics/ddsketch.h"
 #include "analytics/hyperloglog.h"
 #include "analytics/moments.h"
+#include "analytics/sqlite_sink.h"
 #include "analytics/top_k.h"
 #include "analytics/watermark.h"
 #include "analytics/windows.h"
@@ -107,7 +108,7 @@ Status validate_analytics(const AnalyticsConfig& c) {
     return ConfigError(fmt::format("{}:{}:{}: {}: {}", c.file, c.line, c.column, c.path, what));
   };
   if (c.inputs.empty()) return at("no input topics");
-  if (c.output.empty()) return at("no output topic");
+  if (c.output.empty() && c.results.empty()) return at("no output topic and no results sink");
   if (c.aggregations.empty()) return at("no aggregations");
   const WindowConfig& w = c.window;
   switch (w.type) {
@@ -201,6 +202,8 @@ struct RealTimeAnalyticsEngine::Impl {
   std::map<process::TopicPartition, std::deque<std::pair<int64_t, int64_t>>> pending;
   int64_t last_commit_ms = 0;
   simdjson::dom::parser parser;
+  std::vector<std::unique_ptr<SqliteResultSink>> sinks;
+  std::vector<WindowResultRow> rows;     // this batch's results for the sinks
   std::vector<std::string> results;      // this batch's results (JSON)
   std::vector<std::string> result_keys;
   std::vector<std::pair<uint32_t, std::string>> late_values;  // (source partition, value)
@@ -276,6 +279,12 @@ struct RealTimeAnalyticsEngine::Impl {
       }
       if (!info.ok()) return info.status();
       (t == &cfg.output ? out_partitions : late_partitions) = info->partitions;
+    }
+    for (const ResultSinkConfig& r : cfg.results) {
+      if (r.path.empty()) return InvalidArgument("analytics " + cfg.name + ": a sqlite sink needs a path");
+      auto sink = std::make_unique<SqliteResultSink>(r.path, r.table.empty() ? cfg.name : r.table);
+      SPATE_RETURN_IF_ERROR(sink->open().with_context("analytics " + cfg.name));
+      sinks.push_back(std::move(sink));
     }
     group = cfg.group.empty() ? "spate.analytics." + cfg.name : cfg.group;
     process::ConsumerConfig cc;
@@ -613,6 +622,17 @@ struct RealTimeAnalyticsEngine::Impl {
     fmt::format_to(std::back_inserter(out), ",\"update\":{},\"final\":{},\"watermark\":{}}}",
                    update_no, final ? "true" : "false",
                    watermark == kNoWatermark ? 0 : watermark);
+    if (!sinks.empty()) {
+      WindowResultRow row;
+      row.analytics = cfg.name;
+      row.window_start = w.start;
+      row.window_end = w.end;
+      row.key_json = ks.key_json;
+      row.result_json = out;
+      row.updates = update_no;
+      row.final = final;
+      rows.push_back(std::move(row));
+    }
     results.push_back(std::move(out));
     result_keys.push_back(key);
   }
@@ -807,6 +827,22 @@ struct RealTimeAnalyticsEngine::Impl {
       wm_published.store(watermark, std::memory_order_relaxed);
       on_watermark();
       // Results and late events first, offsets after: a crash repeats, never loses.
+      for (auto& sink : sinks) {
+        for (int attempt = 0;; ++attempt) {
+          Status ws = sink->write(rows, clock->now_ms());
+          if (ws.ok()) break;
+          spdlog::warn("analytics {}: writing results to {}: {}", cfg.name, sink->path(),
+                       ws.to_string());
+          if (!sleep_for(std::min<int64_t>(100LL << std::min(attempt, 6), 5000))) return;
+        }
+      }
+      rows.clear();
+      if (!results.empty() && cfg.output.empty()) {
+        n_results.fetch_add(results.size(), std::memory_order_relaxed);
+        if (m_results) m_results->inc(results.size());
+        results.clear();
+        result_keys.clear();
+      }
       if (!results.empty()) {
         if (!append_all(cfg.output, out_partitions, results, result_keys, nullptr).ok()) return;
         n_results.fetch_add(results.size(), std::memory_order_relaxed);

@@ -442,7 +442,10 @@ int run_pipeline(const RunOptions& opts) {
   auto stop_analytics = [&] {
     for (auto& a : analytics) a->stop();
   };
-  for (const AnalyticsConfig& acfg : pc.analytics) {
+  for (AnalyticsConfig& acfg : pc.analytics) {
+    for (ResultSinkConfig& r : acfg.results) {
+      if (r.path.empty()) r.path = pc.data_dir + "/analytics.db";
+    }
     auto a = std::make_unique<RealTimeAnalyticsEngine>(acfg, log.get(), &metrics);
     s = a->initialize();
     if (s.ok()) s = a->start();

@@ -744,8 +744,24 @@ void parse_analytics(Node& root, const std::string& file, PipelineConfig* cfg) {
       std::string topic;
       if (inputs.as_string(&topic, topic_check)) ac.inputs.push_back(topic);
     }
-    item.require("output");
     item.get_string("output", &ac.output, topic_check);
+    for (Node r : item.list("results")) {
+      if (!r.is_map()) {
+        r.error(fmt::format("expected a result sink such as {{kind: sqlite, path: results.db}}, "
+                            "got {}", r.describe()));
+        continue;
+      }
+      ResultSinkConfig rc;
+      r.get_enum("kind", &rc.kind, {"sqlite"});
+      r.get_string("path", &rc.path, config::non_empty);
+      r.get_string("table", &rc.table, check_name_chars);
+      if (rc.table.empty()) rc.table = ac.name;
+      r.finish();
+      ac.results.push_back(std::move(rc));
+    }
+    if (ac.output.empty() && ac.results.empty()) {
+      item.require("output");  // reported as missing: results need somewhere to go
+    }
     item.get_string("late_topic", &ac.late_topic, topic_check);
     item.get_string("group", &ac.group, check_name_chars);
     if (Node k = item.get("key_by"); k.is_list()) {

@@ -1,6 +1,7 @@
 """`spate run examples/quickstart.yaml` serves /health, /ready, /metrics and /status, and stops
 cleanly on SIGTERM (exit 0)."""
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -123,6 +124,14 @@ check(set(results) >= {(w, "login"), (w, "logout")} and results[(w, "login")]["c
       and results[(w, "login")]["users"] == 2 and results[(w, "logout")]["count"] == 1
       and results[(w, "login")]["window_end"] == w + 60000,
       f"window results for 10:00-10:01: {r.stdout} {r.stderr}")
+import sqlite3
+db = sqlite3.connect(os.path.join(data, "analytics.db"))
+rows = db.execute("SELECT window_start, key, json_extract(result, '$.count'), "
+                  "json_extract(result, '$.users') FROM user_activity WHERE window_start = ? ORDER BY key",
+                  (w,)).fetchall()
+db.close()
+check(rows == [(w, '{"action":"login"}', 2, 2), (w, '{"action":"logout"}', 1, 1)],
+      f"window results upserted into SQLite: {rows}")
 r = spate("topics", "list", "--data-dir", data)
 check(r.returncode == 0 and r.stdout.split() ==
       ["application_logs", "error_logs", "failed_messages", "late_events", "system_metrics",
