@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -28,6 +29,7 @@
 #include "base/json_escape.h"
 #include "event/json.h"
 #include "process/consumer.h"
+#include "process/retry.h"
 #include "spate/analytics.h"
 #include "spate/metrics.h"
 
@@ -351,7 +353,6 @@ struct RealTimeAnalyticsEngine::Impl {
     KeyState ks;
     ks.key = key;
     ks.key_json = "{";
-    std::string scratch;
     for (size_t i = 0; i < cfg.key_by.size(); ++i) {
       if (i) ks.key_json += ',';
       append_json_quoted(ks.key_json, cfg.key_by[i]);
@@ -452,11 +453,7 @@ struct RealTimeAnalyticsEngine::Impl {
         vals.text[i] = vals.scratch[i];
         vals.has[i] = true;
       } else {
-        vals.text[i] = element_text(v, &vals.scratch[i]);
-        if (!v.is_string()) {
-          vals.scratch[i] = std::string(vals.text[i]);
-          vals.text[i] = vals.scratch[i];
-        }
+        vals.text[i] = element_text(v, &vals.scratch[i]);  // non-strings land in scratch[i]
         vals.has[i] = true;
       }
     }
@@ -519,13 +516,11 @@ struct RealTimeAnalyticsEngine::Impl {
         if (auto j = counting->completes(k)) {
           auto [p0, p1] = counting->panes_of(*j);
           Slots win = prototype;
-          int64_t max_t = std::numeric_limits<int64_t>::min();
           for (auto pit = ks.count_panes.lower_bound(p0);
                pit != ks.count_panes.end() && pit->first <= p1; ++pit) {
             merge_slots(win, pit->second);
           }
-          max_t = t;
-          emit(ks, key, TimeWindow{win.min_time, max_t}, win, 0, true, static_cast<int64_t>(*j));
+          emit(ks, key, TimeWindow{win.min_time, t}, win, 0, true, static_cast<int64_t>(*j));
           // Panes before the next window's first pane are no longer needed.
           const uint64_t keep_from = counting->panes_of(*j + 1).first;
           while (!ks.count_panes.empty() && ks.count_panes.begin()->first < keep_from) {
@@ -769,16 +764,27 @@ struct RealTimeAnalyticsEngine::Impl {
       by_part[p].push_back(r);
     }
     for (auto& [p, recs] : by_part) {
-      for (int attempt = 0;; ++attempt) {
-        auto r = log->append(topic, p, recs.data(), recs.size());
-        if (r.ok()) break;
-        spdlog::warn("analytics {}: appending to {}[{}]: {}", cfg.name, topic, p,
-                     r.status().to_string());
-        if (!sleep_for(std::min<int64_t>(100LL << std::min(attempt, 6), 5000))) return r.status();
-      }
+      SPATE_RETURN_IF_ERROR(retry_until_stopped(fmt::format("appending to {}[{}]", topic, p), [&] {
+        return log->append(topic, p, recs.data(), recs.size()).status();
+      }));
     }
     return Status::Ok();
   }
+
+  // Runs `op` until it succeeds, waiting between attempts as the processors' RetryPolicy does
+  // (exponential with jitter, capped at 5 s); gives up with the last error only on stop().
+  template <typename Op>
+  Status retry_until_stopped(const std::string& what, Op&& op) {
+    process::RetryPolicy policy;
+    policy.max_backoff_ms = 5000;
+    for (int retry = 1;; ++retry) {
+      Status st = op();
+      if (st.ok()) return st;
+      spdlog::warn("analytics {}: {}: {}", cfg.name, what, st.to_string());
+      if (!sleep_for(policy.backoff_ms(retry, rng))) return st;
+    }
+  }
+  std::mt19937_64 rng{std::random_device{}()};
 
   bool sleep_for(int64_t ms) {
     std::unique_lock lk(mu);
@@ -828,12 +834,10 @@ struct RealTimeAnalyticsEngine::Impl {
       on_watermark();
       // Results and late events first, offsets after: a crash repeats, never loses.
       for (auto& sink : sinks) {
-        for (int attempt = 0;; ++attempt) {
-          Status ws = sink->write(rows, clock->now_ms());
-          if (ws.ok()) break;
-          spdlog::warn("analytics {}: writing results to {}: {}", cfg.name, sink->path(),
-                       ws.to_string());
-          if (!sleep_for(std::min<int64_t>(100LL << std::min(attempt, 6), 5000))) return;
+        if (!retry_until_stopped("writing results to " + sink->path(),
+                                 [&] { return sink->write(rows, clock->now_ms()); })
+                 .ok()) {
+          return;
         }
       }
       rows.clear();
