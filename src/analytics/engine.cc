@@ -20,7 +20,7 @@
 #include "analytics/ddsketch.h"
 #include "analytics/hyperloglog.h"
 #include "analytics/moments.h"
-#include "analytics/sqlite_sink.h"
+#include "analytics/result_sink.h"
 #include "analytics/top_k.h"
 #include "analytics/watermark.h"
 #include "analytics/windows.h"
@@ -204,7 +204,7 @@ struct RealTimeAnalyticsEngine::Impl {
   std::map<process::TopicPartition, std::deque<std::pair<int64_t, int64_t>>> pending;
   int64_t last_commit_ms = 0;
   simdjson::dom::parser parser;
-  std::vector<std::unique_ptr<SqliteResultSink>> sinks;
+  std::vector<std::unique_ptr<ResultSink>> sinks;
   std::vector<WindowResultRow> rows;     // this batch's results for the sinks
   std::vector<std::string> results;      // this batch's results (JSON)
   std::vector<std::string> result_keys;
@@ -283,8 +283,7 @@ struct RealTimeAnalyticsEngine::Impl {
       (t == &cfg.output ? out_partitions : late_partitions) = info->partitions;
     }
     for (const ResultSinkConfig& r : cfg.results) {
-      if (r.path.empty()) return InvalidArgument("analytics " + cfg.name + ": a sqlite sink needs a path");
-      auto sink = std::make_unique<SqliteResultSink>(r.path, r.table.empty() ? cfg.name : r.table);
+      SPATE_ASSIGN_OR_RETURN(auto sink, make_result_sink(r, cfg.name));
       SPATE_RETURN_IF_ERROR(sink->open().with_context("analytics " + cfg.name));
       sinks.push_back(std::move(sink));
     }
@@ -834,7 +833,7 @@ struct RealTimeAnalyticsEngine::Impl {
       on_watermark();
       // Results and late events first, offsets after: a crash repeats, never loses.
       for (auto& sink : sinks) {
-        if (!retry_until_stopped("writing results to " + sink->path(),
+        if (!retry_until_stopped("writing results to " + sink->describe(),
                                  [&] { return sink->write(rows, clock->now_ms()); })
                  .ok()) {
           return;

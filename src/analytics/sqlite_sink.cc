@@ -96,3 +96,4 @@ Status SqliteResultSink::write(const std::vector<WindowResultRow>& rows, int64_t
 }
 
 }  // namespace spate::analytics
+

@@ -20,29 +20,21 @@
 #include <string>
 #include <vector>
 
+#include "analytics/result_sink.h"
 #include "spate/status.h"
 
 namespace spate::analytics {
 
-struct WindowResultRow {
-  std::string analytics;
-  int64_t window_start = 0;
-  int64_t window_end = 0;
-  std::string key_json;
-  std::string result_json;
-  uint32_t updates = 0;
-  bool final = false;
-};
-
-class SqliteResultSink {
+class SqliteResultSink final : public ResultSink {
  public:
   SqliteResultSink(std::string path, std::string table);
   ~SqliteResultSink();
   SqliteResultSink(const SqliteResultSink&) = delete;
   SqliteResultSink& operator=(const SqliteResultSink&) = delete;
 
-  Status open();
-  Status write(const std::vector<WindowResultRow>& rows, int64_t now_ms);
+  Status open() override;
+  Status write(const std::vector<WindowResultRow>& rows, int64_t now_ms) override;
+  std::string describe() const override { return "sqlite " + path_; }
   const std::string& path() const { return path_; }
 
  private:
