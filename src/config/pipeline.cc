@@ -837,6 +837,17 @@ void parse_analytics(Node& root, const std::string& file, PipelineConfig* cfg) {
     }
     item.get_int("batch_size", &ac.batch_size, 1, 1'000'000);
     item.get_duration_ms("poll_timeout", &ac.poll_timeout_ms, 1, 60'000);
+    // State checkpoints: `checkpoint: false` or {enabled, dir, interval}.
+    if (Node ck = item.get("checkpoint"); ck.present() && !ck.is_map()) {
+      item.get_bool("checkpoint", &ac.checkpoint_enabled);
+    } else if (ck.present()) {
+      Node c = item.child("checkpoint");
+      c.get_bool("enabled", &ac.checkpoint_enabled);
+      c.get_string("dir", &ac.checkpoint_dir, config::non_empty);
+      c.get_duration_ms("interval", &ac.checkpoint_interval_ms, 100, 3'600'000);
+      c.finish();
+    }
+    item.get_int("max_keys", &ac.max_keys, 1, 1'000'000'000);
     item.get_int("replicas", &ac.replicas, 1, 1024);
     if (item.get_int("replica", &ac.replica, 0, 1023) && ac.replica >= ac.replicas) {
       item.get("replica").error(fmt::format("must be below replicas ({})", ac.replicas));
