@@ -56,15 +56,6 @@ AnomalyScore rejected_score(uint64_t n, double center, double scale) {
   return s;
 }
 
-void write_header(codec::Writer& w, char tag) {
-  w.u8(static_cast<uint8_t>(tag));
-  w.u8(1);
-}
-
-bool read_header(codec::Reader& r, char tag) {
-  return r.u8() == static_cast<uint8_t>(tag) && r.u8() == 1;
-}
-
 Status check_window_config(const char* what, uint32_t window, uint32_t warmup) {
   if (window < 2 || window > (1u << 20)) {
     return InvalidArgument(std::string(what) + ": window must be in [2, 1048576], got " +
@@ -127,15 +118,13 @@ bool ValueRing::push(double x, double* evicted) {
 
 void ValueRing::encode(std::string* out) const {
   codec::Writer w(out);
-  w.varint(capacity());
   w.varint(size_);
   for (uint32_t k = 0; k < size_; ++k) w.f64(at(k));
 }
 
 bool ValueRing::decode(codec::Reader& r) {
-  const uint64_t cap = r.varint();
   const uint64_t size = r.varint();
-  if (!r.ok() || cap != capacity() || size > cap || size * 8 > r.remaining()) return false;
+  if (!r.ok() || size > capacity() || size * 8 > r.remaining()) return false;
   for (uint64_t k = 0; k < size; ++k) {
     v_[k] = r.f64();
     if (!std::isfinite(v_[k])) return false;
@@ -150,7 +139,7 @@ bool ValueRing::decode(codec::Reader& r) {
 // Reads a window detector's header and ring: kInvalidArgument if the window differs.
 static Status decode_ring(codec::Reader& r, char tag, const char* what, uint64_t* rejected,
                           detail::ValueRing* ring) {
-  if (!read_header(r, tag)) return Corruption(std::string(what) + ": bad header");
+  if (!r.header(tag, 1)) return Corruption(std::string(what) + ": bad header");
   const uint64_t window = r.varint();
   if (!r.ok()) return Corruption(std::string(what) + ": truncated");
   if (window != ring->capacity()) {
@@ -163,7 +152,7 @@ static Status decode_ring(codec::Reader& r, char tag, const char* what, uint64_t
 
 static void encode_ring(codec::Writer& w, std::string* out, char tag, uint64_t rejected,
                         const detail::ValueRing& ring) {
-  write_header(w, tag);
+  w.header(tag, 1);
   w.varint(ring.capacity());
   w.varint(rejected);
   ring.encode(out);
@@ -346,7 +335,7 @@ void EwmaState::add(double x) {
 
 void EwmaState::encode(std::string* out) const {
   codec::Writer w(out);
-  write_header(w, 'E');
+  w.header('E', 1);
   w.varint(n_);
   w.varint(rejected_);
   w.f64(mean_);
@@ -356,7 +345,7 @@ void EwmaState::encode(std::string* out) const {
 Result<EwmaState> EwmaState::decode(std::string_view in, const EwmaConfig& config) {
   SPATE_RETURN_IF_ERROR(config.validate());
   codec::Reader r(in);
-  if (!read_header(r, 'E')) return Corruption("ewma: bad header");
+  if (!r.header('E', 1)) return Corruption("ewma: bad header");
   EwmaState s(config);
   s.n_ = r.varint();
   s.rejected_ = r.varint();
@@ -407,7 +396,7 @@ AnomalyScore AnomalyState::observe(double x, double threshold) {
 
 void AnomalyState::encode(std::string* out) const {
   codec::Writer w(out);
-  write_header(w, 'A');
+  w.header('A', 1);
   w.u8(static_cast<uint8_t>(config_.method));
   std::visit([&](const auto& s) { s.encode(out); }, state_);
 }
@@ -415,7 +404,7 @@ void AnomalyState::encode(std::string* out) const {
 Result<AnomalyState> AnomalyState::decode(std::string_view in, const AnomalyConfig& config) {
   SPATE_RETURN_IF_ERROR(config.validate());
   codec::Reader r(in);
-  if (!read_header(r, 'A')) return Corruption("anomaly: bad header");
+  if (!r.header('A', 1)) return Corruption("anomaly: bad header");
   const uint8_t method = r.u8();
   if (!r.ok() || method > static_cast<uint8_t>(AnomalyMethod::kEwma)) {
     return Corruption("anomaly: bad method");

@@ -81,8 +81,9 @@ class ValueRing {
   double at(uint32_t k) const { return v_[(head_ + k) % v_.size()]; }
   /// Appends x; when full, overwrites the oldest and returns it through *evicted (true).
   bool push(double x, double* evicted);
+  /// The values (count, then oldest first); the capacity is the caller's to record.
   void encode(std::string* out) const;
-  /// Reads encode()'s values into this (empty) ring; false if malformed.
+  /// Reads encode()'s values into this (empty) ring; false if malformed or too many.
   bool decode(codec::Reader& r);
 
  private:

@@ -15,16 +15,6 @@ int64_t sat_add(int64_t a, int64_t b) {  // b >= 0
   return a > kMaxI64 - b ? kMaxI64 : a + b;
 }
 
-// Header of every encoding here: a tag byte and version 1.
-bool read_header(codec::Reader& r, char tag) {
-  return r.u8() == static_cast<uint8_t>(tag) && r.u8() == 1;
-}
-
-void write_header(codec::Writer& w, char tag) {
-  w.u8(static_cast<uint8_t>(tag));
-  w.u8(1);
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -73,7 +63,7 @@ ThresholdState::Transition ThresholdState::observe(int64_t t, bool breach,
 
 void ThresholdState::encode(std::string* out) const {
   codec::Writer w(out);
-  write_header(w, 'H');
+  w.header('H', 1);
   w.u8(firing_ ? 1 : 0);
   w.varint(consecutive_);
   w.svarint(run_start_);
@@ -83,7 +73,7 @@ void ThresholdState::encode(std::string* out) const {
 Result<ThresholdState> ThresholdState::decode(std::string_view in, const ThresholdConfig& config) {
   SPATE_RETURN_IF_ERROR(config.validate());
   codec::Reader r(in);
-  if (!read_header(r, 'H')) return Corruption("threshold: bad header");
+  if (!r.header('H', 1)) return Corruption("threshold: bad header");
   ThresholdState s(config);
   const uint8_t firing = r.u8();
   const uint64_t consecutive = r.varint();
@@ -173,7 +163,7 @@ std::optional<TrendFit> TrendState::fit() const {
 
 void TrendState::encode(std::string* out) const {
   codec::Writer w(out);
-  write_header(w, 'R');
+  w.header('R', 1);
   w.varint(config_.windows);
   w.varint(rejected_);
   w.varint(size_);
@@ -187,7 +177,7 @@ void TrendState::encode(std::string* out) const {
 Result<TrendState> TrendState::decode(std::string_view in, const TrendConfig& config) {
   SPATE_RETURN_IF_ERROR(config.validate());
   codec::Reader r(in);
-  if (!read_header(r, 'R')) return Corruption("trend: bad header");
+  if (!r.header('R', 1)) return Corruption("trend: bad header");
   const uint64_t windows = r.varint();
   if (!r.ok()) return Corruption("trend: truncated");
   if (windows != config.windows) return InvalidArgument("trend: encoded with another window count");
@@ -246,7 +236,7 @@ double CoMoments::covariance_population() const {
 
 void CoMoments::encode(std::string* out) const {
   codec::Writer w(out);
-  write_header(w, 'C');
+  w.header('C', 1);
   w.varint(n);
   w.varint(rejected);
   for (double v : {mean_x, mean_y, m2x, m2y, cxy}) w.f64(v);
@@ -254,7 +244,7 @@ void CoMoments::encode(std::string* out) const {
 
 Result<CoMoments> CoMoments::decode(std::string_view in) {
   codec::Reader r(in);
-  if (!read_header(r, 'C')) return Corruption("comoments: bad header");
+  if (!r.header('C', 1)) return Corruption("comoments: bad header");
   CoMoments c;
   c.n = r.varint();
   c.rejected = r.varint();
@@ -457,7 +447,7 @@ std::optional<int64_t> SequenceState::next_deadline() const {
 
 void SequenceState::encode(std::string* out) const {
   codec::Writer w(out);
-  write_header(w, 'Q');
+  w.header('Q', 1);
   w.varint(config_.steps);
   w.u8(config_.not_followed_by ? 1 : 0);
   w.svarint(config_.within_ms);
@@ -489,7 +479,7 @@ void SequenceState::encode(std::string* out) const {
 Result<SequenceState> SequenceState::decode(std::string_view in, const SequenceConfig& config) {
   SPATE_RETURN_IF_ERROR(config.validate());
   codec::Reader r(in);
-  if (!read_header(r, 'Q')) return Corruption("sequence: bad header");
+  if (!r.header('Q', 1)) return Corruption("sequence: bad header");
   const uint64_t steps = r.varint();
   const uint8_t nfb = r.u8();
   const int64_t within = r.svarint();
