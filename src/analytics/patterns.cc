@@ -15,6 +15,12 @@ int64_t sat_add(int64_t a, int64_t b) {  // b >= 0
   return a > kMaxI64 - b ? kMaxI64 : a + b;
 }
 
+// a − b in ms as a double, wrapping (not undefined) for differences beyond int64.
+double diff_ms(int64_t a, int64_t b) {
+  return static_cast<double>(
+      static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b)));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -131,7 +137,7 @@ std::optional<TrendFit> TrendState::fit() const {
   double mean_x = 0, mean_y = 0;
   for (uint32_t k = 0; k < size_; ++k) {
     const uint32_t i = (head_ + k) % cap;
-    mean_x += static_cast<double>(t_[i] - ref);
+    mean_x += diff_ms(t_[i], ref);
     mean_y += y_[i];
   }
   const double n = static_cast<double>(size_);
@@ -140,7 +146,7 @@ std::optional<TrendFit> TrendState::fit() const {
   double sxx = 0, sxy = 0, syy = 0;
   for (uint32_t k = 0; k < size_; ++k) {
     const uint32_t i = (head_ + k) % cap;
-    const double dx = static_cast<double>(t_[i] - ref) - mean_x;
+    const double dx = diff_ms(t_[i], ref) - mean_x;
     const double dy = y_[i] - mean_y;
     sxx += dx * dx;
     sxy += dx * dy;

@@ -187,7 +187,8 @@ struct SequenceConfig {
   /// positive steps; with it the last index is the absent step C. Positive steps: >= 2; steps
   /// <= 32.
   uint32_t steps = 2;
-  /// A match spans less than within_ms: every step's t < start_t + within_ms; > 0.
+  /// A match spans less than within_ms: every step's t < start_t + within_ms (half-open, like
+  /// the windows and Flink's within(): a step at exactly start_t + within_ms is too late); > 0.
   int64_t within_ms = 60'000;
   bool not_followed_by = false;
   /// Cap on partial matches in progress, and separately on completed matches held for their
