@@ -19,12 +19,12 @@
 
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "spate/status.h"
@@ -240,7 +240,23 @@ struct SequenceMatch {
 /// forget the key. Memory: flat vectors, grown on demand and reused.
 class SequenceState {
  public:
-  using Callback = std::function<void(const SequenceMatch&)>;
+  /// A non-owning reference to the caller's match handler (any callable taking a
+  /// `const SequenceMatch&`; no allocation, valid for the advance() call it is passed to).
+  class Callback {
+   public:
+    template <typename F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, Callback>)
+        Callback(F&& f)  // NOLINT(google-explicit-constructor)
+        : obj_(const_cast<void*>(static_cast<const void*>(&f))),
+          call_([](void* o, const SequenceMatch& m) {
+            (*static_cast<std::remove_reference_t<F>*>(o))(m);
+          }) {}
+    void operator()(const SequenceMatch& m) const { call_(obj_, m); }
+
+   private:
+    void* obj_;
+    void (*call_)(void*, const SequenceMatch&);
+  };
 
   explicit SequenceState(const SequenceConfig& config = {});
 

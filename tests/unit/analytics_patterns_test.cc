@@ -478,7 +478,7 @@ struct Got {
   bool operator==(const Got&) const = default;
 };
 
-SequenceState::Callback collect(std::vector<Got>* out) {
+auto collect(std::vector<Got>* out) {
   return [out](const SequenceMatch& m) {
     out->push_back(Got{m.start_t,
                        m.end_t,
