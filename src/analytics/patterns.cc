@@ -424,7 +424,8 @@ size_t SequenceState::advance(int64_t watermark, const Callback& on_match) {
   }
   // Held matches whose deadline passed, in (deadline, completion) order.
   if (held_.size() > 0) {
-    std::vector<size_t> due;
+    std::vector<size_t>& due = due_;
+    due.clear();
     for (size_t i = 0; i < held_.size(); ++i) {
       if (deadline(held_.start(i)) <= watermark) due.push_back(i);
     }

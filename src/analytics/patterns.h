@@ -335,6 +335,7 @@ class SequenceState {
   uint64_t suppressed_ = 0;
   uint64_t late_ = 0;
   uint64_t overflowed_ = 0;
+  std::vector<size_t> due_;  // not state: advance()'s scratch for held matches due
 };
 
 }  // namespace spate::analytics
