@@ -9,9 +9,9 @@
 
 #include <cmath>
 #include <map>
-#include <thread>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "base/fs.h"
 #include "process_fixture.h"
@@ -33,7 +33,8 @@ AnalyticsConfig analytics_of(const std::string& yaml) {
 // One analytics job `a` over topic in -> out (late events to late), `body` indented 4.
 std::string job(const std::string& body) {
   return "analytics:\n  - name: a\n    inputs: [in]\n    output: out\n    late_topic: late\n"
-         "    poll_timeout: 5ms\n" + body;
+         "    poll_timeout: 5ms\n" +
+         body;
 }
 
 struct Result {
@@ -88,7 +89,9 @@ class EngineTest : public ::testing::Test {
   void send(const std::vector<std::string>& events) { fx.produce("in", 0, events); }
 };
 
-double num(const Result& r, const char* field) { return r.doc[field].get_double().value(); }
+double num(const Result& r, const char* field) {
+  return r.doc[field].get_double().value();
+}
 
 TEST_F(EngineTest, TumblingWindowEveryAggregation) {
   start(R"(    key_by: [user]
@@ -179,12 +182,13 @@ TEST_F(EngineTest, SessionWindowsMergeAcrossTheGap) {
 )");
   send({R"({"u":"a","ts":1000,"v":1})", R"({"u":"a","ts":4000,"v":7})",
         R"({"u":"a","ts":20000,"v":2})",
-        R"({"u":"a","ts":12000,"v":3})",   // bridges nothing: 4 s + 5 s gap < 12 s
-        R"({"u":"a","ts":8500,"v":4})",    // bridges [1, 9) and [12, 17): one session 1..17 s
+        R"({"u":"a","ts":12000,"v":3})",    // bridges nothing: 4 s + 5 s gap < 12 s
+        R"({"u":"a","ts":8500,"v":4})",     // bridges [1, 9) and [12, 17): one session 1..17 s
         R"({"u":"b","ts":60000,"v":0})"});  // watermark 60 s closes everything of a
   auto rs = results(2);
   ASSERT_EQ(rs.size(), 2u);
-  std::sort(rs.begin(), rs.end(), [](const Result& x, const Result& y) { return x.start < y.start; });
+  std::sort(rs.begin(), rs.end(),
+            [](const Result& x, const Result& y) { return x.start < y.start; });
   EXPECT_EQ(rs[0].start, 1000);
   EXPECT_EQ(rs[0].end, 17000);
   EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 4);
@@ -223,7 +227,7 @@ TEST_F(EngineTest, InvalidEventsAreCountedAndSkipped) {
   auto rs = results(1);
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 2);  // a non-numeric v still counts
-  EXPECT_DOUBLE_EQ(num(rs[0], "avg_v"), 4);               // ... but is not averaged
+  EXPECT_DOUBLE_EQ(num(rs[0], "avg_v"), 4);              // ... but is not averaged
   EXPECT_EQ(engine->stats().invalid, 3u);
 }
 
@@ -275,8 +279,8 @@ TEST_F(EngineTest, SlidingWindowsMatchBruteForce) {
   std::vector<Ev> evs;
   for (int i = 0; i < 3000; ++i) {
     const int64_t base = i * 20;  // 60 s of events
-    evs.push_back({static_cast<int>(rng() % 7),
-                   base - static_cast<int64_t>(rng() % 2900), static_cast<int>(rng() % 1000)});
+    evs.push_back({static_cast<int>(rng() % 7), base - static_cast<int64_t>(rng() % 2900),
+                   static_cast<int>(rng() % 1000)});
   }
   std::vector<std::string> lines;
   for (const Ev& e : evs) {
@@ -301,10 +305,10 @@ TEST_F(EngineTest, SlidingWindowsMatchBruteForce) {
   std::map<std::pair<int, int64_t>, std::tuple<int64_t, double, double>> got;
   for (const auto& r : rs) {
     const int k = static_cast<int>(r.doc["key"]["k"].get_int64().value());
-    EXPECT_TRUE(got.emplace(std::make_pair(k, r.start),
-                            std::make_tuple(r.doc["count"].get_int64().value(), num(r, "sum_v"),
-                                            num(r, "max_v")))
-                    .second)
+    EXPECT_TRUE(
+        got.emplace(std::make_pair(k, r.start), std::make_tuple(r.doc["count"].get_int64().value(),
+                                                                num(r, "sum_v"), num(r, "max_v")))
+            .second)
         << "emitted twice: key " << k << " window " << r.start;
     EXPECT_EQ(r.end - r.start, 10000);
   }
@@ -319,7 +323,8 @@ TEST_F(EngineTest, SqliteResultsAreUpsertedNotDuplicated) {
   const std::string yaml = R"(    key_by: [u]
     time: {field: ts}
     window: {type: tumbling, size: 10s, allowed_lateness: 20s}
-    results: [{kind: sqlite, path: )" + db + R"(, table: activity}]
+    results: [{kind: sqlite, path: )" +
+                           db + R"(, table: activity}]
     aggregations: [{type: count}]
 )";
   auto rows = [&] {
@@ -335,10 +340,10 @@ TEST_F(EngineTest, SqliteResultsAreUpsertedNotDuplicated) {
         << sqlite3_errmsg(h);
     while (sqlite3_step(st) == SQLITE_ROW) {
       out.push_back(std::to_string(sqlite3_column_int64(st, 0)) + " " +
-                    reinterpret_cast<const char*>(sqlite3_column_text(st, 1)) + " count=" +
-                    std::to_string(sqlite3_column_int64(st, 2)) + " updates=" +
-                    std::to_string(sqlite3_column_int64(st, 3)) + " final=" +
-                    std::to_string(sqlite3_column_int64(st, 4)));
+                    reinterpret_cast<const char*>(sqlite3_column_text(st, 1)) +
+                    " count=" + std::to_string(sqlite3_column_int64(st, 2)) +
+                    " updates=" + std::to_string(sqlite3_column_int64(st, 3)) +
+                    " final=" + std::to_string(sqlite3_column_int64(st, 4)));
     }
     sqlite3_finalize(st);
     sqlite3_close(h);
@@ -347,7 +352,7 @@ TEST_F(EngineTest, SqliteResultsAreUpsertedNotDuplicated) {
   start(yaml);
   send({R"({"u":"a","ts":1000})", R"({"u":"b","ts":2000})", R"({"u":"a","ts":12000})"});
   ASSERT_EQ(results(2).size(), 2u);  // [0, 10 s) of a and b
-  send({R"({"u":"a","ts":3000})"});   // late, within the lateness: a's row is rewritten
+  send({R"({"u":"a","ts":3000})"});  // late, within the lateness: a's row is rewritten
   ASSERT_EQ(results(3).size(), 3u);
   EXPECT_EQ(rows(), (std::vector<std::string>{R"(0 {"u":"a"} count=2 updates=1 final=0)",
                                               R"(0 {"u":"b"} count=1 updates=0 final=0)"}));
