@@ -428,7 +428,11 @@ Status post_json(const Url& u, const std::string& body, HttpHeaders headers,
   if (u.https) return https_post(u, body, headers, ca_file, timeout_ms);
   Result<HttpResponse> r =
       http_request(u.host, u.port, "POST", u.target, body, headers, timeout_ms);
-  if (!r.ok()) return r.status();
+  if (!r.ok()) {
+    // HttpClient names the request target, which may carry a token: hide it.
+    const std::string& m = r.status().message();
+    return Status(r.status().code(), u.target == "/" ? m : replace_all(m, u.target, "/<path>"));
+  }
   return classify_http(r->status, r->body);
 }
 

@@ -306,6 +306,15 @@ TEST(NotifyTest, MakeNotifierRejectsBadConfigsWithoutSecrets) {
   EXPECT_EQ(r.status().message().find("secret"), std::string::npos);
   c.kind = "pager";
   EXPECT_FALSE(make_notifier(c, {}).ok());
+  // Failures do not repeat the URL's path (Slack puts the token there).
+  BlackHole hole;
+  c = http_config("slack", "http://127.0.0.1:" + std::to_string(hole.port) + "/services/T/secret");
+  c.timeout_ms = 100;
+  auto n = make_notifier(c, {});
+  ASSERT_TRUE(n.ok());
+  Status st = (*n)->send(sample_alert());
+  EXPECT_EQ(st.code(), Errc::kTimeout) << st.to_string();
+  EXPECT_EQ(st.message().find("secret"), std::string::npos) << st.to_string();
   NotifierConfig e;
   e.name = "mail";
   e.kind = "email";
@@ -366,6 +375,74 @@ TEST(NotifyTest, NotifiersFromEnvironment) {
   EXPECT_TRUE(notifiers_from_env(env).empty());
 }
 
+// A self-signed certificate for 127.0.0.1 (openssl CLI); "" on success.
+std::string make_cert(const std::string& cert, const std::string& key) {
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                          "-addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
+                          " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0 ? "" : "openssl req failed";
+}
+
+bool port_open(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(NotifyTest, HttpsWebhookVerifiesTheCertificate) {
+  testing::TempDir dir;
+  const std::string cert = dir.sub("cert.pem"), key = dir.sub("key.pem");
+  ASSERT_EQ(make_cert(cert, key), "");
+  const uint16_t port = static_cast<uint16_t>(testing::free_loopback_port());
+  testing::SpawnOptions o;
+  o.cwd = dir.path();
+  o.log = dir.sub("https.log");
+  o.death_signal = SIGKILL;
+  const pid_t pid = testing::spawn_child(
+      {"/usr/bin/python3", "-u", std::string(SPATE_SOURCE_DIR) + "/tests/integration/https_echo_server.py",
+       std::to_string(port), cert, key},
+      o);
+  ASSERT_GT(pid, 0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGTERM);
+      int st = 0;
+      ::waitpid(pid, &st, 0);
+    }
+  } reap{pid};
+  ASSERT_TRUE(eventually([&] { return port_open(port); })) << read_file(o.log);
+  NotifierConfig c = http_config("webhook", "https://127.0.0.1:" + std::to_string(port) + "/in?t=1");
+  {
+    auto n = make_notifier(c, {});
+    ASSERT_TRUE(n.ok());
+    Status st = (*n)->send(sample_alert());  // self-signed: not trusted by the system CAs
+    EXPECT_EQ(st.code(), Errc::kInvalidArgument) << st.to_string();
+    EXPECT_TRUE(has_line(st.message(), "certificate verification failed")) << st.to_string();
+  }
+  c.ca_file = cert;
+  auto n = make_notifier(c, {});
+  ASSERT_TRUE(n.ok());
+  Status st = (*n)->send(sample_alert());
+  ASSERT_TRUE(st.ok()) << st.to_string() << read_file(o.log);
+  ASSERT_TRUE(eventually([&] { return has_line(read_file(o.log), "POST /in?t=1"); }));
+  EXPECT_TRUE(has_line(read_file(o.log),
+                       "POST /in?t=1 application/json " + sample_alert().to_json() + "\n"))
+      << read_file(o.log);
+}
+
 // ---- SMTP against a real server ----------------------------------------------------------------
 
 constexpr const char* kPython = "/usr/bin/python3";
@@ -396,16 +473,7 @@ class SmtpServer {
     o.death_signal = SIGKILL;
     pid_ = testing::spawn_child(argv, o);
     if (pid_ <= 0) return "cannot start aiosmtpd";
-    const bool up = eventually([&] {
-      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(port_);
-      const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      ::close(fd);
-      return ok;
-    });
+    const bool up = eventually([&] { return port_open(port_); });
     return up ? "" : "aiosmtpd did not listen: " + log();
   }
   void stop() {
@@ -418,12 +486,7 @@ class SmtpServer {
     }
     pid_ = -1;
   }
-  std::string log() const {
-    std::ifstream in(log_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  std::string log() const { return read_file(log_); }
   // The n-th (0-based) received message as printed by the Debugging handler.
   std::string message(size_t n = 0, std::chrono::milliseconds limit = 10s) const {
     std::string text;
@@ -517,10 +580,7 @@ TEST_F(SmtpTest, NonAsciiSubjectAndBodyAreEncoded) {
 
 TEST_F(SmtpTest, StartTlsWithAVerifiedCertificate) {
   const std::string cert = dir.sub("cert.pem"), key = dir.sub("key.pem");
-  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-                          "-addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
-                          " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl req failed";
+  ASSERT_EQ(make_cert(cert, key), "");
   SmtpServer smtp(dir);
   // The server refuses MAIL before STARTTLS (aiosmtpd's require_starttls default).
   ASSERT_EQ(smtp.start({"--tlscert", cert, "--tlskey", key}), "");
@@ -605,10 +665,8 @@ TEST_F(SmtpTest, DispatcherDeliversEmailOnceTheServerComesUp) {
   int st = 0;
   ::waitpid(pid, &st, 0);
   ASSERT_TRUE(sent);
-  std::ifstream in(dir.sub("late.log"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_TRUE(has_line(ss.str(), "X-Spate-Alert-Id: 0123456789abcdef")) << ss.str();
+  const std::string log = read_file(dir.sub("late.log"));
+  EXPECT_TRUE(has_line(log, "X-Spate-Alert-Id: 0123456789abcdef")) << log;
 }
 
 }  // namespace
