@@ -1238,9 +1238,24 @@ struct RealTimeAnalyticsEngine::Impl {
     ++n;
   }
 
+  // A key's completed sessions, by (end, start): sessions closed by max_length may overlap,
+  // and emitting them in window-end order keeps the order pattern rules see independent of
+  // which batch completed them.
+  std::vector<size_t> due_sessions;
   void emit_sessions(KeyState& ks, const std::string& key) {
-    for (auto& s : ks.sessions->mutable_sessions()) {
-      if (!s.state.dirty || !is_complete(s.window, watermark)) continue;
+    auto& sessions = ks.sessions->mutable_sessions();
+    due_sessions.clear();
+    for (size_t i = 0; i < sessions.size(); ++i) {
+      if (sessions[i].state.dirty && is_complete(sessions[i].window, watermark)) {
+        due_sessions.push_back(i);
+      }
+    }
+    std::sort(due_sessions.begin(), due_sessions.end(), [&](size_t a, size_t b) {
+      return std::pair(sessions[a].window.end, sessions[a].window.start) <
+             std::pair(sessions[b].window.end, sessions[b].window.start);
+    });
+    for (size_t i : due_sessions) {
+      auto& s = sessions[i];
       emit(ks, key, s.window, s.state.slots, s.state.emissions, lateness == 0);
       ++s.state.emissions;
       s.state.dirty = false;

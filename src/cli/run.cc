@@ -29,6 +29,7 @@
 #include "spate/metrics.h"
 #include "process/health.h"
 #include "spate/processor.h"
+#include "analytics/notify.h"
 #include "spate/analytics.h"
 #include "spate/version.h"
 
@@ -126,14 +127,15 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     out += fmt::format(",\"window\":\"{}\",\"replica\":{},\"replicas\":{},\"events\":{},"
                        "\"late\":{},\"invalid\":{},\"results\":{},\"active_windows\":{},"
                        "\"watermark\":{},\"keys\":{},\"overflow\":{},\"checkpoints\":{},"
-                       "\"state_bytes\":{},\"restored\":{}}}",
+                       "\"state_bytes\":{},\"restored\":{},\"patterns\":{},\"anomalies\":{},"
+                       "\"alerts\":{}}}",
                        window_type_name(c.window.type), c.replica, c.replicas, st.events, st.late,
                        st.invalid, st.results, st.active_windows,
                        st.watermark_ms == std::numeric_limits<int64_t>::min()
                            ? std::string("null")
                            : std::to_string(st.watermark_ms),
                        st.keys, st.overflow, st.checkpoints, st.state_bytes,
-                       st.restored ? "true" : "false");
+                       st.restored ? "true" : "false", st.patterns, st.anomalies, st.alerts);
   }
   out += "]}";
   return out;
@@ -441,11 +443,46 @@ int run_pipeline(const RunOptions& opts) {
                  pcfg.output.empty() ? std::string("routes") : pcfg.output);
     processors.push_back(std::move(p));
   }
-  // Analytics jobs (pipeline key `analytics`), each on its own thread over the log.
+  // Alerts of analytics jobs go to the notifiers (pipeline key `notifiers`, and
+  // SLACK_WEBHOOK_URL / EMAIL_NOTIFICATIONS from the environment); publish() never blocks.
+  std::unique_ptr<analytics::NotifierDispatcher> notifiers;
+  if (!pc.analytics.empty()) {
+    std::vector<std::string> warnings;
+    auto ncfg = analytics::notifiers_from_env(process_env(), pc.notifiers, &warnings);
+    for (const std::string& w : warnings) spdlog::warn("notifiers: {}", w);
+    if (!ncfg.empty()) {
+      analytics::NotifierContext ctx;
+      ctx.log = log.get();
+      analytics::NotifierDispatcherConfig dc;
+      dc.metrics = &metrics;
+      auto d = analytics::NotifierDispatcher::create(ncfg, ctx, dc);
+      if (!d.ok()) {
+        spdlog::error("notifiers: {}", d.status().to_string());
+        stop_processors();
+        stop_sources();
+        if (ingestion) ingestion->stop();
+        (void)log->close();
+        return 1;
+      }
+      notifiers = std::move(d).value();
+      spdlog::info("notifiers: {} configured", notifiers->size());
+    }
+  }
+  // Analytics jobs (pipeline key `analytics`), each on its own thread(s) over the log.
   auto stop_analytics = [&] {
     for (auto& a : analytics) a->stop();
+    if (notifiers) notifiers->shutdown();
   };
-  for (AnalyticsConfig& acfg : pc.analytics) {
+  std::vector<AnalyticsConfig> engines;  // workers > 1: one engine per worker, each a replica
+  for (const AnalyticsConfig& acfg : pc.analytics) {
+    for (uint32_t w = 0; w < acfg.workers; ++w) {
+      AnalyticsConfig e = acfg;
+      e.replicas = acfg.replicas * acfg.workers;
+      e.replica = acfg.replica * acfg.workers + w;
+      engines.push_back(std::move(e));
+    }
+  }
+  for (AnalyticsConfig& acfg : engines) {
     for (ResultSinkConfig& r : acfg.results) {
       if (r.path.empty()) r.path = pc.data_dir + "/analytics.db";
     }
@@ -455,6 +492,7 @@ int run_pipeline(const RunOptions& opts) {
       acfg.checkpoint_dir = pc.data_dir + "/checkpoints";
     }
     auto a = std::make_unique<RealTimeAnalyticsEngine>(acfg, log.get(), &metrics);
+    if (notifiers) a->set_alert_handler([n = notifiers.get()](const Alert& al) { n->publish(al); });
     s = a->initialize();
     if (s.ok()) s = a->start();
     if (!s.ok()) {
@@ -466,8 +504,9 @@ int run_pipeline(const RunOptions& opts) {
       (void)log->close();
       return 1;
     }
-    spdlog::info("analytics {} started ({} -> {}, {} window)", acfg.name, fmt::join(acfg.inputs, ","),
-                 acfg.output, window_type_name(acfg.window.type));
+    spdlog::info("analytics {} started ({} -> {}, {} window, replica {}/{})", acfg.name,
+                 fmt::join(acfg.inputs, ","), acfg.output, window_type_name(acfg.window.type),
+                 acfg.replica, acfg.replicas);
     analytics.push_back(std::move(a));
   }
   // Processor heartbeats in Redis (`health:` or $REDIS_URL); Redis being down only logs.

@@ -402,7 +402,7 @@ class CheckpointTest : public ::testing::TestWithParam<CheckpointCase> {};
 TEST_P(CheckpointTest, RestartsFromCheckpointEqualAnUninterruptedRun) {
   ProcessorFixture fx;
   fx.topic("in", 2);
-  for (const char* t : {"out_a", "out_b", "late"}) fx.topic(t);
+  for (const char* t : {"out_a", "out_b", "late", "alerts_out_a", "alerts_out_b"}) fx.topic(t);
   const std::string dir = fx.dir.sub("checkpoints");
   auto config = [&](const std::string& name, const std::string& out, bool checkpoint) {
     return analytics_of(
@@ -412,6 +412,9 @@ TEST_P(CheckpointTest, RestartsFromCheckpointEqualAnUninterruptedRun) {
         "    window: " + GetParam().window + "\n" +
         "    aggregations: [{type: count}, {type: sum, field: v}, {type: last, field: v},"
         " {type: percentile, field: v, quantiles: [0.5]}, {type: distinct_count, field: v}]\n" +
+        "    alerts_topic: alerts_" + out + "\n" +
+        "    patterns: [{name: busy, type: threshold, condition: 'count > 12', for: 2}]\n" +
+        "    anomalies: [{name: odd, value: sum_v, baseline: 20, warmup: 5, threshold: 1.5}]\n" +
         (checkpoint ? "    checkpoint: {dir: " + dir + ", interval: 1h}\n" : ""));
   };
   std::mt19937_64 rng(7);
@@ -455,6 +458,31 @@ TEST_P(CheckpointTest, RestartsFromCheckpointEqualAnUninterruptedRun) {
   whole.stop();
   const bool by_count = std::string(GetParam().name) == "count";  // count windows: never late
   EXPECT_EQ(whole.stats().late > 0, !by_count);
+  // Pattern and anomaly state is checkpointed too: the same alerts, in the same order.
+  auto alert_list = [&](const std::string& topic) {
+    std::vector<std::string> out;
+    simdjson::dom::parser p;
+    for (const auto& rec : fx.read(topic)) {
+      simdjson::dom::element d = p.parse(rec.value).value();
+      out.push_back(std::string(d["rule"].get_string().value()) + " " +
+                    simdjson::minify(d["key"]) + " " +
+                    std::to_string(d["window_start"].get_int64().value()) + " " +
+                    std::string(d["state"].get_string().value()));
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  const auto alerts_a = alert_list("alerts_out_a");
+  EXPECT_FALSE(alerts_a.empty());
+  const auto alerts_b = alert_list("alerts_out_b");
+  std::vector<std::string> only_a, only_b;
+  std::set_difference(alerts_a.begin(), alerts_a.end(), alerts_b.begin(), alerts_b.end(),
+                      std::back_inserter(only_a));
+  std::set_difference(alerts_b.begin(), alerts_b.end(), alerts_a.begin(), alerts_a.end(),
+                      std::back_inserter(only_b));
+  EXPECT_TRUE(only_a.empty() && only_b.empty())
+      << "only uninterrupted: " << ::testing::PrintToString(only_a)
+      << "\nonly restarted: " << ::testing::PrintToString(only_b);
   const auto a = latest_results(fx, "out_a");
   const auto b = latest_results(fx, "out_b");
   EXPECT_GT(a.size(), 20u);
@@ -524,6 +552,208 @@ TEST(CheckpointRecovery, DamagedOrForeignCheckpointFallsBackToReplay) {
   ASSERT_TRUE(wait_until([&] { return fx.read("out").size() == 1; }));
   e.stop();
   EXPECT_NE(fx.read("out")[0].value.find("\"count\":2"), std::string::npos) << fx.read("out")[0].value;
+}
+
+
+// ---- patterns, anomalies, alerts ----
+
+class RulesTest : public EngineTest {
+ protected:
+  void SetUp() override {
+    EngineTest::SetUp();
+    fx.topic("alerts");
+  }
+  // The alerts on `alerts` once there are n (or what there is after the wait).
+  std::vector<simdjson::dom::element> alerts(size_t n) {
+    wait_until([&] { return fx.read("alerts").size() >= n; });
+    std::vector<simdjson::dom::element> out;
+    for (const auto& rec : fx.read("alerts")) {
+      parsers.push_back(std::make_unique<simdjson::dom::parser>());
+      raw.push_back(rec.value);
+      out.push_back(parsers.back()->parse(raw.back()).value());
+    }
+    return out;
+  }
+  static std::string str(const simdjson::dom::element& e, const char* f) {
+    return std::string(e[f].get_string().value());
+  }
+};
+
+// A threshold on a window aggregate, sustained for 2 windows, with a resolve condition
+// (hysteresis): it fires on the second breaching window, stays firing through a window between
+// the thresholds, resolves below the resolve bound; the firing and its resolution share an id.
+TEST_F(RulesTest, ThresholdForWindowsFiresAndResolvesWithHysteresis) {
+  start(R"(    key_by: [host]
+    time: {field: ts}
+    window: {type: tumbling, size: 10s}
+    aggregations: [{type: avg, field: cpu}]
+    alerts_topic: alerts
+    patterns:
+      - {name: hot, type: threshold, condition: 'avg_cpu > 90', resolve: 'avg_cpu < 70',
+         for: 2, severity: critical}
+)");
+  // Window averages for host a: 95 (breach 1), 50 (run broken), 95, 96 (fires), 80 (still
+  // firing: not < 70), 60 (resolves), then a window to close the last one.
+  const std::vector<int> avgs = {95, 50, 95, 96, 80, 60, 10};
+  std::vector<std::string> evs;
+  for (size_t w = 0; w < avgs.size(); ++w) {
+    for (int i = 0; i < 3; ++i) {
+      evs.push_back("{\"host\":\"a\",\"ts\":" + std::to_string(w * 10000 + i * 1000) +
+                    ",\"cpu\":" + std::to_string(avgs[w]) + "}");
+    }
+  }
+  evs.push_back(R"({"host":"b","ts":100000,"cpu":1})");  // closes every window of a
+  send(evs);
+  auto as = alerts(2);
+  ASSERT_EQ(as.size(), 2u);
+  EXPECT_EQ(str(as[0], "state"), "firing");
+  EXPECT_EQ(str(as[0], "rule"), "hot");
+  EXPECT_EQ(str(as[0], "kind"), "threshold");
+  EXPECT_EQ(str(as[0], "severity"), "critical");
+  EXPECT_EQ(as[0]["window_start"].get_int64().value(), 30000) << "the second breaching window";
+  EXPECT_EQ(as[0]["evidence"]["result"]["avg_cpu"].get_double().value(), 96);
+  EXPECT_EQ(simdjson::minify(as[0]["key"]), R"({"host":"a"})");
+  EXPECT_EQ(str(as[1], "state"), "resolved");
+  EXPECT_EQ(as[1]["window_start"].get_int64().value(), 50000);
+  EXPECT_EQ(str(as[0], "id"), str(as[1], "id"));
+  EXPECT_EQ(engine->stats().patterns, 1u);
+  EXPECT_EQ(engine->stats().alerts, 2u);
+}
+
+// Per-event z-score anomalies after a warm-up; a still-anomalous (firing) key is not re-alerted
+// within the cooldown; handler gets the same alerts as the topic.
+TEST_F(RulesTest, EventAnomalyAfterWarmupWithCooldown) {
+  auto cfg = analytics_of(job(R"(    key_by: [host]
+    time: {field: ts}
+    window: {type: tumbling, size: 1m}
+    aggregations: [{type: count}]
+    alerts_topic: alerts
+    anomalies:
+      - {name: spike, value: cpu, on: event, method: zscore, baseline: 50, warmup: 20,
+         threshold: 4, cooldown: 1h}
+)"));
+  engine = std::make_unique<RealTimeAnalyticsEngine>(cfg, fx.log.get());
+  std::mutex mu;
+  std::vector<Alert> handled;
+  engine->set_alert_handler([&](const Alert& a) {
+    std::lock_guard lk(mu);
+    handled.push_back(a);
+  });
+  ASSERT_TRUE(engine->initialize().ok());
+  ASSERT_TRUE(engine->start().ok());
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> noise(40, 2);
+  std::vector<std::string> evs;
+  auto ev = [&](int64_t ts, double cpu) {
+    evs.push_back("{\"host\":\"a\",\"ts\":" + std::to_string(ts) + ",\"cpu\":" +
+                  std::to_string(cpu) + "}");
+  };
+  ev(0, 99);  // during warm-up: never scored
+  for (int i = 1; i < 100; ++i) ev(i * 100, noise(rng));
+  ev(10000, 95);   // spike: fires
+  ev(10100, 40);   // normal: resolves
+  ev(10200, 96);   // fires again within the cooldown (a flap: same episode, notified)
+  ev(10300, 97);   // still anomalous: a repeat, suppressed
+  send(evs);
+  ASSERT_TRUE(wait_until([&] { return engine->stats().anomalies == 3; }))
+      << engine->stats().anomalies;
+  auto as = alerts(3);
+  ASSERT_EQ(as.size(), 3u);
+  EXPECT_EQ(str(as[0], "state"), "firing");
+  EXPECT_EQ(as[0]["at_ms"].get_int64().value(), 10000);
+  EXPECT_EQ(as[0]["evidence"]["value"].get_double().value(), 95);
+  EXPECT_GT(as[0]["evidence"]["score"].get_double().value(), 4);
+  EXPECT_NEAR(as[0]["evidence"]["baseline_mean"].get_double().value(), 40, 1.5);
+  EXPECT_EQ(str(as[1], "state"), "resolved");
+  EXPECT_EQ(str(as[2], "state"), "firing");
+  EXPECT_EQ(as[2]["at_ms"].get_int64().value(), 10200);
+  std::lock_guard lk(mu);
+  ASSERT_EQ(handled.size(), 3u);
+  EXPECT_EQ(handled[0].id, str(as[0], "id"));
+  EXPECT_EQ(handled[0].rule, "spike");
+}
+
+// Sequence per key: login then purchase within 1 minute, not followed by a refund within it;
+// matches are final only once the watermark passes their deadline; out-of-order arrival.
+TEST_F(RulesTest, SequenceFollowedByNotFollowedBy) {
+  start(R"(    key_by: [user]
+    time: {field: ts, max_out_of_orderness: 5s}
+    window: {type: tumbling, size: 1m}
+    aggregations: [{type: count}]
+    alerts_topic: alerts
+    patterns:
+      - name: quick_buy
+        type: sequence
+        steps: ["action == 'login'", "action == 'purchase'"]
+        not_followed_by: "action == 'refund'"
+        within: 1m
+)");
+  send({R"({"user":"ann","action":"purchase","ts":20000})",   // arrives before the login
+        R"({"user":"ann","action":"login","ts":10000})",
+        R"({"user":"bob","action":"login","ts":10000})",
+        R"({"user":"bob","action":"purchase","ts":30000})",
+        R"({"user":"bob","action":"refund","ts":40000})",      // suppresses bob's match
+        R"({"user":"cat","action":"login","ts":10000})",
+        R"({"user":"cat","action":"purchase","ts":75000})",    // too late: > 1 min after login
+        R"({"user":"zed","action":"noop","ts":200000})"});     // watermark past every deadline
+  auto as = alerts(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  as = alerts(1);
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(simdjson::minify(as[0]["key"]), R"({"user":"ann"})");
+  EXPECT_EQ(str(as[0], "kind"), "sequence");
+  EXPECT_EQ(as[0]["window_start"].get_int64().value(), 10000);
+  EXPECT_EQ(as[0]["window_end"].get_int64().value(), 20000);
+  EXPECT_EQ(as[0]["evidence"]["steps"].get_array().size(), 2u);
+  EXPECT_EQ(as[0]["evidence"]["steps"].at(0)["offset"].get_int64().value(), 1)
+      << "the login is the second record";
+}
+
+// Trend over the last 4 windows (least squares) and correlation of two fields per window.
+TEST_F(RulesTest, TrendAndCorrelation) {
+  start(R"(    key_by: [host]
+    time: {field: ts}
+    window: {type: tumbling, size: 10s}
+    aggregations: [{type: avg, field: lat}]
+    alerts_topic: alerts
+    patterns:
+      - {name: rising_latency, type: trend, value: avg_lat, windows: 4, rising: 0.5}
+      - {name: load_vs_lat, type: correlation, x: load, y: lat, threshold: 0.9, min_count: 5}
+)");
+  std::vector<std::string> evs;
+  // host a: avg latency 100, 101, 102, 103 (slope 0.1/s: no alert), then 110, 120, 130, 140
+  // (slope 1/s over the last four: fires); lat = 2*load + c within a window: r = 1.
+  const std::vector<int> avgs = {100, 101, 102, 103, 110, 120, 130, 140};
+  for (size_t w = 0; w < avgs.size(); ++w) {
+    for (int i = 0; i < 5; ++i) {
+      const int lat = avgs[w] + 2 * (i - 2);
+      evs.push_back("{\"host\":\"a\",\"ts\":" + std::to_string(w * 10000 + i * 1000) +
+                    ",\"lat\":" + std::to_string(lat) + ",\"load\":" + std::to_string(i) + "}");
+    }
+  }
+  evs.push_back(R"({"host":"b","ts":200000,"lat":1,"load":1})");
+  send(evs);
+  auto as = alerts(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  as = alerts(2);
+  std::vector<std::string> seen;
+  for (const auto& a : as) {
+    seen.push_back(str(a, "rule") + "@" + std::to_string(a["window_start"].get_int64().value()) +
+                   ":" + str(a, "state"));
+  }
+  // Correlation fires on the first window (r = 1 with 5 pairs) and stays firing; the trend
+  // fires on the first window whose last four averages (102, 103, 110, 120) rise by 0.61/s.
+  const std::vector<std::string> want = {"load_vs_lat@0:firing", "rising_latency@50000:firing"};
+  EXPECT_EQ(seen, want);
+  for (const auto& a : as) {
+    if (str(a, "rule") == "rising_latency") {
+      EXPECT_GT(a["evidence"]["slope_per_second"].get_double().value(), 0.5);
+    } else {
+      EXPECT_NEAR(a["evidence"]["r"].get_double().value(), 1.0, 1e-9);
+    }
+  }
+  auto rs = results(8);
+  EXPECT_NEAR(num(rs[0], "correlation_load_lat"), 1.0, 1e-9) << "r is in the results too";
 }
 
 }  // namespace
