@@ -444,7 +444,7 @@ int run_pipeline(const RunOptions& opts) {
   };
   for (AnalyticsConfig& acfg : pc.analytics) {
     for (ResultSinkConfig& r : acfg.results) {
-      if (r.path.empty()) r.path = pc.data_dir + "/analytics.db";
+      if (r.kind == "sqlite" && r.path.empty()) r.path = pc.data_dir + "/analytics.db";
     }
     auto a = std::make_unique<RealTimeAnalyticsEngine>(acfg, log.get(), &metrics);
     s = a->initialize();
