@@ -90,8 +90,9 @@ struct ResultSinkConfig {
                                 // password: never log it
   std::string key_prefix;       // redis: "" = "spate:<job>:"
   int64_t ttl_ms = 0;           // redis: key expiry (0 = none)
-  int64_t connect_timeout_ms = 5'000;  // postgres, redis
-  int64_t timeout_ms = 0;       // per statement (postgres) / reply (redis); 0 = 30 s / 5 s
+  int64_t connect_timeout_ms = 5'000;  // postgres
+  int64_t timeout_ms = 0;       // per statement (postgres; 0 = 30 s) / connect and reply (redis;
+                                // 0 = 5 s)
 };
 
 /// Pipeline key `analytics[i]`.

@@ -804,7 +804,7 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
       if (applies("ttl", redis, "redis")) {
         r.get_duration_ms("ttl", &rc.ttl_ms, 1, 10LL * 365 * 86'400'000);
       }
-      if (applies("connect_timeout", postgres || redis, "postgres, redis")) {
+      if (applies("connect_timeout", postgres, "postgres")) {
         r.get_duration_ms("connect_timeout", &rc.connect_timeout_ms, 1, 600'000);
       }
       if (applies("timeout", postgres || redis, "postgres, redis")) {
