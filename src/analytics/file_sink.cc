@@ -16,7 +16,8 @@ Result<uint64_t> complete_size(FileSystem* fs, const std::string& path) {
   std::string buf(64 * 1024, '\0');
   while (end > 0) {
     const uint64_t from = end > buf.size() ? end - buf.size() : 0;
-    SPATE_ASSIGN_OR_RETURN(size_t n, in->read_at(from, static_cast<size_t>(end - from), buf.data()));
+    SPATE_ASSIGN_OR_RETURN(size_t n,
+                           in->read_at(from, static_cast<size_t>(end - from), buf.data()));
     if (n != end - from) return IoError(path + ": short read");
     for (size_t i = n; i > 0; --i) {
       if (buf[i - 1] == '\n') return from + i;
@@ -56,8 +57,8 @@ Status FileResultSink::write(const std::vector<WindowResultRow>& rows, int64_t n
     fmt::format_to(std::back_inserter(buf), ",\"window_start\":{},\"window_end\":{},\"key\":{}",
                    r.window_start, r.window_end, r.key_json);
     fmt::format_to(std::back_inserter(buf),
-                   ",\"result\":{},\"updates\":{},\"final\":{},\"updated_at\":{}}}\n", r.result_json,
-                   r.updates, r.final ? "true" : "false", now_ms);
+                   ",\"result\":{},\"updates\":{},\"final\":{},\"updated_at\":{}}}\n",
+                   r.result_json, r.updates, r.final ? "true" : "false", now_ms);
   }
   const uint64_t before = file_->size();
   Status s = file_->append(buf.data(), buf.size());

@@ -38,6 +38,8 @@ Status PostgresResultSink::run(const std::string& sql, const std::vector<const c
 Status PostgresResultSink::connect() {
   if (conn_->pg.connected()) return Status::Ok();
   SPATE_RETURN_IF_ERROR(conn_->pg.connect(o_.conninfo, "spate-analytics", o_.connect_timeout_ms));
+  // libpq prints notices to stderr: "relation ... already exists, skipping" on every connect.
+  SPATE_RETURN_IF_ERROR(run("SET client_min_messages TO warning", {}));
   std::string state;
   Status s = conn_->pg.exec_params(
       "CREATE TABLE IF NOT EXISTS " + ingest::pg::quote_qualified(o_.table) +
@@ -52,7 +54,9 @@ Status PostgresResultSink::connect() {
   return Status::Ok();
 }
 
-Status PostgresResultSink::open() { return connect().with_context(describe()); }
+Status PostgresResultSink::open() {
+  return connect().with_context(describe());
+}
 
 Status PostgresResultSink::upsert(const std::vector<const WindowResultRow*>& rows,
                                   const std::string& now) {
@@ -76,10 +80,10 @@ Status PostgresResultSink::upsert(const std::vector<const WindowResultRow*>& row
                    "{}(${}::text,${}::bigint,${}::bigint,${}::jsonb,${}::jsonb,${}::int,${}::bool,"
                    "to_timestamp(${}::double precision / 1000))",
                    i == 0 ? "" : ",", p, p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, now_param);
-    params.insert(params.end(), {r.analytics.c_str(), numbers[i * 3].c_str(),
-                                 numbers[i * 3 + 1].c_str(), r.key_json.c_str(),
-                                 r.result_json.c_str(), numbers[i * 3 + 2].c_str(),
-                                 r.final ? "true" : "false"});
+    params.insert(params.end(),
+                  {r.analytics.c_str(), numbers[i * 3].c_str(), numbers[i * 3 + 1].c_str(),
+                   r.key_json.c_str(), r.result_json.c_str(), numbers[i * 3 + 2].c_str(),
+                   r.final ? "true" : "false"});
   }
   params.push_back(now.c_str());
   sql +=

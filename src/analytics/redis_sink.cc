@@ -1,8 +1,7 @@
 #include "analytics/redis_sink.h"
 
-#include <hiredis/hiredis.h>
-
 #include <fmt/format.h>
+#include <hiredis/hiredis.h>
 
 #include "ingest/redis/redis_conn.h"
 
@@ -30,7 +29,9 @@ constexpr char kUpsertScript[] =
 
 RedisResultSink::RedisResultSink(RedisSinkOptions options) : o_(std::move(options)) {}
 
-RedisResultSink::~RedisResultSink() { close(); }
+RedisResultSink::~RedisResultSink() {
+  close();
+}
 
 void RedisResultSink::close() {
   if (ctx_ != nullptr) redisFree(ctx_);
@@ -67,7 +68,8 @@ Status RedisResultSink::write(const std::vector<WindowResultRow>& rows, int64_t)
     key = o_.key_prefix + r.key_json;
     start = std::to_string(r.window_start);
     updates = std::to_string(r.updates);
-    if (!ingest::redis_append(ctx_, {"EVALSHA", sha_, "1", key, r.result_json, start, updates, ttl})) {
+    if (!ingest::redis_append(ctx_,
+                              {"EVALSHA", sha_, "1", key, r.result_json, start, updates, ttl})) {
       close();
       return Unavailable(describe() + ": cannot queue a command (out of memory)");
     }

@@ -31,8 +31,8 @@ namespace spate::analytics {
 
 struct RedisSinkOptions {
   config::RedisUrl url;
-  std::string key_prefix;  // "spate:<job>:"
-  int64_t ttl_ms = 0;      // 0 = keys do not expire
+  std::string key_prefix;      // "spate:<job>:"
+  int64_t ttl_ms = 0;          // 0 = keys do not expire
   int64_t timeout_ms = 5'000;  // connect and every reply
 };
 

@@ -36,8 +36,8 @@ Result<std::unique_ptr<ResultSink>> make_result_sink(const ResultSinkConfig& c,
   }
   if (c.kind == "redis") {
     RedisSinkOptions o;
-    if (std::string e = config::parse_redis_url(c.url.empty() ? "redis://127.0.0.1:6379/0" : c.url,
-                                                &o.url);
+    if (std::string e =
+            config::parse_redis_url(c.url.empty() ? "redis://127.0.0.1:6379/0" : c.url, &o.url);
         !e.empty()) {
       return InvalidArgument(what + ": url: " + e);
     }

@@ -97,12 +97,12 @@ TEST(SqliteResultSink, NewerEmissionReplacesOlderDoesNot) {
       "SELECT window_start, key, json_extract(result, '$.count'), updates FROM t ORDER BY 1, 2";
   ASSERT_TRUE(sink->write({row(0, "ann", 1, 0), row(0, "bob", 5, 0)}, 1000).ok());
   ASSERT_TRUE(sink->write({row(0, "ann", 3, 2)}, 2000).ok());  // a later update: replaced
-  EXPECT_EQ(sqlite_rows(c.path, q), (std::vector<std::string>{R"(0 {"user":"ann"} 3 2)",
-                                                               R"(0 {"user":"bob"} 5 0)"}));
+  EXPECT_EQ(sqlite_rows(c.path, q),
+            (std::vector<std::string>{R"(0 {"user":"ann"} 3 2)", R"(0 {"user":"bob"} 5 0)"}));
   ASSERT_TRUE(sink->write({row(0, "ann", 2, 1)}, 3000).ok());  // an older one replayed: kept
   ASSERT_TRUE(sink->write({row(0, "bob", 6, 0)}, 3000).ok());  // the same number: replaced
-  EXPECT_EQ(sqlite_rows(c.path, q), (std::vector<std::string>{R"(0 {"user":"ann"} 3 2)",
-                                                               R"(0 {"user":"bob"} 6 0)"}));
+  EXPECT_EQ(sqlite_rows(c.path, q),
+            (std::vector<std::string>{R"(0 {"user":"ann"} 3 2)", R"(0 {"user":"bob"} 6 0)"}));
   EXPECT_EQ(sqlite_rows(c.path, "SELECT updated_at FROM t ORDER BY key"),
             (std::vector<std::string>{"2000", "3000"}));
 }
@@ -129,9 +129,11 @@ TEST(FileResultSink, AppendsOneLinePerEmissionAndCutsATornTail) {
   ASSERT_TRUE(sink->write({row(0, "ann", 2, 0)}, 3000).ok());  // a replay: appended as well
   std::vector<std::string> lines = file_lines(c.path);
   ASSERT_EQ(lines.size(), 4u);
-  EXPECT_EQ(lines[0], R"({"analytics":"a","window_start":0,"window_end":10000,"key":{"user":"ann"},)"
-                      R"("result":)" + row(0, "ann", 1, 0).result_json +
-                          R"(,"updates":0,"final":false,"updated_at":1000})");
+  EXPECT_EQ(lines[0],
+            R"({"analytics":"a","window_start":0,"window_end":10000,"key":{"user":"ann"},)"
+            R"("result":)" +
+                row(0, "ann", 1, 0).result_json +
+                R"(,"updates":0,"final":false,"updated_at":1000})");
   EXPECT_NE(lines[2].find(R"("updates":1,"final":false,"updated_at":2000})"), std::string::npos);
   // A crash in the middle of a line: the next open cuts it, later lines start clean.
   std::ofstream(c.path, std::ios::app) << R"({"analytics":"a","wind)";
@@ -175,13 +177,14 @@ class PostgresSinkTest : public testing::PgTest {
 TEST_F(PostgresSinkTest, CreatesTableAndUpsertsOnlyNewerEmissions) {
   auto sink = make(config());
   ASSERT_NE(sink, nullptr);
-  EXPECT_EQ(sink->describe(), "postgres postgres://127.0.0.1:" + std::to_string(pg.port()) +
-                                  "/postgres/results");
-  EXPECT_EQ(joined(pg.query("SELECT column_name || ' ' || data_type FROM information_schema.columns "
-                            "WHERE table_name = 'results' ORDER BY ordinal_position")),
-            (std::vector<std::string>{"analytics text", "window_start bigint", "window_end bigint",
-                                      "key jsonb", "result jsonb", "updates integer",
-                                      "final boolean", "updated_at timestamp with time zone"}));
+  EXPECT_EQ(sink->describe(),
+            "postgres postgres://127.0.0.1:" + std::to_string(pg.port()) + "/postgres/results");
+  EXPECT_EQ(
+      joined(pg.query("SELECT column_name || ' ' || data_type FROM information_schema.columns "
+                      "WHERE table_name = 'results' ORDER BY ordinal_position")),
+      (std::vector<std::string>{"analytics text", "window_start bigint", "window_end bigint",
+                                "key jsonb", "result jsonb", "updates integer", "final boolean",
+                                "updated_at timestamp with time zone"}));
   ASSERT_TRUE(sink->write({row(0, "ann", 1, 0), row(0, "bob", 5, 0), row(10'000, "ann", 7, 0)},
                           1'764'650'000'000)
                   .ok());
@@ -205,7 +208,8 @@ TEST_F(PostgresSinkTest, CreatesTableAndUpsertsOnlyNewerEmissions) {
   EXPECT_EQ(rows().size(), 3u);
   // Many rows: several statements in one transaction.
   std::vector<WindowResultRow> many;
-  for (int i = 0; i < 1234; ++i) many.push_back(row(100'000 + i, "u" + std::to_string(i % 7), i, 0));
+  for (int i = 0; i < 1234; ++i)
+    many.push_back(row(100'000 + i, "u" + std::to_string(i % 7), i, 0));
   ASSERT_TRUE(again->write(many, 1).ok());
   EXPECT_EQ(pg.query("SELECT count(*) FROM results")[0][0], "1237");
 }
@@ -267,7 +271,7 @@ TEST_F(RedisSinkTest, LatestResultPerKeyNeverAnOlderOne) {
   EXPECT_EQ(get("ann"), "$" + row(0, "ann", 1, 0).result_json);
   EXPECT_EQ(get("bob"), "$" + row(0, "bob", 5, 0).result_json);
   EXPECT_EQ(redis.command({"PTTL", R"(spate:a:{"user":"ann"})"}, 2), ":-1");  // no ttl
-  ASSERT_TRUE(sink->write({row(0, "ann", 3, 2)}, 2000).ok());  // a later update
+  ASSERT_TRUE(sink->write({row(0, "ann", 3, 2)}, 2000).ok());                 // a later update
   EXPECT_EQ(get("ann"), "$" + row(0, "ann", 3, 2).result_json);
   ASSERT_TRUE(sink->write({row(0, "ann", 2, 1)}, 3000).ok());  // older: kept
   EXPECT_EQ(get("ann"), "$" + row(0, "ann", 3, 2).result_json);
@@ -275,7 +279,8 @@ TEST_F(RedisSinkTest, LatestResultPerKeyNeverAnOlderOne) {
   ASSERT_TRUE(sink->write({row(10'000, "ann", 1, 0), row(0, "ann", 8, 5)}, 4000).ok());
   EXPECT_EQ(get("ann"), "$" + row(10'000, "ann", 1, 0).result_json);
   // In one pipeline, in order: the last applicable row stays.
-  ASSERT_TRUE(sink->write({row(0, "bob", 6, 1), row(0, "bob", 7, 2), row(0, "bob", 1, 0)}, 5000).ok());
+  ASSERT_TRUE(
+      sink->write({row(0, "bob", 6, 1), row(0, "bob", 7, 2), row(0, "bob", 1, 0)}, 5000).ok());
   EXPECT_EQ(get("bob"), "$" + row(0, "bob", 7, 2).result_json);
   EXPECT_EQ(redis.command({"DBSIZE"}, 2), ":2");
   EXPECT_EQ(redis.command({"DBSIZE"}, 0), ":0");  // the URL's database
@@ -289,7 +294,8 @@ TEST_F(RedisSinkTest, PrefixTtlAndAForeignValue) {
   ASSERT_NE(sink, nullptr);
   ASSERT_EQ(redis.command({"SET", R"(res:{"user":"zed"})", "not json"}, 2), "+OK");
   ASSERT_TRUE(sink->write({row(0, "ann", 1, 0), row(0, "zed", 2, 0)}, 1000).ok());
-  EXPECT_EQ(redis.command({"GET", R"(res:{"user":"zed"})"}, 2), "$" + row(0, "zed", 2, 0).result_json);
+  EXPECT_EQ(redis.command({"GET", R"(res:{"user":"zed"})"}, 2),
+            "$" + row(0, "zed", 2, 0).result_json);
   const std::string pttl = redis.command({"PTTL", R"(res:{"user":"ann"})"}, 2);
   ASSERT_EQ(pttl[0], ':');
   EXPECT_GT(std::stoll(pttl.substr(1)), 3'500'000);
@@ -301,7 +307,7 @@ TEST_F(RedisSinkTest, PrefixTtlAndAForeignValue) {
 }
 
 TEST_F(RedisSinkTest, ReconnectsAfterTheServerRestarts) {
-  RedisServer::Options o;
+  testing::RedisServer::Options o;
   o.password = "s3cret";
   testing::RedisServer secured(o);
   ASSERT_EQ(secured.start(), "");
@@ -317,10 +323,11 @@ TEST_F(RedisSinkTest, ReconnectsAfterTheServerRestarts) {
   EXPECT_TRUE(s.code() == Errc::kUnavailable || s.code() == Errc::kTimeout) << s.to_string();
   EXPECT_EQ(s.message().find("s3cret"), std::string::npos) << s.to_string();
   EXPECT_FALSE(sink->write({row(0, "ann", 2, 1)}, 2000).ok());  // still down
-  ASSERT_EQ(secured.start(), "");  // not persistent: empty again
+  ASSERT_EQ(secured.start(), "");                               // not persistent: empty again
   s = sink->write({row(0, "ann", 2, 1)}, 3000);
   ASSERT_TRUE(s.ok()) << s.to_string();
-  EXPECT_EQ(secured.command({"GET", R"(spate:a:{"user":"ann"})"}), "$" + row(0, "ann", 2, 1).result_json);
+  EXPECT_EQ(secured.command({"GET", R"(spate:a:{"user":"ann"})"}),
+            "$" + row(0, "ann", 2, 1).result_json);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,22 +344,27 @@ TEST_F(PostgresSinkTest, EngineWritesTheSameRowsAsToSqlite) {
   ProcessorFixture fx;
   fx.topic("in");
   const std::string db = fx.dir.sub("analytics.db");
-  const std::string yaml = "analytics:\n  - name: a\n    inputs: [in]\n    poll_timeout: 5ms\n"
-                           "    key_by: [u]\n    time: {field: ts}\n"
-                           "    window: {type: tumbling, size: 10s, allowed_lateness: 20s}\n"
-                           "    aggregations: [{type: count}]\n"
-                           "    results:\n"
-                           "      - {kind: sqlite, path: " + db + ", table: activity}\n"
-                           "      - {kind: postgres, dsn: \"" + pg.url() + "\", table: activity}\n";
+  const std::string yaml =
+      "analytics:\n  - name: a\n    inputs: [in]\n    poll_timeout: 5ms\n"
+      "    key_by: [u]\n    time: {field: ts}\n"
+      "    window: {type: tumbling, size: 10s, allowed_lateness: 20s}\n"
+      "    aggregations: [{type: count}]\n"
+      "    results:\n"
+      "      - {kind: sqlite, path: " +
+      db +
+      ", table: activity}\n"
+      "      - {kind: postgres, dsn: \"" +
+      pg.url() + "\", table: activity}\n";
   auto pg_rows = [&] {
     return joined(pg.query(
         "SELECT window_start, window_end, key->>'u', result->>'count', updates, final::int "
         "FROM activity ORDER BY 1, 3"));
   };
   auto lite_rows = [&] {
-    return sqlite_rows(db, "SELECT window_start, window_end, json_extract(key, '$.u'), "
-                           "json_extract(result, '$.count'), updates, final FROM activity "
-                           "ORDER BY 1, 3");
+    return sqlite_rows(db,
+                       "SELECT window_start, window_end, json_extract(key, '$.u'), "
+                       "json_extract(result, '$.count'), updates, final FROM activity "
+                       "ORDER BY 1, 3");
   };
   std::unique_ptr<RealTimeAnalyticsEngine> engine;
   auto start = [&] {
@@ -372,16 +384,16 @@ TEST_F(PostgresSinkTest, EngineWritesTheSameRowsAsToSqlite) {
   step({R"({"u":"a","ts":1000})", R"({"u":"b","ts":2000})", R"({"u":"a","ts":12000})"},
        {"0 10000 a 1 0 0", "0 10000 b 1 0 0"});
   step({R"({"u":"a","ts":3000})"}, {"0 10000 a 2 1 0", "0 10000 b 1 0 0"});  // late: an update
-  step({R"({"u":"c","ts":25000})"},
-       {"0 10000 a 2 1 0", "0 10000 b 1 0 0", "10000 20000 a 1 0 0"});
+  step({R"({"u":"c","ts":25000})"}, {"0 10000 a 2 1 0", "0 10000 b 1 0 0", "10000 20000 a 1 0 0"});
   // Restart: the open windows are replayed and emitted again with update 0 — which does not
   // replace a's stored update 1 (the same count); a new late event for b is an update again.
   engine->stop();
   start();
-  EXPECT_TRUE(wait_until([&] { return engine->stats().events >= 5 && engine->stats().results >= 3; }));
+  EXPECT_TRUE(
+      wait_until([&] { return engine->stats().events >= 5 && engine->stats().results >= 3; }));
   step({R"({"u":"b","ts":4000})"}, {"0 10000 a 2 1 0", "0 10000 b 2 1 0", "10000 20000 a 1 0 0"});
-  step({R"({"u":"c","ts":31000})"}, {"0 10000 a 2 1 0", "0 10000 b 2 1 0", "10000 20000 a 1 0 0",
-                                     "20000 30000 c 1 0 0"});
+  step({R"({"u":"c","ts":31000})"},
+       {"0 10000 a 2 1 0", "0 10000 b 2 1 0", "10000 20000 a 1 0 0", "20000 30000 c 1 0 0"});
   engine->stop();
 }
 
