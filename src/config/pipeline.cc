@@ -789,12 +789,14 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
         } else if (from_env && !from_env->empty()) {
           rc.url = *from_env;
           // Not a position in the file: the error names the variable at the `kind` key.
-          if (std::string e = check(rc.url); !e.empty()) r.get("kind").error(fmt::format("${}: {}", var, e));
+          if (std::string e = check(rc.url); !e.empty())
+            r.get("kind").error(fmt::format("${}: {}", var, e));
         } else if (redis) {
           rc.url = "redis://127.0.0.1:6379/0";
         } else {
-          url.error("missing: set url (or dsn), a libpq connection string or postgresql:// URL, "
-                    "or $POSTGRES_URL");
+          url.error(
+              "missing: set url (or dsn), a libpq connection string or postgresql:// URL, "
+              "or $POSTGRES_URL");
         }
       }
       if (applies("key_prefix", redis, "redis")) {
