@@ -11,6 +11,7 @@ PACKAGES=(
   libpq-dev postgresql
   libhiredis-dev redis-server
   libsqlite3-dev sqlite3
+  python3-aiosmtpd
 )
 # `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
 # `--bench`: also the load generator and the HTTP peer of the benchmarks (make bench).

@@ -114,6 +114,12 @@ struct AnalyticsConfig {
   std::vector<AggregationConfig> aggregations;
   size_t batch_size = 1000;
   int64_t poll_timeout_ms = 100;
+  bool checkpoint_enabled = true;         // `spate run` sets checkpoint_dir (if "") to
+                                          // DATA_DIR/checkpoints when enabled
+  std::string checkpoint_dir;             // state checkpoints ("" = none: a restart rebuilds
+                                          // state by replaying from the committed offsets)
+  int64_t checkpoint_interval_ms = 10'000;
+  uint64_t max_keys = 1'000'000;          // open keys; events of further keys overflow
   uint32_t replica = 0;
   uint32_t replicas = 1;
   std::string file;                   // position, for errors
@@ -129,6 +135,11 @@ struct AnalyticsStats {
   uint64_t results = 0;       // window results appended
   uint64_t active_windows = 0;  // open (key, window) states now
   int64_t watermark_ms = 0;   // current watermark (INT64_MIN before any)
+  uint64_t keys = 0;          // keys with state
+  uint64_t overflow = 0;      // events of new keys refused at max_keys (late topic/dropped)
+  uint64_t checkpoints = 0;   // checkpoints written by this process
+  uint64_t state_bytes = 0;   // size of the last checkpoint (the state's encoded size)
+  bool restored = false;      // this run started from a checkpoint
 };
 
 class RealTimeAnalyticsEngine {

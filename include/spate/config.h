@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spate/alerts.h"
 #include "spate/analytics.h"
 #include "spate/ingestion.h"
 #include "spate/log.h"
@@ -65,6 +66,7 @@ struct PipelineConfig {
   IngestionConfig ingestion;
   std::vector<ProcessorConfig> processors;  // stream processors (docs/processors.md)
   std::vector<AnalyticsConfig> analytics;   // windowed analytics (docs/analytics.md)
+  std::vector<NotifierConfig> notifiers;    // where alerts go (docs/alerts.md)
   std::vector<std::string> plugins;         // shared libraries adding processor step types
   LoggingConfig logging;
   HealthConfig health;

@@ -37,6 +37,11 @@ class Writer {
     varint(s.size());
     out_->append(s.data(), s.size());
   }
+  /// The opening of an encoding: a tag byte naming the state, then its format version.
+  void header(char tag, uint8_t version) {
+    u8(static_cast<uint8_t>(tag));
+    u8(version);
+  }
 
  private:
   std::string* out_;
@@ -88,6 +93,11 @@ class Reader {
     std::string_view s = in_.substr(pos_, n);
     pos_ += n;
     return s;
+  }
+  /// Reads Writer::header(); true if it is (tag, version).
+  bool header(char tag, uint8_t version) {
+    const uint8_t t = u8();
+    return u8() == version && t == static_cast<uint8_t>(tag) && ok_;
   }
   /// Fails the reader (e.g. a value out of its allowed range).
   void fail() { ok_ = false; }

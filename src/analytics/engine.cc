@@ -17,14 +17,14 @@
 #include <unordered_map>
 #include <variant>
 
-#include "analytics/ddsketch.h"
-#include "analytics/hyperloglog.h"
-#include "analytics/moments.h"
+#include "analytics/codec_internal.h"
+#include "analytics/engine_state.h"
 #include "analytics/result_sink.h"
-#include "analytics/top_k.h"
 #include "analytics/watermark.h"
 #include "analytics/windows.h"
 #include "base/clock.h"
+#include "base/crc32c.h"
+#include "base/fs.h"
 #include "base/hash.h"
 #include "base/json_escape.h"
 #include "event/json.h"
@@ -39,8 +39,6 @@ using namespace analytics;  // NOLINT(google-build-using-namespace): the buildin
 
 namespace {
 
-constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
-
 bool is_numeric(AggregationType t) {
   switch (t) {
     case AggregationType::kSum:
@@ -52,34 +50,6 @@ bool is_numeric(AggregationType t) {
     case AggregationType::kPercentile: return true;
     default: return false;
   }
-}
-
-using Slot = std::variant<uint64_t, Moments, DDSketch, HyperLogLog, SpaceSaving,
-                          FirstLast<std::string>>;
-
-// The states of every aggregation of one pane / session / count pane.
-struct Slots {
-  std::vector<Slot> s;
-  int64_t min_time = kMaxTime;  // earliest event time in it (offset commits)
-};
-
-void merge_slot(Slot& into, const Slot& from) {
-  std::visit(
-      [&](auto& a) {
-        using T = std::decay_t<decltype(a)>;
-        const T& b = std::get<T>(from);
-        if constexpr (std::is_same_v<T, uint64_t>) {
-          a += b;
-        } else {
-          (void)a.merge(b);
-        }
-      },
-      into);
-}
-
-void merge_slots(Slots& into, const Slots& from) {
-  for (size_t i = 0; i < into.s.size(); ++i) merge_slot(into.s[i], from.s[i]);
-  into.min_time = std::min(into.min_time, from.min_time);
 }
 
 void append_double(std::string& out, double v) {
@@ -167,27 +137,6 @@ struct RealTimeAnalyticsEngine::Impl {
   Slots prototype;
 
   // ---- state (worker thread only) ----
-  struct SessionState {
-    Slots slots;
-    uint32_t emissions = 0;
-    bool dirty = false;  // changed since last emitted
-    // Two sessions bridged by an event: one session now, changed.
-    void merge(const SessionState& o) {
-      merge_slots(slots, o.slots);
-      emissions = std::max(emissions, o.emissions);
-      dirty = true;
-    }
-  };
-  struct KeyState {
-    std::string key;                      // the map key (record key of its results)
-    std::string key_json;                 // {"field":value,...}
-    std::map<int64_t, Slots> panes;       // sliding/tumbling: by pane start
-    std::map<int64_t, uint32_t> emitted;  // sliding: window end -> emissions so far
-    std::unique_ptr<SessionSet<SessionState>> sessions;
-    uint64_t events = 0;                  // count windows: events seen (arrival index)
-    int64_t emptied_at = kMaxTime;        // watermark when its last window closed (time windows)
-    std::map<uint64_t, Slots> count_panes;
-  };
   std::unordered_map<std::string, KeyState> keys;
   // Timers. A KeyState is only erased (sweep_and_oldest) once it is empty, after every timer
   // that names it has fired, so the pointers never dangle (unordered_map nodes do not move).
@@ -218,12 +167,17 @@ struct RealTimeAnalyticsEngine::Impl {
   std::mutex mu;
   std::condition_variable cv;
   std::atomic<uint64_t> n_events{0}, n_late{0}, n_invalid{0}, n_results{0}, n_active{0};
+  std::atomic<uint64_t> n_keys{0}, n_overflow{0}, n_checkpoints{0}, state_bytes{0};
+  std::atomic<bool> restored{false};
   std::atomic<int64_t> wm_published{kNoWatermark};
   Counter* m_events = nullptr;
   Counter* m_late = nullptr;
   Counter* m_results = nullptr;
   Counter* m_invalid_json = nullptr;
   Counter* m_invalid_time = nullptr;
+  Counter* m_overflow = nullptr;
+  Counter* m_checkpoints = nullptr;
+  Gauge* m_state_bytes = nullptr;
   Gauge* m_active = nullptr;
   Gauge* m_watermark_lag = nullptr;
 
@@ -304,6 +258,12 @@ struct RealTimeAnalyticsEngine::Impl {
     for (const auto& tp : consumer->assignment()) {
       watermarks->add_partition(partition_index(tp));
     }
+    if (!cfg.checkpoint_dir.empty()) {
+      checkpoint_path = path_join(cfg.checkpoint_dir, fmt::format("{}.{}of{}.ckpt", cfg.name,
+                                                                  cfg.replica, cfg.replicas));
+      SPATE_RETURN_IF_ERROR(default_fs()->create_dirs(cfg.checkpoint_dir));
+      restore_checkpoint();
+    }
     if (metrics) {
       MetricLabels l = {{"analytics", cfg.name}};
       m_events = &metrics->counter("analytics_events_processed_total",
@@ -319,6 +279,13 @@ struct RealTimeAnalyticsEngine::Impl {
       inv.back().second = "no_event_time";
       m_invalid_time = &metrics->counter("analytics_invalid_events_total",
                                          "Events an analytics job could not use", inv);
+      inv.back().second = "key_limit";
+      m_overflow = &metrics->counter("analytics_invalid_events_total",
+                                     "Events an analytics job could not use", inv);
+      m_checkpoints = &metrics->counter("analytics_checkpoints_total",
+                                        "State checkpoints written by an analytics job", l);
+      m_state_bytes = &metrics->gauge("analytics_state_bytes",
+                                      "Encoded size of an analytics job's state (last checkpoint)", l);
       m_active = &metrics->gauge("analytics_active_windows",
                                  "Open (key, window) states of an analytics job", l);
       m_watermark_lag = &metrics->gauge("analytics_watermark_lag_seconds",
@@ -337,6 +304,172 @@ struct RealTimeAnalyticsEngine::Impl {
     return i;
   }
 
+  // ---- checkpoints ----
+  //
+  // A checkpoint is the whole state at a batch boundary after that batch's results were
+  // written: every key's windows, the watermark tracker, the first/last sequence counter, and
+  // the consumer's position on each assigned partition. Restoring it and polling from those
+  // positions continues the run as if it had not stopped. Layout: magic, version, config
+  // fingerprint, assignment with positions, watermark, seq, tracker, keys, CRC32C of it all.
+  std::string checkpoint_path;
+  int64_t last_checkpoint_ms = 0;
+  static constexpr uint64_t kCheckpointMagic = 0x4b43'4150'5341'5053ULL;  // "SPSAPACK"
+
+  // Everything that shapes the state: a checkpoint of another shape is not restored.
+  uint64_t fingerprint() const {
+    const WindowConfig& w = cfg.window;
+    std::string f = fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|", window_type_name(w.type),
+                                w.size_ms, w.slide_ms, w.gap_ms, w.max_length_ms, w.count,
+                                w.count_slide, w.allowed_lateness_ms, cfg.time_field,
+                                cfg.processing_time, cfg.max_out_of_orderness_ms,
+                                fmt::join(cfg.key_by, ","));
+    for (const AggregationConfig& a : cfg.aggregations) {
+      fmt::format_to(std::back_inserter(f), "{}:{}:{}:{}:{}:{}:{}:{}:{}:{};",
+                     aggregation_type_name(a.type), a.name, a.field, fmt::join(a.quantiles, ","),
+                     a.relative_error, a.k, a.capacity, a.precision, a.exact_threshold, a.sample);
+    }
+    return hash64(f);
+  }
+
+  Status write_checkpoint() {
+    std::string out;
+    codec::Writer w(&out);
+    w.u64(kCheckpointMagic);
+    w.u8(1);
+    w.u64(fingerprint());
+    const auto& assignment = consumer->assignment();
+    w.varint(assignment.size());
+    for (const auto& tp : assignment) {
+      w.bytes(tp.topic);
+      w.varint(tp.partition);
+      w.svarint(consumer->position(tp));
+    }
+    w.svarint(watermark);
+    w.varint(seq);
+    std::string wm;
+    watermarks->encode(&wm);
+    w.bytes(wm);
+    w.varint(keys.size());
+    for (const auto& [key, ks] : keys) encode_key_state(w, ks);
+    w.u64(crc32c::value(out.data(), out.size()));
+    SPATE_RETURN_IF_ERROR(default_fs()->write_file_atomic(checkpoint_path, out));
+    state_bytes.store(out.size(), std::memory_order_relaxed);
+    n_checkpoints.fetch_add(1, std::memory_order_relaxed);
+    if (m_checkpoints) m_checkpoints->inc();
+    if (m_state_bytes) m_state_bytes->set(static_cast<double>(out.size()));
+    return Status::Ok();
+  }
+
+  // Decodes the checkpoint into fresh state; the live state is replaced only if all of it
+  // parses and it fits this job and assignment.
+  Status read_checkpoint(std::string_view in) {
+    if (in.size() < 8 + 1 + 8 + 8) return Corruption("too short");
+    const std::string_view body = in.substr(0, in.size() - 8);
+    codec::Reader tail(in.substr(in.size() - 8));
+    if (tail.u64() != crc32c::value(body.data(), body.size())) return Corruption("bad checksum");
+    codec::Reader r(body);
+    if (r.u64() != kCheckpointMagic || r.u8() != 1) return Corruption("not a checkpoint (v1)");
+    if (r.u64() != fingerprint()) {
+      return InvalidArgument("written for another configuration of this job");
+    }
+    const auto& assignment = consumer->assignment();
+    if (r.varint() != assignment.size()) return InvalidArgument("another partition assignment");
+    std::vector<int64_t> positions;
+    for (const auto& tp : assignment) {
+      const std::string_view topic = r.bytes();
+      const uint64_t partition = r.varint();
+      positions.push_back(r.svarint());
+      if (!r.ok() || topic != tp.topic || partition != tp.partition) {
+        return InvalidArgument("another partition assignment");
+      }
+    }
+    const int64_t wm = r.svarint();
+    const uint64_t sq = r.varint();
+    const std::string_view tracker = r.bytes();
+    const uint64_t n = r.varint();
+    if (!r.ok() || n > r.remaining()) return Corruption("truncated");
+    std::unordered_map<std::string, KeyState> restored_keys;
+    restored_keys.reserve(n);
+    for (uint64_t i = 0; i < n; ++i) {
+      KeyState ks;
+      SPATE_RETURN_IF_ERROR(decode_key_state(r, prototype, session_cfg, &ks));
+      std::string k = ks.key;
+      restored_keys.emplace(std::move(k), std::move(ks));
+    }
+    if (!r.done()) return Corruption("trailing bytes");
+    SPATE_RETURN_IF_ERROR(watermarks->restore(tracker));
+    for (size_t i = 0; i < assignment.size(); ++i) {
+      SPATE_RETURN_IF_ERROR(consumer->seek(assignment[i], positions[i]));
+    }
+    keys = std::move(restored_keys);
+    watermark = wm;
+    wm_published.store(watermark, std::memory_order_relaxed);
+    seq = sq;
+    rebuild_timers();
+    state_bytes.store(in.size(), std::memory_order_relaxed);
+    return Status::Ok();
+  }
+
+  // The timers and counters that follow from the key states (after a restore).
+  void rebuild_timers() {
+    fire_at.clear();
+    close_at.clear();
+    uint64_t active = 0;
+    for (auto& [key, ks] : keys) {
+      if (sliding) {
+        for (const auto& [ps, slots] : ks.panes) {
+          ++active;
+          sliding->for_each_window(ps, [&](const TimeWindow& w) {
+            if (!is_complete(w, watermark)) fire_at[w.end].push_back(&ks);
+          });
+          if (auto last = sliding->last_window_of_pane(ps)) {
+            close_at[close_time(*last, lateness)].push_back(&ks);
+          }
+        }
+      } else if (ks.sessions) {
+        for (const auto& sess : ks.sessions->sessions()) {
+          ++active;
+          fire_at[sess.window.end].push_back(&ks);
+          close_at[close_time(sess.window, lateness)].push_back(&ks);
+        }
+      }
+      active += ks.count_panes.size();
+    }
+    n_active.store(active, std::memory_order_relaxed);
+    n_keys.store(keys.size(), std::memory_order_relaxed);
+  }
+
+  void restore_checkpoint() {
+    auto data = default_fs()->read_file(checkpoint_path);
+    if (!data.ok()) {
+      if (data.status().code() != Errc::kNotFound) {
+        spdlog::warn("analytics {}: cannot read checkpoint {}: {}; rebuilding state from the "
+                     "committed offsets", cfg.name, checkpoint_path, data.status().to_string());
+      }
+      return;
+    }
+    if (Status st = read_checkpoint(*data); !st.ok()) {
+      spdlog::warn("analytics {}: checkpoint {} not used ({}); rebuilding state from the "
+                   "committed offsets", cfg.name, checkpoint_path, st.message());
+      return;
+    }
+    restored.store(true);
+    spdlog::info("analytics {}: restored {} keys from checkpoint {} (watermark {})", cfg.name,
+                 keys.size(), checkpoint_path, watermark);
+  }
+
+  uint64_t batches_since_checkpoint = 0;
+  void maybe_checkpoint(bool force) {
+    if (checkpoint_path.empty() || batches_since_checkpoint == 0) return;
+    const int64_t now = clock->now_ms();
+    if (!force && now - last_checkpoint_ms < cfg.checkpoint_interval_ms) return;
+    last_checkpoint_ms = now;
+    batches_since_checkpoint = 0;
+    if (Status st = write_checkpoint(); !st.ok()) {
+      spdlog::warn("analytics {}: checkpoint failed: {}", cfg.name, st.to_string());
+    }
+  }
+
   // ---- per event ----
 
   struct Values {
@@ -346,9 +479,11 @@ struct RealTimeAnalyticsEngine::Impl {
     std::vector<std::string> scratch;
   } vals;
 
-  KeyState& key_state(const std::string& key, const simdjson::dom::element& doc) {
+  // The key's state, created if needed; nullptr once max_keys keys have state.
+  KeyState* key_state(const std::string& key, const simdjson::dom::element& doc) {
     auto it = keys.find(key);
-    if (it != keys.end()) return it->second;
+    if (it != keys.end()) return &it->second;
+    if (keys.size() >= cfg.max_keys) return nullptr;
     KeyState ks;
     ks.key = key;
     ks.key_json = "{";
@@ -369,7 +504,8 @@ struct RealTimeAnalyticsEngine::Impl {
       proto.slots = prototype;
       ks.sessions = std::make_unique<SessionSet<SessionState>>(session_cfg, std::move(proto));
     }
-    return keys.emplace(key, std::move(ks)).first->second;
+    n_keys.store(keys.size() + 1, std::memory_order_relaxed);
+    return &keys.emplace(key, std::move(ks)).first->second;
   }
 
   void update(Slots& slots, int64_t t) {
@@ -459,16 +595,21 @@ struct RealTimeAnalyticsEngine::Impl {
     return t;
   }
 
-  // Aggregate one event; false if it is late (belongs only to closed windows).
-  bool aggregate(const std::string& key, const simdjson::dom::element& doc, int64_t t) {
+  enum class Outcome { kAggregated, kLate, kOverflow };
+
+  // Aggregate one event: kLate if it belongs only to closed windows, kOverflow if its key is
+  // new and max_keys keys have state.
+  Outcome aggregate(const std::string& key, const simdjson::dom::element& doc, int64_t t) {
     switch (cfg.window.type) {
       case WindowType::kTumbling:
       case WindowType::kSliding: {
         const int64_t ps = sliding->pane_start(t);
         auto last = sliding->last_window_of_pane(ps);
-        if (!last) return true;  // in a gap between hopping windows: in no window, not late
-        if (is_closed(*last, watermark, lateness)) return false;
-        KeyState& ks = key_state(key, doc);
+        if (!last) return Outcome::kAggregated;  // in a gap between hopping windows: in no window, not late
+        if (is_closed(*last, watermark, lateness)) return Outcome::kLate;
+        KeyState* ksp = key_state(key, doc);
+        if (ksp == nullptr) return Outcome::kOverflow;
+        KeyState& ks = *ksp;
         auto [it, fresh] = ks.panes.try_emplace(ps, prototype);
         if (fresh) {
           n_active.fetch_add(1, std::memory_order_relaxed);
@@ -485,14 +626,17 @@ struct RealTimeAnalyticsEngine::Impl {
             }
           });
         }
-        return true;
+        return Outcome::kAggregated;
       }
       case WindowType::kSession: {
-        KeyState& ks = key_state(key, doc);
-        if (!ks.sessions->covers(t) &&
+        auto found = keys.find(key);
+        if ((found == keys.end() || !found->second.sessions->covers(t)) &&
             is_closed(TimeWindow{t, sat_add(t, session_cfg.gap_ms)}, watermark, lateness)) {
-          return false;
+          return Outcome::kLate;
         }
+        KeyState* ksp = found != keys.end() ? &found->second : key_state(key, doc);
+        if (ksp == nullptr) return Outcome::kOverflow;
+        KeyState& ks = *ksp;
         const size_t before = ks.sessions->sessions().size();
         const TimeWindow w = ks.sessions->add(t, [&](SessionState& st) {
           update(st.slots, t);
@@ -504,10 +648,12 @@ struct RealTimeAnalyticsEngine::Impl {
         fire_at[w.end].push_back(&ks);
         close_at[close_time(w, lateness)].push_back(&ks);
         if (is_complete(w, watermark)) reemit_sessions.insert(key);
-        return true;
+        return Outcome::kAggregated;
       }
       case WindowType::kCount: {
-        KeyState& ks = key_state(key, doc);
+        KeyState* ksp = key_state(key, doc);
+        if (ksp == nullptr) return Outcome::kOverflow;
+        KeyState& ks = *ksp;
         const uint64_t k = ks.events++;
         auto [it, fresh] = ks.count_panes.try_emplace(counting->pane_of(k), prototype);
         if (fresh) n_active.fetch_add(1, std::memory_order_relaxed);
@@ -527,10 +673,10 @@ struct RealTimeAnalyticsEngine::Impl {
             n_active.fetch_sub(1, std::memory_order_relaxed);
           }
         }
-        return true;
+        return Outcome::kAggregated;
       }
     }
-    return true;
+    return Outcome::kAggregated;
   }
 
   // ---- emission ----
@@ -738,6 +884,7 @@ struct RealTimeAnalyticsEngine::Impl {
       }
       ++it;
     }
+    n_keys.store(keys.size(), std::memory_order_relaxed);
     int64_t t = kMaxTime;
     for (const auto& [key, ks] : keys) {
       for (const auto& [p, s] : ks.panes) t = std::min(t, s.min_time);
@@ -802,6 +949,7 @@ struct RealTimeAnalyticsEngine::Impl {
       }
       uint64_t events = 0;
       uint64_t late = 0;
+      batches_since_checkpoint += polled->size();
       for (const process::PolledBatch& b : *polled) {
         const uint32_t wp = partition_index(b.tp);
         int64_t max_t = std::numeric_limits<int64_t>::min();
@@ -809,12 +957,18 @@ struct RealTimeAnalyticsEngine::Impl {
           simdjson::dom::element doc;
           auto t = read_event(r.value, r.timestamp_ms, &key, &doc);
           if (!t) continue;
-          if (aggregate(key, doc, *t)) {
+          const Outcome o = aggregate(key, doc, *t);
+          if (o == Outcome::kAggregated) {
             watermarks->observe(wp, *t);
             max_t = std::max(max_t, *t);
             ++events;
           } else {
-            ++late;
+            if (o == Outcome::kLate) {
+              ++late;
+            } else {
+              n_overflow.fetch_add(1, std::memory_order_relaxed);
+              if (m_overflow) m_overflow->inc();
+            }
             if (!cfg.late_topic.empty()) {
               late_values.emplace_back(b.tp.partition, std::string(r.value));
               late_keys.emplace_back(r.has_key ? std::string(r.key) : std::string());
@@ -865,8 +1019,10 @@ struct RealTimeAnalyticsEngine::Impl {
       if (m_watermark_lag && watermark != kNoWatermark) {
         m_watermark_lag->set(static_cast<double>(clock->now_ms() - watermark) / 1000.0);
       }
+      maybe_checkpoint(false);
       maybe_commit(false);
     }
+    maybe_checkpoint(true);
     maybe_commit(true);
   }
 
@@ -923,6 +1079,11 @@ AnalyticsStats RealTimeAnalyticsEngine::stats() const {
   s.results = impl_->n_results.load(std::memory_order_relaxed);
   s.active_windows = impl_->n_active.load(std::memory_order_relaxed);
   s.watermark_ms = impl_->wm_published.load(std::memory_order_relaxed);
+  s.keys = impl_->n_keys.load(std::memory_order_relaxed);
+  s.overflow = impl_->n_overflow.load(std::memory_order_relaxed);
+  s.checkpoints = impl_->n_checkpoints.load(std::memory_order_relaxed);
+  s.state_bytes = impl_->state_bytes.load(std::memory_order_relaxed);
+  s.restored = impl_->restored.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -125,12 +125,15 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     append_json_quoted(out, c.output);
     out += fmt::format(",\"window\":\"{}\",\"replica\":{},\"replicas\":{},\"events\":{},"
                        "\"late\":{},\"invalid\":{},\"results\":{},\"active_windows\":{},"
-                       "\"watermark\":{}}}",
+                       "\"watermark\":{},\"keys\":{},\"overflow\":{},\"checkpoints\":{},"
+                       "\"state_bytes\":{},\"restored\":{}}}",
                        window_type_name(c.window.type), c.replica, c.replicas, st.events, st.late,
                        st.invalid, st.results, st.active_windows,
                        st.watermark_ms == std::numeric_limits<int64_t>::min()
                            ? std::string("null")
-                           : std::to_string(st.watermark_ms));
+                           : std::to_string(st.watermark_ms),
+                       st.keys, st.overflow, st.checkpoints, st.state_bytes,
+                       st.restored ? "true" : "false");
   }
   out += "]}";
   return out;
@@ -445,6 +448,11 @@ int run_pipeline(const RunOptions& opts) {
   for (AnalyticsConfig& acfg : pc.analytics) {
     for (ResultSinkConfig& r : acfg.results) {
       if (r.kind == "sqlite" && r.path.empty()) r.path = pc.data_dir + "/analytics.db";
+    }
+    if (!acfg.checkpoint_enabled) {
+      acfg.checkpoint_dir.clear();
+    } else if (acfg.checkpoint_dir.empty()) {
+      acfg.checkpoint_dir = pc.data_dir + "/checkpoints";
     }
     auto a = std::make_unique<RealTimeAnalyticsEngine>(acfg, log.get(), &metrics);
     s = a->initialize();

@@ -893,6 +893,17 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
     }
     item.get_int("batch_size", &ac.batch_size, 1, 1'000'000);
     item.get_duration_ms("poll_timeout", &ac.poll_timeout_ms, 1, 60'000);
+    // State checkpoints: `checkpoint: false` or {enabled, dir, interval}.
+    if (Node ck = item.get("checkpoint"); ck.present() && !ck.is_map()) {
+      item.get_bool("checkpoint", &ac.checkpoint_enabled);
+    } else if (ck.present()) {
+      Node c = item.child("checkpoint");
+      c.get_bool("enabled", &ac.checkpoint_enabled);
+      c.get_string("dir", &ac.checkpoint_dir, config::non_empty);
+      c.get_duration_ms("interval", &ac.checkpoint_interval_ms, 100, 3'600'000);
+      c.finish();
+    }
+    item.get_int("max_keys", &ac.max_keys, 1, 1'000'000'000);
     item.get_int("replicas", &ac.replicas, 1, 1024);
     if (item.get_int("replica", &ac.replica, 0, 1023) && ac.replica >= ac.replicas) {
       item.get("replica").error(fmt::format("must be below replicas ({})", ac.replicas));
@@ -1105,6 +1116,128 @@ void parse_logging(Node n, LoggingConfig* out) {
   n.finish();
 }
 
+// notifiers: [{name, type: webhook|slack|email|topic|stdout, url, headers, ca_file, timeout,
+// min_severity, analytics, rules, send_resolved, queue_capacity, retry: {...}, smtp: {...},
+// topic}] (include/spate/alerts.h, docs/configuration.md).
+void parse_notifiers(Node& root, PipelineConfig* cfg) {
+  std::map<std::string, std::pair<int, int>, std::less<>> seen;
+  auto strings = [](Node v, std::vector<std::string>* out) {
+    if (v.is_list()) {
+      for (Node e : v.items()) {
+        std::string s;
+        if (e.as_string(&s, config::non_empty)) out->push_back(std::move(s));
+      }
+    } else if (std::string s; v.present() && v.as_string(&s, config::non_empty)) {
+      // A comma-separated string (as ${SMTP_TO} gives it).
+      for (size_t start = 0; start <= s.size();) {
+        size_t comma = std::min(s.find(',', start), s.size());
+        std::string item = s.substr(start, comma - start);
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        if (!item.empty()) out->push_back(std::move(item));
+        start = comma + 1;
+      }
+    }
+  };
+  for (Node item : root.list("notifiers")) {
+    NotifierConfig nc;
+    if (!item.is_map()) {
+      item.error(fmt::format("expected a notifier such as {{name: ops, type: slack, url: "
+                             "\"${{SLACK_WEBHOOK_URL}}\"}}, got {}", item.describe()));
+      continue;
+    }
+    Node name = item.require("name");
+    if (name.as_string(&nc.name, check_name_chars)) {
+      auto it = seen.find(nc.name);
+      if (it != seen.end()) {
+        name.error(fmt::format("duplicate notifier name {} (first defined at {}:{})",
+                               config::quote(nc.name), it->second.first, it->second.second));
+      } else {
+        seen.emplace(nc.name, std::make_pair(name.location().line, name.location().column));
+      }
+    }
+    item.require("type");
+    item.get_enum("type", &nc.kind, {"webhook", "slack", "email", "topic", "stdout"});
+    const bool http = nc.kind == "webhook" || nc.kind == "slack";
+    // Keys that belong to one type only.
+    auto only_for = [&](std::string_view key, bool applies, std::string_view types) {
+      Node v = item.get(key);
+      if (v.present() && !applies && !nc.kind.empty()) {
+        v.error(fmt::format("applies to {} notifiers only, this one is {}", types, nc.kind));
+      }
+      return v;
+    };
+    only_for("url", http, "webhook and slack");
+    item.get_string("url", &nc.url, [](std::string_view v) {
+      // The URL may carry a token: the message does not repeat it.
+      return v.starts_with("http://") || v.starts_with("https://")
+                 ? std::string()
+                 : std::string("expected an http:// or https:// URL");
+    });
+    if (http && nc.url.empty() && !item.get("url").present()) item.require("url");
+    {
+      only_for("headers", http, "webhook and slack");
+      Node h = item.child("headers");
+      for (const std::string& k : h.keys()) {
+        std::string v;
+        if (h.get(k).as_string(&v)) nc.headers.emplace_back(k, std::move(v));
+      }
+    }
+    only_for("ca_file", http, "webhook and slack");
+    item.get_string("ca_file", &nc.ca_file, config::non_empty);
+    item.get_duration_ms("timeout", &nc.timeout_ms, 1, 300'000);
+    item.get_enum("min_severity", &nc.route.min_severity, {"info", "warning", "critical"});
+    strings(item.get("analytics"), &nc.route.analytics);
+    strings(item.get("rules"), &nc.route.rules);
+    item.get_bool("send_resolved", &nc.route.send_resolved);
+    item.get_int("queue_capacity", &nc.queue_capacity, 1, 1'000'000);
+    {
+      Node r = item.child("retry");
+      r.get_int("max_attempts", &nc.retry.max_attempts, 1, 100);
+      r.get_duration_ms("initial_backoff", &nc.retry.initial_backoff_ms, 0, 3'600'000);
+      r.get_duration_ms("max_backoff", &nc.retry.max_backoff_ms, 0, 86'400'000);
+      if (Node m = r.get("multiplier"); m.present()) {
+        scalar_double(m, &nc.retry.multiplier, 1, 100, "a multiplier between 1 and 100");
+      }
+      if (Node j = r.get("jitter"); j.present()) {
+        scalar_double(j, &nc.retry.jitter, 0, 1, "a jitter between 0 and 1");
+      }
+      r.finish();
+    }
+    if (nc.kind == "email" && !item.get("smtp").present()) {
+      item.require("smtp");
+    } else if (nc.kind == "email") {
+      Node m = item.child("smtp");
+      SmtpConfig& s = nc.smtp;
+      m.get_string("host", &s.host, config::non_empty);
+      m.get_int("port", &s.port, 1, 65535);
+      m.require("from");
+      m.get_string("from", &s.from, config::non_empty);
+      Node to = m.require("to");
+      strings(to, &s.to);
+      if (to.present() && s.to.empty()) to.error("expected at least one recipient");
+      m.get_string("username", &s.username);
+      m.get_string("password", &s.password);
+      m.get_string("subject", &s.subject, config::non_empty);
+      m.get_bool("starttls", &s.starttls);
+      m.get_bool("tls_verify", &s.tls_verify);
+      m.get_string("ca_file", &s.ca_file, config::non_empty);
+      m.get_string("helo_name", &s.helo_name, config::non_empty);
+      if (!s.password.empty() && s.username.empty()) {
+        m.get("password").error("a password needs a username");
+      }
+      m.finish();
+    } else {
+      only_for("smtp", false, "email");
+    }
+    only_for("topic", nc.kind == "topic", "topic");
+    item.get_string("topic", &nc.topic, [](std::string_view v) { return check_topic_name(v); });
+    if (nc.kind == "topic" && !item.get("topic").present()) item.require("topic");
+    item.finish();
+    cfg->notifiers.push_back(std::move(nc));
+  }
+}
+
 Result<PipelineConfig> load(std::string_view yaml, std::string source, const EnvLookup& env) {
   PipelineConfig cfg;
   cfg.source_path = source;
@@ -1141,6 +1274,7 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
         }
         h.finish();
       }
+      parse_notifiers(root, &cfg);
       root.finish();
     }
   }  // every Node is gone (and finished) before the errors are read

@@ -9,10 +9,11 @@
 
 #include <cmath>
 #include <map>
-#include <thread>
 #include <random>
 #include <set>
+#include <thread>
 
+#include "base/fs.h"
 #include "process_fixture.h"
 #include "spate/analytics.h"
 #include "spate/config.h"
@@ -32,7 +33,8 @@ AnalyticsConfig analytics_of(const std::string& yaml) {
 // One analytics job `a` over topic in -> out (late events to late), `body` indented 4.
 std::string job(const std::string& body) {
   return "analytics:\n  - name: a\n    inputs: [in]\n    output: out\n    late_topic: late\n"
-         "    poll_timeout: 5ms\n" + body;
+         "    poll_timeout: 5ms\n" +
+         body;
 }
 
 struct Result {
@@ -87,7 +89,9 @@ class EngineTest : public ::testing::Test {
   void send(const std::vector<std::string>& events) { fx.produce("in", 0, events); }
 };
 
-double num(const Result& r, const char* field) { return r.doc[field].get_double().value(); }
+double num(const Result& r, const char* field) {
+  return r.doc[field].get_double().value();
+}
 
 TEST_F(EngineTest, TumblingWindowEveryAggregation) {
   start(R"(    key_by: [user]
@@ -178,12 +182,13 @@ TEST_F(EngineTest, SessionWindowsMergeAcrossTheGap) {
 )");
   send({R"({"u":"a","ts":1000,"v":1})", R"({"u":"a","ts":4000,"v":7})",
         R"({"u":"a","ts":20000,"v":2})",
-        R"({"u":"a","ts":12000,"v":3})",   // bridges nothing: 4 s + 5 s gap < 12 s
-        R"({"u":"a","ts":8500,"v":4})",    // bridges [1, 9) and [12, 17): one session 1..17 s
+        R"({"u":"a","ts":12000,"v":3})",    // bridges nothing: 4 s + 5 s gap < 12 s
+        R"({"u":"a","ts":8500,"v":4})",     // bridges [1, 9) and [12, 17): one session 1..17 s
         R"({"u":"b","ts":60000,"v":0})"});  // watermark 60 s closes everything of a
   auto rs = results(2);
   ASSERT_EQ(rs.size(), 2u);
-  std::sort(rs.begin(), rs.end(), [](const Result& x, const Result& y) { return x.start < y.start; });
+  std::sort(rs.begin(), rs.end(),
+            [](const Result& x, const Result& y) { return x.start < y.start; });
   EXPECT_EQ(rs[0].start, 1000);
   EXPECT_EQ(rs[0].end, 17000);
   EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 4);
@@ -222,7 +227,7 @@ TEST_F(EngineTest, InvalidEventsAreCountedAndSkipped) {
   auto rs = results(1);
   ASSERT_EQ(rs.size(), 1u);
   EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 2);  // a non-numeric v still counts
-  EXPECT_DOUBLE_EQ(num(rs[0], "avg_v"), 4);               // ... but is not averaged
+  EXPECT_DOUBLE_EQ(num(rs[0], "avg_v"), 4);              // ... but is not averaged
   EXPECT_EQ(engine->stats().invalid, 3u);
 }
 
@@ -274,8 +279,8 @@ TEST_F(EngineTest, SlidingWindowsMatchBruteForce) {
   std::vector<Ev> evs;
   for (int i = 0; i < 3000; ++i) {
     const int64_t base = i * 20;  // 60 s of events
-    evs.push_back({static_cast<int>(rng() % 7),
-                   base - static_cast<int64_t>(rng() % 2900), static_cast<int>(rng() % 1000)});
+    evs.push_back({static_cast<int>(rng() % 7), base - static_cast<int64_t>(rng() % 2900),
+                   static_cast<int>(rng() % 1000)});
   }
   std::vector<std::string> lines;
   for (const Ev& e : evs) {
@@ -300,10 +305,10 @@ TEST_F(EngineTest, SlidingWindowsMatchBruteForce) {
   std::map<std::pair<int, int64_t>, std::tuple<int64_t, double, double>> got;
   for (const auto& r : rs) {
     const int k = static_cast<int>(r.doc["key"]["k"].get_int64().value());
-    EXPECT_TRUE(got.emplace(std::make_pair(k, r.start),
-                            std::make_tuple(r.doc["count"].get_int64().value(), num(r, "sum_v"),
-                                            num(r, "max_v")))
-                    .second)
+    EXPECT_TRUE(
+        got.emplace(std::make_pair(k, r.start), std::make_tuple(r.doc["count"].get_int64().value(),
+                                                                num(r, "sum_v"), num(r, "max_v")))
+            .second)
         << "emitted twice: key " << k << " window " << r.start;
     EXPECT_EQ(r.end - r.start, 10000);
   }
@@ -318,7 +323,8 @@ TEST_F(EngineTest, SqliteResultsAreUpsertedNotDuplicated) {
   const std::string yaml = R"(    key_by: [u]
     time: {field: ts}
     window: {type: tumbling, size: 10s, allowed_lateness: 20s}
-    results: [{kind: sqlite, path: )" + db + R"(, table: activity}]
+    results: [{kind: sqlite, path: )" +
+                           db + R"(, table: activity}]
     aggregations: [{type: count}]
 )";
   auto rows = [&] {
@@ -334,10 +340,10 @@ TEST_F(EngineTest, SqliteResultsAreUpsertedNotDuplicated) {
         << sqlite3_errmsg(h);
     while (sqlite3_step(st) == SQLITE_ROW) {
       out.push_back(std::to_string(sqlite3_column_int64(st, 0)) + " " +
-                    reinterpret_cast<const char*>(sqlite3_column_text(st, 1)) + " count=" +
-                    std::to_string(sqlite3_column_int64(st, 2)) + " updates=" +
-                    std::to_string(sqlite3_column_int64(st, 3)) + " final=" +
-                    std::to_string(sqlite3_column_int64(st, 4)));
+                    reinterpret_cast<const char*>(sqlite3_column_text(st, 1)) +
+                    " count=" + std::to_string(sqlite3_column_int64(st, 2)) +
+                    " updates=" + std::to_string(sqlite3_column_int64(st, 3)) +
+                    " final=" + std::to_string(sqlite3_column_int64(st, 4)));
     }
     sqlite3_finalize(st);
     sqlite3_close(h);
@@ -346,7 +352,7 @@ TEST_F(EngineTest, SqliteResultsAreUpsertedNotDuplicated) {
   start(yaml);
   send({R"({"u":"a","ts":1000})", R"({"u":"b","ts":2000})", R"({"u":"a","ts":12000})"});
   ASSERT_EQ(results(2).size(), 2u);  // [0, 10 s) of a and b
-  send({R"({"u":"a","ts":3000})"});   // late, within the lateness: a's row is rewritten
+  send({R"({"u":"a","ts":3000})"});  // late, within the lateness: a's row is rewritten
   ASSERT_EQ(results(3).size(), 3u);
   EXPECT_EQ(rows(), (std::vector<std::string>{R"(0 {"u":"a"} count=2 updates=1 final=0)",
                                               R"(0 {"u":"b"} count=1 updates=0 final=0)"}));
@@ -360,6 +366,165 @@ TEST_F(EngineTest, SqliteResultsAreUpsertedNotDuplicated) {
   ASSERT_GE(results(5).size(), 5u);
   EXPECT_EQ(rows(), (std::vector<std::string>{R"(0 {"u":"a"} count=2 updates=1 final=0)",
                                               R"(0 {"u":"b"} count=1 updates=0 final=0)"}));
+}
+
+
+// ---- checkpoints ----
+
+// The latest result per (window_start, key) on `topic`, without the job's name and the fields
+// that depend on when it was emitted (watermark, update number).
+std::map<std::pair<int64_t, std::string>, std::string> latest_results(ProcessorFixture& fx,
+                                                                       const std::string& topic) {
+  std::map<std::pair<int64_t, std::string>, std::string> out;
+  simdjson::dom::parser p;
+  for (const auto& rec : fx.read(topic)) {
+    simdjson::dom::element d = p.parse(rec.value).value();
+    std::string fields;
+    const simdjson::dom::object obj = d.get_object().value();
+    for (auto [k, v] : obj) {
+      if (k == "watermark" || k == "update" || k == "analytics") continue;
+      fields += std::string(k) + "=" + simdjson::minify(v) + ";";
+    }
+    out[{d["window_start"].get_int64().value(), simdjson::minify(d["key"])}] = fields;
+  }
+  return out;
+}
+
+struct CheckpointCase {
+  const char* name;
+  const char* window;
+};
+
+class CheckpointTest : public ::testing::TestWithParam<CheckpointCase> {};
+
+// An engine stopped and restarted from its checkpoint three times over a random out-of-order
+// stream (with late events beyond the lateness) ends with the results of an engine that ran
+// through; the restarted ones replay nothing (they restore, they do not rebuild).
+TEST_P(CheckpointTest, RestartsFromCheckpointEqualAnUninterruptedRun) {
+  ProcessorFixture fx;
+  fx.topic("in", 2);
+  for (const char* t : {"out_a", "out_b", "late"}) fx.topic(t);
+  const std::string dir = fx.dir.sub("checkpoints");
+  auto config = [&](const std::string& name, const std::string& out, bool checkpoint) {
+    return analytics_of(
+        "analytics:\n  - name: " + name + "\n    inputs: [in]\n    output: " + out +
+        "\n    late_topic: late\n    poll_timeout: 5ms\n    batch_size: 53\n" +
+        "    key_by: [k]\n    time: {field: ts, max_out_of_orderness: 2s}\n" +
+        "    window: " + GetParam().window + "\n" +
+        "    aggregations: [{type: count}, {type: sum, field: v}, {type: last, field: v},"
+        " {type: percentile, field: v, quantiles: [0.5]}, {type: distinct_count, field: v}]\n" +
+        (checkpoint ? "    checkpoint: {dir: " + dir + ", interval: 1h}\n" : ""));
+  };
+  std::mt19937_64 rng(7);
+  std::vector<std::vector<std::string>> parts(4);
+  std::vector<std::vector<std::string>> by_partition(2);
+  for (int i = 0; i < 4000; ++i) {
+    const int k = static_cast<int>(rng() % 9);
+    int64_t ts = i * 25 - static_cast<int64_t>(rng() % 1900);
+    if (i % 500 == 499) ts -= 60'000;  // far behind: late for every window type here
+    parts[i / 1000].push_back("{\"k\":" + std::to_string(k) + ",\"ts\":" + std::to_string(ts) +
+                              ",\"v\":" + std::to_string(rng() % 50) + "}");
+  }
+  // Keyed like ingestion: a key's events stay in one partition, in order.
+  auto produce = [&](const std::vector<std::string>& events) {
+    std::vector<std::string> p0, p1;
+    for (const auto& e : events) (e[5] % 2 ? p1 : p0).push_back(e);
+    fx.produce("in", 0, p0);
+    fx.produce("in", 1, p1);
+  };
+  auto run_until = [&](RealTimeAnalyticsEngine& e, uint64_t n) {
+    EXPECT_TRUE(wait_until([&] {
+      const AnalyticsStats st = e.stats();
+      return st.events + st.late == n;
+    })) << "events " << e.stats().events << " late " << e.stats().late << " want " << n;
+  };
+  for (size_t i = 0; i < parts.size(); ++i) {
+    produce(parts[i]);
+    RealTimeAnalyticsEngine e(config("b", "out_b", true), fx.log.get());
+    ASSERT_TRUE(e.initialize().ok());
+    EXPECT_EQ(e.stats().restored, i > 0);
+    ASSERT_TRUE(e.start().ok());
+    run_until(e, parts[i].size());  // only the new part: nothing before it is replayed
+    e.stop();
+    EXPECT_GE(e.stats().checkpoints, 1u);
+    EXPECT_GT(e.stats().state_bytes, 0u);
+  }
+  RealTimeAnalyticsEngine whole(config("a", "out_a", false), fx.log.get());
+  ASSERT_TRUE(whole.initialize().ok());
+  ASSERT_TRUE(whole.start().ok());
+  run_until(whole, 4000);
+  whole.stop();
+  const bool by_count = std::string(GetParam().name) == "count";  // count windows: never late
+  EXPECT_EQ(whole.stats().late > 0, !by_count);
+  const auto a = latest_results(fx, "out_a");
+  const auto b = latest_results(fx, "out_b");
+  EXPECT_GT(a.size(), 20u);
+  EXPECT_EQ(a.size(), b.size());
+  for (const auto& [window, result] : a) {
+    auto it = b.find(window);
+    if (it == b.end()) {
+      ADD_FAILURE() << "missing after restarts: " << result;
+    } else if (it->second != result) {
+      ADD_FAILURE() << "uninterrupted: " << result << "\nrestarted:     " << it->second;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Windows, CheckpointTest,
+    ::testing::Values(
+        CheckpointCase{"tumbling", "{type: tumbling, size: 5s, allowed_lateness: 3s}"},
+        CheckpointCase{"sliding", "{type: sliding, size: 6s, slide: 2s, allowed_lateness: 1s}"},
+        CheckpointCase{"session", "{type: session, gap: 700ms, max_length: 10s}"},
+        CheckpointCase{"count", "{type: count, size: 20, slide: 5}"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+// A damaged checkpoint or one of another configuration is not used: the engine rebuilds its
+// state from the committed offsets instead, and its results are still right.
+TEST(CheckpointRecovery, DamagedOrForeignCheckpointFallsBackToReplay) {
+  ProcessorFixture fx;
+  for (const char* t : {"in", "out", "late"}) fx.topic(t);
+  const std::string dir = fx.dir.sub("ck");
+  auto config = [&](const std::string& size) {
+    return analytics_of("analytics:\n  - name: a\n    inputs: [in]\n    output: out\n"
+                        "    poll_timeout: 5ms\n    time: {field: ts}\n"
+                        "    window: {type: tumbling, size: " + size + "}\n"
+                        "    aggregations: [{type: count}]\n"
+                        "    checkpoint: {dir: " + dir + "}\n");
+  };
+  fx.produce("in", 0, {R"({"ts":1000})", R"({"ts":2000})"});
+  {
+    RealTimeAnalyticsEngine e(config("10s"), fx.log.get());
+    ASSERT_TRUE(e.initialize().ok());
+    ASSERT_TRUE(e.start().ok());
+    ASSERT_TRUE(wait_until([&] { return e.stats().events == 2; }));
+    e.stop();
+  }
+  const std::string file = dir + "/a.0of1.ckpt";
+  auto bytes = default_fs()->read_file(file);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  std::string damaged = *bytes;
+  damaged[damaged.size() / 2] ^= 0x40;
+  ASSERT_TRUE(default_fs()->write_file_atomic(file, damaged).ok());
+  for (const char* size : {"10s", "20s"}) {  // damaged; then intact but for a 10 s window
+    RealTimeAnalyticsEngine e(config(size), fx.log.get());
+    ASSERT_TRUE(e.initialize().ok());
+    EXPECT_FALSE(e.stats().restored) << size;
+    ASSERT_TRUE(e.start().ok());
+    ASSERT_TRUE(wait_until([&] { return e.stats().events == 2; })) << "replayed from offset 0";
+    e.stop();
+    if (std::string(size) == "10s") {
+      ASSERT_TRUE(default_fs()->write_file_atomic(file, *bytes).ok());
+    }
+  }
+  fx.produce("in", 0, {R"({"ts":50000})"});
+  RealTimeAnalyticsEngine e(config("20s"), fx.log.get());
+  ASSERT_TRUE(e.initialize().ok());
+  EXPECT_TRUE(e.stats().restored) << "the 20 s engine's own checkpoint";
+  ASSERT_TRUE(e.start().ok());
+  ASSERT_TRUE(wait_until([&] { return fx.read("out").size() == 1; }));
+  e.stop();
+  EXPECT_NE(fx.read("out")[0].value.find("\"count\":2"), std::string::npos) << fx.read("out")[0].value;
 }
 
 }  // namespace

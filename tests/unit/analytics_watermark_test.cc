@@ -3,14 +3,13 @@
 // partition streams (no on-time event may ever be judged late) against a brute-force oracle.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
-
 #include <algorithm>
 #include <random>
 #include <vector>
 
 #include "analytics/watermark.h"
 #include "base/clock.h"
+#include "test_util.h"
 
 namespace spate::analytics {
 namespace {
@@ -19,7 +18,6 @@ namespace {
 struct ManualClock : testing::ManualClock {
   ManualClock() : testing::ManualClock(1'796'000'000'000) {}
 };
-
 
 TEST(WatermarkTest, BoundedOutOfOrdernessOnePartition) {
   ManualClock clock;

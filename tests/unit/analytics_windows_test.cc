@@ -4,8 +4,6 @@
 // max length) against a sorted sessionization, and count windows.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
-
 #include <algorithm>
 #include <map>
 #include <random>
@@ -16,12 +14,12 @@
 #include "analytics/watermark.h"
 #include "analytics/windows.h"
 #include "base/clock.h"
+#include "test_util.h"
 
 namespace spate::analytics {
 namespace {
 
 using testing::ManualClock;
-
 
 std::vector<TimeWindow> windows_of(const SlidingWindows& w, int64_t t) {
   std::vector<TimeWindow> out;
