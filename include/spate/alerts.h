@@ -32,9 +32,9 @@ struct Alert {
   std::string key_json;              // the group key as a JSON value ("" = no key, null)
   int64_t window_start = 0;          // the window the values come from (ms, [start, end))
   int64_t window_end = 0;
-  int64_t at_ms = 0;                 // event time that triggered it (the decision's time base)
-  std::string message;               // one human-readable line
-  std::string evidence_json;         // the values that triggered it, a JSON object ("" = {})
+  int64_t at_ms = 0;          // event time that triggered it (the decision's time base)
+  std::string message;        // one human-readable line
+  std::string evidence_json;  // the values that triggered it, a JSON object ("" = {})
 
   /// One JSON object: {"id","analytics","rule","kind","severity","state","key","window_start",
   /// "window_end","at_ms","at" (ISO 8601 UTC),"message","evidence"}. key_json and evidence_json
@@ -59,36 +59,36 @@ struct NotifierRoute {
 /// (process::RetryPolicy). A permanent failure (e.g. HTTP 4xx other than 408/429, an SMTP 5xx
 /// reply) is not retried.
 struct NotifierRetryConfig {
-  int max_attempts = 5;               // >= 1
-  int64_t initial_backoff_ms = 500;   // before the second attempt
-  int64_t max_backoff_ms = 30'000;    // cap of one wait
+  int max_attempts = 5;              // >= 1
+  int64_t initial_backoff_ms = 500;  // before the second attempt
+  int64_t max_backoff_ms = 30'000;   // cap of one wait
   double multiplier = 2.0;
-  double jitter = 0.5;                // a wait is drawn from [(1-jitter)*b, b]
+  double jitter = 0.5;  // a wait is drawn from [(1-jitter)*b, b]
 };
 
 /// SMTP settings of an email notifier.
 struct SmtpConfig {
   std::string host = "localhost";
   uint16_t port = 25;
-  std::string from;              // envelope sender and From: header (required)
-  std::vector<std::string> to;   // recipients (at least one)
-  std::string username;          // "" = no AUTH; else AUTH PLAIN (or LOGIN if that is all offered)
-  std::string password;          // secret: never logged
+  std::string from;             // envelope sender and From: header (required)
+  std::vector<std::string> to;  // recipients (at least one)
+  std::string username;         // "" = no AUTH; else AUTH PLAIN (or LOGIN if that is all offered)
+  std::string password;         // secret: never logged
   // Subject template; {severity} {state} {analytics} {rule} {kind} {key} {message} {id} are
   // replaced. Header-unsafe characters (CR, LF) are replaced by spaces.
   std::string subject = "[{severity}] {analytics}/{rule} {state}: {message}";
-  bool starttls = false;         // require STARTTLS before AUTH/MAIL (fails if not offered)
-  bool tls_verify = true;        // verify the server certificate (system CAs, or ca_file)
-  std::string ca_file;           // extra CA bundle (PEM) for verification ("" = system CAs)
+  bool starttls = false;                // require STARTTLS before AUTH/MAIL (fails if not offered)
+  bool tls_verify = true;               // verify the server certificate (system CAs, or ca_file)
+  std::string ca_file;                  // extra CA bundle (PEM) for verification ("" = system CAs)
   std::string helo_name = "localhost";  // the name given in EHLO
 };
 
 /// One notifier (pipeline key `notifiers[i]`).
 struct NotifierConfig {
-  std::string name;              // unique; used in metrics and logs
-  std::string kind;              // webhook | slack | email | topic | stdout (YAML key `type`)
+  std::string name;  // unique; used in metrics and logs
+  std::string kind;  // webhook | slack | email | topic | stdout (YAML key `type`)
   // webhook, slack: http:// or https:// URL (https: TLS with certificate verification).
-  std::string url;               // secret (often carries a token): never logged
+  std::string url;  // secret (often carries a token): never logged
   std::vector<std::pair<std::string, std::string>> headers;  // extra HTTP headers
   std::string ca_file;           // https: extra CA bundle (PEM); "" = system CAs
   int64_t timeout_ms = 10'000;   // bound of one attempt (connect + send + reply)

@@ -110,11 +110,14 @@ void AlertManager::count(const Alert& a, std::string_view what, bool notified) {
   auto it = counters_.find(key);
   if (it == counters_.end()) {
     Counter* c =
-        notified ? &cfg_.metrics->counter("analytics_alerts_total", "Alerts notified, by rule and state",
-                                          {{"analytics", a.analytics}, {"rule", a.rule}, {"state", std::string(what)}})
-                 : &cfg_.metrics->counter("analytics_alerts_suppressed_total",
-                                          "Alerts not notified (repeat, unfired, rate_limited)",
-                                          {{"analytics", a.analytics}, {"rule", a.rule}, {"reason", std::string(what)}});
+        notified
+            ? &cfg_.metrics->counter(
+                  "analytics_alerts_total", "Alerts notified, by rule and state",
+                  {{"analytics", a.analytics}, {"rule", a.rule}, {"state", std::string(what)}})
+            : &cfg_.metrics->counter(
+                  "analytics_alerts_suppressed_total",
+                  "Alerts not notified (repeat, unfired, rate_limited)",
+                  {{"analytics", a.analytics}, {"rule", a.rule}, {"reason", std::string(what)}});
     it = counters_.emplace(std::move(key), c).first;
   }
   it->second->inc();
@@ -154,10 +157,10 @@ bool AlertManager::offer(Alert& alert, const AlertPolicy& policy) {
 
   if (alert.state == "resolved") {
     if (it == episodes_.end() || !it->second.firing) {
-      alert.id = it == episodes_.end() ? alert_episode_id(alert.analytics, alert.rule,
-                                                          alert.key_json, alert.at_ms)
-                                       : alert_episode_id(alert.analytics, alert.rule,
-                                                          alert.key_json, it->second.start_ms);
+      alert.id =
+          it == episodes_.end()
+              ? alert_episode_id(alert.analytics, alert.rule, alert.key_json, alert.at_ms)
+              : alert_episode_id(alert.analytics, alert.rule, alert.key_json, it->second.start_ms);
       ++stats_.suppressed_unfired;
       count(alert, "unfired", false);
       return false;
@@ -240,9 +243,10 @@ void AlertManager::enforce_bound_locked() {
   for (const auto& [k, e] : episodes_) order.push_back({{e.firing, e.last_seen_ms}, &k});
   const size_t n = episodes_.size() - std::min(target, episodes_.size());
   std::nth_element(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n), order.end(),
-                   [](const auto& a, const auto& b) { return a.first.second < b.first.second ||
-                                                             (a.first.second == b.first.second &&
-                                                              a.first.first < b.first.first); });
+                   [](const auto& a, const auto& b) {
+                     return a.first.second < b.first.second ||
+                            (a.first.second == b.first.second && a.first.first < b.first.first);
+                   });
   std::vector<EpisodeKey> victims;
   victims.reserve(n);
   for (size_t i = 0; i < n; ++i) victims.push_back(*order[i].second);

@@ -30,6 +30,7 @@
 
 #include "base/hash.h"
 #include "base/json_escape.h"
+#include "base/split.h"
 #include "process/retry.h"
 #include "server/http_client.h"
 
@@ -48,22 +49,7 @@ std::string lower(std::string_view s) {
 }
 
 std::string trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
-
-std::vector<std::string> split_list(std::string_view s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size()) {
-    size_t comma = s.find(',', start);
-    if (comma == std::string_view::npos) comma = s.size();
-    std::string item = trim(s.substr(start, comma - start));
-    if (!item.empty()) out.push_back(std::move(item));
-    start = comma + 1;
-  }
-  return out;
+  return std::string(trim_space(s));
 }
 
 std::string iso_utc(int64_t ms) {
@@ -85,7 +71,8 @@ std::string base64(std::string_view in) {
 }
 
 bool is_ascii(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
 std::string one_line(std::string_view s) {
@@ -99,7 +86,8 @@ std::string one_line(std::string_view s) {
 // Short, printable excerpt of a peer's reply for an error message.
 std::string excerpt(std::string_view s) {
   std::string out;
-  for (char c : s.substr(0, 200)) out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : ' ');
+  for (char c : s.substr(0, 200))
+    out.push_back(std::isprint(static_cast<unsigned char>(c)) ? c : ' ');
   return trim(out);
 }
 
@@ -110,7 +98,9 @@ std::string replace_all(std::string s, std::string_view from, std::string_view t
   return s;
 }
 
-std::string key_text(const Alert& a) { return a.key_json.empty() ? "null" : a.key_json; }
+std::string key_text(const Alert& a) {
+  return a.key_json.empty() ? "null" : a.key_json;
+}
 
 // ---- URLs ------------------------------------------------------------------------------------
 
@@ -204,8 +194,8 @@ class Conn {
     }
     Status last = Unavailable("no address for " + host);
     for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                        ai->ai_protocol);
+      int fd =
+          ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
       if (fd < 0) continue;
       int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
       if (rc != 0 && errno == EINPROGRESS) {
@@ -257,7 +247,8 @@ class Conn {
       }
     }
     ssl_ = SSL_new(ctx_);
-    if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1) return Internal("SSL_new: " + ssl_error_text());
+    if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1)
+      return Internal("SSL_new: " + ssl_error_text());
     in6_addr a6{};
     in_addr a4{};
     const bool is_ip = ::inet_pton(AF_INET, host.c_str(), &a4) == 1 ||
@@ -287,13 +278,16 @@ class Conn {
     while (off < data.size()) {
       ssize_t n;
       if (ssl_ != nullptr) {
-        n = SSL_write(ssl_, data.data() + off, static_cast<int>(std::min<size_t>(data.size() - off, 1 << 30)));
+        n = SSL_write(ssl_, data.data() + off,
+                      static_cast<int>(std::min<size_t>(data.size() - off, 1 << 30)));
         if (n <= 0) return io_error("writing", SSL_get_error(ssl_, static_cast<int>(n)));
       } else {
         n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return errno == EAGAIN || errno == EWOULDBLOCK ? Timeout("write timed out")
-                                                                    : IoError(std::string("write: ") + std::strerror(errno));
+        if (n <= 0)
+          return errno == EAGAIN || errno == EWOULDBLOCK
+                     ? Timeout("write timed out")
+                     : IoError(std::string("write: ") + std::strerror(errno));
       }
       off += static_cast<size_t>(n);
     }
@@ -318,8 +312,10 @@ class Conn {
       } else {
         n = ::recv(fd_, tmp, sizeof tmp, 0);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? Timeout("read timed out")
-                                                                   : IoError(std::string("read: ") + std::strerror(errno));
+        if (n < 0)
+          return errno == EAGAIN || errno == EWOULDBLOCK
+                     ? Timeout("read timed out")
+                     : IoError(std::string("read: ") + std::strerror(errno));
         if (n == 0) {
           eof_ = true;
           return eof_ok ? Status::Ok() : IoError("connection closed by the server");
@@ -428,7 +424,11 @@ Status post_json(const Url& u, const std::string& body, HttpHeaders headers,
   if (u.https) return https_post(u, body, headers, ca_file, timeout_ms);
   Result<HttpResponse> r =
       http_request(u.host, u.port, "POST", u.target, body, headers, timeout_ms);
-  if (!r.ok()) return r.status();
+  if (!r.ok()) {
+    // HttpClient names the request target, which may carry a token: hide it.
+    const std::string& m = r.status().message();
+    return Status(r.status().code(), u.target == "/" ? m : replace_all(m, u.target, "/<path>"));
+  }
   return classify_http(r->status, r->body);
 }
 
@@ -463,7 +463,8 @@ class StdoutNotifier : public Notifier {
     }
     static std::mutex mu;  // whole lines, even with several stdout notifiers
     std::lock_guard lock(mu);
-    if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size() || std::fflush(stdout) != 0) {
+    if (std::fwrite(line.data(), 1, line.size(), stdout) != line.size() ||
+        std::fflush(stdout) != 0) {
       return IoError("writing to stdout failed");
     }
     return Status::Ok();
@@ -498,7 +499,7 @@ class TopicNotifier : public Notifier {
       partitions_ = 0;  // re-read the topic on the next attempt
       // Invalid input to append() would fail the same way again; everything else may pass.
       return r.status().code() == Errc::kInvalidArgument ? r.status()
-                                                           : Unavailable(r.status().to_string());
+                                                         : Unavailable(r.status().to_string());
     }
     return Status::Ok();
   }
@@ -618,7 +619,8 @@ class EmailNotifier : public Notifier {
 
   static Status expect(const Reply& r, int code, std::string_view what) {
     if (r.code == code) return Status::Ok();
-    const std::string m = "SMTP " + std::string(what) + ": " + std::to_string(r.code) + " " + r.text();
+    const std::string m =
+        "SMTP " + std::string(what) + ": " + std::to_string(r.code) + " " + r.text();
     return r.code >= 500 ? InvalidArgument(m) : Unavailable(m);
   }
 
@@ -656,7 +658,8 @@ class EmailNotifier : public Notifier {
   Status auth(Conn& c, const std::vector<std::string>& ext) {
     std::string mechs;
     for (const std::string& e : ext) {
-      if (lower(e).starts_with("auth ") || lower(e).starts_with("auth=")) mechs += " " + lower(e.substr(5)) + " ";
+      if (lower(e).starts_with("auth ") || lower(e).starts_with("auth="))
+        mechs += " " + lower(e.substr(5)) + " ";
     }
     const SmtpConfig& s = cfg_.smtp;
     Reply r;
@@ -720,8 +723,9 @@ std::string upper(std::string s) {
 
 std::string slack_payload(const Alert& a) {
   const std::string title = a.analytics + "/" + a.rule;
-  const std::string text = (a.state == "resolved" ? "[RESOLVED] " : "[" + upper(a.severity) + "] ") +
-                           slack_escape(title) + " " + a.state + ": " + slack_escape(a.message);
+  const std::string text =
+      (a.state == "resolved" ? "[RESOLVED] " : "[" + upper(a.severity) + "] ") +
+      slack_escape(title) + " " + a.state + ": " + slack_escape(a.message);
   std::string out = "{\"text\":";
   append_json_quoted(out, text);
   out += ",\"attachments\":[{\"color\":";
@@ -738,7 +742,8 @@ std::string slack_payload(const Alert& a) {
   slack_field(out, first, "Key", slack_escape(key_text(a)), true);
   slack_field(out, first, "Window", iso_utc(a.window_start) + " – " + iso_utc(a.window_end), false);
   slack_field(out, first, "Evidence",
-              "```" + slack_escape(a.evidence_json.empty() ? "{}" : a.evidence_json) + "```", false);
+              "```" + slack_escape(a.evidence_json.empty() ? "{}" : a.evidence_json) + "```",
+              false);
   out += "],\"footer\":";
   append_json_quoted(out, "spate alert " + a.id);
   out += ",\"ts\":" + std::to_string(a.at_ms / 1000) + "}]}";
@@ -748,8 +753,8 @@ std::string slack_payload(const Alert& a) {
 std::string email_message(const SmtpConfig& smtp, const Alert& a, int64_t now_ms) {
   std::string subject = smtp.subject;
   const std::pair<std::string_view, std::string> vars[] = {
-      {"{severity}", a.severity}, {"{state}", a.state},   {"{analytics}", a.analytics},
-      {"{rule}", a.rule},         {"{kind}", a.kind},     {"{key}", key_text(a)},
+      {"{severity}", a.severity}, {"{state}", a.state}, {"{analytics}", a.analytics},
+      {"{rule}", a.rule},         {"{kind}", a.kind},   {"{key}", key_text(a)},
       {"{message}", a.message},   {"{id}", a.id}};
   for (const auto& [k, v] : vars) subject = replace_all(subject, k, v);
   subject = one_line(subject);
@@ -815,7 +820,8 @@ Result<std::unique_ptr<Notifier>> make_notifier(const NotifierConfig& cfg,
     }
     return std::unique_ptr<Notifier>(new TopicNotifier(cfg, ctx.log));
   }
-  if (cfg.kind == "stdout") return std::unique_ptr<Notifier>(new StdoutNotifier(cfg, ctx.stdout_sink));
+  if (cfg.kind == "stdout")
+    return std::unique_ptr<Notifier>(new StdoutNotifier(cfg, ctx.stdout_sink));
   return ConfigError("notifier " + cfg.name + ": unknown type \"" + cfg.kind +
                      "\" (webhook, slack, email, topic, stdout)");
 }
@@ -865,8 +871,9 @@ std::vector<NotifierConfig> notifiers_from_env(const EnvLookup& env,
     }
     s.from = get("SMTP_FROM");
     if (s.from.empty()) s.from = "spate@localhost";
-    s.to = flag == "true" || flag == "1" || flag == "yes" || flag == "on" ? split_list(get("SMTP_TO"))
-                                                                          : split_list(email);
+    s.to = flag == "true" || flag == "1" || flag == "yes" || flag == "on"
+               ? split_trimmed(get("SMTP_TO"))
+               : split_trimmed(email);
     s.username = get("SMTP_USERNAME");
     s.password = get("SMTP_PASSWORD");
     const std::string tls = lower(get("SMTP_STARTTLS"));
@@ -981,16 +988,21 @@ NotifierDispatcher::NotifierDispatcher(std::vector<std::unique_ptr<Notifier>> no
     w->policy.jitter = c.retry.jitter;
     w->rng.seed(seed++);
     constexpr std::string_view kHelp = "Alert notifications by notifier and outcome";
-    w->sent = &m.counter("analytics_notifications_total", kHelp, {{"notifier", c.name}, {"status", "sent"}});
-    w->failed = &m.counter("analytics_notifications_total", kHelp, {{"notifier", c.name}, {"status", "failed"}});
-    w->dropped = &m.counter("analytics_notifications_total", kHelp, {{"notifier", c.name}, {"status", "dropped"}});
+    w->sent = &m.counter("analytics_notifications_total", kHelp,
+                         {{"notifier", c.name}, {"status", "sent"}});
+    w->failed = &m.counter("analytics_notifications_total", kHelp,
+                           {{"notifier", c.name}, {"status", "failed"}});
+    w->dropped = &m.counter("analytics_notifications_total", kHelp,
+                            {{"notifier", c.name}, {"status", "dropped"}});
     w->notifier = std::move(n);
     workers_.push_back(std::move(w));
   }
   for (auto& w : workers_) w->thread = std::thread([p = w.get()] { p->run(); });
 }
 
-NotifierDispatcher::~NotifierDispatcher() { shutdown(); }
+NotifierDispatcher::~NotifierDispatcher() {
+  shutdown();
+}
 
 Result<std::unique_ptr<NotifierDispatcher>> NotifierDispatcher::create(
     const std::vector<NotifierConfig>& configs, const NotifierContext& ctx,
@@ -1022,7 +1034,8 @@ void NotifierDispatcher::publish(const Alert& alert) {
 }
 
 void NotifierDispatcher::shutdown() {
-  const auto deadline = Clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, cfg_.drain_timeout_ms));
+  const auto deadline =
+      Clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, cfg_.drain_timeout_ms));
   for (auto& w : workers_) {
     std::lock_guard lock(w->mu);
     if (!w->stopping) {
@@ -1057,6 +1070,8 @@ std::vector<NotifierStats> NotifierDispatcher::stats() const {
   return out;
 }
 
-size_t NotifierDispatcher::size() const { return workers_.size(); }
+size_t NotifierDispatcher::size() const {
+  return workers_.size();
+}
 
 }  // namespace spate::analytics

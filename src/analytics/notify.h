@@ -59,7 +59,7 @@ class Notifier {
 
 /// What notifiers need from their surroundings.
 struct NotifierContext {
-  Log* log = nullptr;                            // topic notifiers (required for them)
+  Log* log = nullptr;                                 // topic notifiers (required for them)
   std::function<void(std::string_view)> stdout_sink;  // stdout notifiers; empty = fwrite(stdout)
 };
 

@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "base/fs.h"
+#include "base/split.h"
 #include "config/errors.h"
 #include "config/node.h"
 #include "config/redis_url.h"
@@ -1129,14 +1130,7 @@ void parse_notifiers(Node& root, PipelineConfig* cfg) {
       }
     } else if (std::string s; v.present() && v.as_string(&s, config::non_empty)) {
       // A comma-separated string (as ${SMTP_TO} gives it).
-      for (size_t start = 0; start <= s.size();) {
-        size_t comma = std::min(s.find(',', start), s.size());
-        std::string item = s.substr(start, comma - start);
-        item.erase(0, item.find_first_not_of(" \t"));
-        item.erase(item.find_last_not_of(" \t") + 1);
-        if (!item.empty()) out->push_back(std::move(item));
-        start = comma + 1;
-      }
+      for (std::string& item : split_trimmed(s)) out->push_back(std::move(item));
     }
   };
   for (Node item : root.list("notifiers")) {

@@ -21,7 +21,8 @@ def authenticator(server, session, envelope, mechanism, auth_data):
         auth_data.password == password
     if ok:
         print("AUTH OK", mechanism, auth_data.login.decode(), flush=True)
-    return AuthResult(success=ok)
+    # handled=False: aiosmtpd then answers 535 itself (with the default it sends nothing).
+    return AuthResult(success=ok, handled=False)
 
 
 controller = Controller(Debugging(sys.stdout), hostname="127.0.0.1", port=port,

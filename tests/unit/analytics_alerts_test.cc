@@ -1,10 +1,9 @@
 // Tests of the AlertManager (src/analytics/alerts.h) and Alert::to_json (include/spate/alerts.h).
-#include "analytics/alerts.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
 
+#include "analytics/alerts.h"
 #include "spate/metrics.h"
 
 namespace spate::analytics {
@@ -50,7 +49,7 @@ TEST(AlertManagerTest, RepeatedFiringIsSuppressedWithinCooldownAndRenotifiedAfte
   EXPECT_TRUE(m.offer(again, p));
   EXPECT_EQ(again.id, id);  // same episode
   Alert soon = make("firing", 1'100'000);
-  EXPECT_FALSE(m.offer(soon, p));  // cooldown counts from the re-notification
+  EXPECT_FALSE(m.offer(soon, p));         // cooldown counts from the re-notification
   Alert older = make("firing", 900'000);  // time going backwards: a repeat
   EXPECT_FALSE(m.offer(older, p));
   const AlertManagerStats s = m.stats();
@@ -171,14 +170,20 @@ TEST(AlertManagerTest, RateLimitCountsTheExcessPerRulePerMinute) {
   EXPECT_FALSE(m.offer(r9, p));
 
   const std::string text = reg.render_prometheus();
-  EXPECT_NE(text.find(R"(analytics_alerts_total{analytics="latency",rule="high_latency",state="firing"} 6)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          R"(analytics_alerts_total{analytics="latency",rule="high_latency",state="firing"} 6)"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(analytics_alerts_total{analytics="latency",rule="high_latency",state="resolved"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          R"(analytics_alerts_total{analytics="latency",rule="high_latency",state="resolved"} 1)"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find(R"(analytics_alerts_suppressed_total{analytics="latency",reason="rate_limited",rule="high_latency"} 8)"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          R"(analytics_alerts_suppressed_total{analytics="latency",reason="rate_limited",rule="high_latency"} 8)"),
+      std::string::npos)
       << text;
 }
 

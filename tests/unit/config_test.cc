@@ -326,7 +326,7 @@ TEST(ConfigTest, InterpolatedValueIsValidatedAfterSubstitution) {
 TEST(ConfigTest, KeysAreNotInterpolated) {
   EXPECT_EQ(error_of("${K}: 1\n", {{"K", "name"}}),
             "p.yaml:1:1: ${K}: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, plugins, processors, analytics, logging, health)");
+            "ingestion, plugins, processors, analytics, logging, health, notifiers)");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,7 +402,7 @@ TEST(ConfigTest, UnknownKeyTopLevel) {
             "p.yaml:2:1: topcs: unknown key (did you mean \"topics\"?)");
   EXPECT_EQ(error_of("colour: blue\n"),
             "p.yaml:1:1: colour: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, plugins, processors, analytics, logging, health)");
+            "ingestion, plugins, processors, analytics, logging, health, notifiers)");
 }
 
 TEST(ConfigTest, UnknownKeyNested) {
@@ -520,7 +520,7 @@ TEST(ConfigTest, VeryManyErrorsAreCapped) {
   ASSERT_EQ(errors.size(), 101u);
   EXPECT_EQ(errors[0],
             "p.yaml:1:1: unknown_0: unknown key (valid keys: name, data_dir, server, log, topics, "
-            "ingestion, plugins, processors, analytics, logging, health)");
+            "ingestion, plugins, processors, analytics, logging, health, notifiers)");
   EXPECT_EQ(errors[100], "p.yaml: ... and 50 more errors");
 }
 
@@ -941,6 +941,99 @@ TEST(ConfigTest, AnalyticsResultSinkErrorsHavePositions) {
   // A bad $REDIS_URL is reported at `kind`, the key that made it matter.
   EXPECT_EQ(error_of(results_job({"- {kind: redis}"}), {{"REDIS_URL", "http://x"}}).substr(0, 51),
             "p.yaml:7:16: analytics[0].results[0].kind: $REDIS_U");
+}
+
+TEST(ConfigTest, NotifiersParseEveryKey) {
+  PipelineConfig pc = load_ok(yaml(
+      {"notifiers:",
+       "  - name: ops",
+       "    type: slack",
+       "    url: ${SLACK_WEBHOOK_URL}",
+       "    min_severity: warning",
+       "    rules: [high_p99]",
+       "    analytics: latency",
+       "    send_resolved: false",
+       "    timeout: 5s",
+       "    queue_capacity: 50",
+       "    retry: {max_attempts: 3, initial_backoff: 200ms, max_backoff: 10s, multiplier: 3,",
+       "            jitter: 0.2}",
+       "  - name: hook",
+       "    type: webhook",
+       "    url: https://alerts.example.com/in",
+       "    headers: {Authorization: \"Bearer ${TOKEN}\"}",
+       "    ca_file: /etc/ssl/extra.pem",
+       "  - name: mail",
+       "    type: email",
+       "    smtp: {host: smtp.example.com, port: 587, from: spate@example.com,",
+       "           to: \"${SMTP_TO}\", username: bot, password: \"${SMTP_PASSWORD}\",",
+       "           starttls: true, subject: \"{severity}: {message}\"}",
+       "  - {name: audit, type: topic, topic: alerts}",
+       "  - {name: console, type: stdout}"}),
+      {{"SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x"},
+       {"TOKEN", "t0k"},
+       {"SMTP_TO", "a@example.com, b@example.com"},
+       {"SMTP_PASSWORD", "pw"}});
+  ASSERT_EQ(pc.notifiers.size(), 5u);
+  const NotifierConfig& s = pc.notifiers[0];
+  EXPECT_EQ(s.kind, "slack");
+  EXPECT_EQ(s.url, "https://hooks.slack.com/services/T/B/x");
+  EXPECT_EQ(s.route.min_severity, "warning");
+  EXPECT_EQ(s.route.rules, std::vector<std::string>{"high_p99"});
+  EXPECT_EQ(s.route.analytics, std::vector<std::string>{"latency"});
+  EXPECT_FALSE(s.route.send_resolved);
+  EXPECT_EQ(s.timeout_ms, 5000);
+  EXPECT_EQ(s.queue_capacity, 50u);
+  EXPECT_EQ(s.retry.max_attempts, 3);
+  EXPECT_EQ(s.retry.initial_backoff_ms, 200);
+  EXPECT_EQ(s.retry.max_backoff_ms, 10'000);
+  EXPECT_DOUBLE_EQ(s.retry.multiplier, 3);
+  EXPECT_DOUBLE_EQ(s.retry.jitter, 0.2);
+  const NotifierConfig& h = pc.notifiers[1];
+  ASSERT_EQ(h.headers.size(), 1u);
+  EXPECT_EQ(h.headers[0], (std::pair<std::string, std::string>{"Authorization", "Bearer t0k"}));
+  EXPECT_EQ(h.ca_file, "/etc/ssl/extra.pem");
+  EXPECT_EQ(h.retry.max_attempts, 5);  // defaults
+  EXPECT_TRUE(h.route.send_resolved);
+  const SmtpConfig& m = pc.notifiers[2].smtp;
+  EXPECT_EQ(m.host, "smtp.example.com");
+  EXPECT_EQ(m.port, 587);
+  EXPECT_EQ(m.to, (std::vector<std::string>{"a@example.com", "b@example.com"}));
+  EXPECT_EQ(m.password, "pw");
+  EXPECT_TRUE(m.starttls);
+  EXPECT_EQ(m.subject, "{severity}: {message}");
+  EXPECT_EQ(pc.notifiers[3].topic, "alerts");
+  EXPECT_EQ(pc.notifiers[4].kind, "stdout");
+}
+
+TEST(ConfigTest, NotifierErrorsHavePositions) {
+  EXPECT_EQ(error_of(yaml({"notifiers:", "  - {name: a, type: pager}"})),
+            "p.yaml:2:21: notifiers[0].type: expected one of webhook, slack, email, topic, "
+            "stdout, got \"pager\"");
+  EXPECT_EQ(error_of(yaml({"notifiers:", "  - {name: a, type: webhook}"})),
+            "p.yaml:2:5: notifiers[0].url: missing required key");
+  EXPECT_EQ(error_of(yaml({"notifiers:", "  - {name: a, type: slack, url: \"hooks.slack.com/x\"}"})),
+            "p.yaml:2:33: notifiers[0].url: expected an http:// or https:// URL");
+  EXPECT_EQ(error_of(yaml({"notifiers:", "  - {name: a, type: stdout, topic: x}"})),
+            "p.yaml:2:36: notifiers[0].topic: applies to topic notifiers only, this one is stdout");
+  EXPECT_EQ(error_of(yaml({"notifiers:", "  - {name: a, type: email}"})),
+            "p.yaml:2:5: notifiers[0].smtp: missing required key");
+  EXPECT_EQ(errors_of(load(yaml({"notifiers:", "  - name: a", "    type: email",
+                                 "    smtp: {host: h, to: [], password: x, prot: 25}",
+                                 "  - {name: a, type: stdout, min_severity: high}", "  - 3"}))),
+            (std::vector<std::string>{
+                "p.yaml:4:11: notifiers[0].smtp.from: missing required key",
+                "p.yaml:4:25: notifiers[0].smtp.to: expected at least one recipient",
+                "p.yaml:4:39: notifiers[0].smtp.password: a password needs a username",
+                "p.yaml:4:42: notifiers[0].smtp.prot: unknown key (did you mean \"port\"?)",
+                "p.yaml:5:12: notifiers[1].name: duplicate notifier name \"a\" (first defined at "
+                "2:11)",
+                "p.yaml:5:43: notifiers[1].min_severity: expected one of info, warning, critical, "
+                "got \"high\"",
+                "p.yaml:6:5: notifiers[2]: expected a notifier such as {name: ops, type: slack, "
+                "url: \"${SLACK_WEBHOOK_URL}\"}, got \"3\""}));
+  EXPECT_EQ(error_of(yaml({"notifiers:", "  - {name: a, type: webhook, url: \"http://x\",",
+                           "     retry: {max_attempts: 0}}"})),
+            "p.yaml:3:28: notifiers[0].retry.max_attempts: must be between 1 and 100, got 0");
 }
 
 }  // namespace

@@ -49,6 +49,13 @@ Alert sample_alert(std::string state = "firing") {
   return a;
 }
 
+// One delivery attempt through a fresh notifier built from `c`.
+Status send_once(const NotifierConfig& c, const Alert& a = sample_alert()) {
+  auto n = make_notifier(c, {});
+  if (!n.ok()) return n.status();
+  return (*n)->send(a);
+}
+
 template <typename F>
 bool eventually(F f, std::chrono::milliseconds limit = 10s) {
   const auto end = SteadyClock::now() + limit;
@@ -78,7 +85,9 @@ struct Endpoint {
     });
     EXPECT_TRUE(server.start().ok());
   }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server.port()) + "/hook?x=1"; }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(server.port()) + "/hook?x=1";
+  }
   size_t count() {
     std::lock_guard lock(mu);
     return requests.size();
@@ -127,8 +136,9 @@ TEST(NotifyTest, WebhookPostsTheAlertJson) {
   EXPECT_EQ(r.body, a.to_json());
   EXPECT_EQ(r.header("content-type"), "application/json");
   EXPECT_EQ(r.header("x-token"), "secret-token");
-  EXPECT_TRUE(has_line(reg.render_prometheus(),
-                       R"(analytics_notifications_total{notifier="webhook-test",status="sent"} 1)"));
+  EXPECT_TRUE(
+      has_line(reg.render_prometheus(),
+               R"(analytics_notifications_total{notifier="webhook-test",status="sent"} 1)"));
 }
 
 TEST(NotifyTest, SlackGetsTextAndAColouredAttachment) {
@@ -144,11 +154,15 @@ TEST(NotifyTest, SlackGetsTextAndAColouredAttachment) {
   d->shutdown();
   std::lock_guard lock(ep.mu);
   const std::string& body = ep.requests[0].body;
-  EXPECT_EQ(body.rfind(R"({"text":"[CRITICAL] latency/high_p99 firing: p99 &lt;730&gt; &amp; rising")", 0), 0u)
+  EXPECT_EQ(body.rfind(
+                R"({"text":"[CRITICAL] latency/high_p99 firing: p99 &lt;730&gt; &amp; rising")", 0),
+            0u)
       << body;
   EXPECT_TRUE(has_line(body, R"("attachments":[{"color":"#d00000")")) << body;
-  EXPECT_TRUE(has_line(body, R"({"title":"Key","value":"{\"route\":\"/checkout\"}","short":true})")) << body;
-  EXPECT_TRUE(has_line(body, R"("footer":"spate alert 0123456789abcdef","ts":1700000060})")) << body;
+  EXPECT_TRUE(has_line(body, R"({"title":"Key","value":"{\"route\":\"/checkout\"}","short":true})"))
+      << body;
+  EXPECT_TRUE(has_line(body, R"("footer":"spate alert 0123456789abcdef","ts":1700000060})"))
+      << body;
   EXPECT_EQ(body, slack_payload(a));
   EXPECT_TRUE(has_line(ep.requests[1].body, R"({"text":"[RESOLVED] latency/high_p99 resolved)"));
   EXPECT_TRUE(has_line(ep.requests[1].body, R"("color":"#2eb886")"));
@@ -171,8 +185,9 @@ TEST(NotifyTest, FailingWebhookIsRetriedWithBackoffAndDelivered) {
   EXPECT_GE(ep.times[1] - ep.times[0], 24ms);
   EXPECT_GE(ep.times[2] - ep.times[1], 49ms);
   EXPECT_EQ(ep.requests[2].body, ep.requests[0].body);
-  EXPECT_TRUE(has_line(reg.render_prometheus(),
-                       R"(analytics_notifications_total{notifier="webhook-test",status="sent"} 1)"));
+  EXPECT_TRUE(
+      has_line(reg.render_prometheus(),
+               R"(analytics_notifications_total{notifier="webhook-test",status="sent"} 1)"));
 }
 
 TEST(NotifyTest, PermanentHttpErrorIsNotRetried) {
@@ -185,8 +200,9 @@ TEST(NotifyTest, PermanentHttpErrorIsNotRetried) {
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(ep.count(), 1u);
   d->shutdown();
-  EXPECT_TRUE(has_line(reg.render_prometheus(),
-                       R"(analytics_notifications_total{notifier="webhook-test",status="failed"} 1)"));
+  EXPECT_TRUE(
+      has_line(reg.render_prometheus(),
+               R"(analytics_notifications_total{notifier="webhook-test",status="failed"} 1)"));
 }
 
 // A TCP port that accepts connections (kernel backlog) and never answers.
@@ -238,9 +254,10 @@ TEST(NotifyTest, HangingEndpointNeverBlocksPublishAndDropsAreCounted) {
   const NotifierStats s = d->stats()[0];
   EXPECT_EQ(s.sent, 0u);
   EXPECT_EQ(s.sent + s.failed + s.dropped, 1000u);
-  EXPECT_TRUE(has_line(reg.render_prometheus(),
-                       "analytics_notifications_total{notifier=\"webhook-test\",status=\"dropped\"} " +
-                           std::to_string(s.dropped)));
+  EXPECT_TRUE(
+      has_line(reg.render_prometheus(),
+               "analytics_notifications_total{notifier=\"webhook-test\",status=\"dropped\"} " +
+                   std::to_string(s.dropped)));
 }
 
 TEST(NotifyTest, RoutingFiltersBySeverityAndResolved) {
@@ -306,6 +323,13 @@ TEST(NotifyTest, MakeNotifierRejectsBadConfigsWithoutSecrets) {
   EXPECT_EQ(r.status().message().find("secret"), std::string::npos);
   c.kind = "pager";
   EXPECT_FALSE(make_notifier(c, {}).ok());
+  // Failures do not repeat the URL's path (Slack puts the token there).
+  BlackHole hole;
+  c = http_config("slack", "http://127.0.0.1:" + std::to_string(hole.port) + "/services/T/secret");
+  c.timeout_ms = 100;
+  Status st = send_once(c);
+  EXPECT_EQ(st.code(), Errc::kTimeout) << st.to_string();
+  EXPECT_EQ(st.message().find("secret"), std::string::npos) << st.to_string();
   NotifierConfig e;
   e.name = "mail";
   e.kind = "email";
@@ -366,6 +390,73 @@ TEST(NotifyTest, NotifiersFromEnvironment) {
   EXPECT_TRUE(notifiers_from_env(env).empty());
 }
 
+// A self-signed certificate for 127.0.0.1 (openssl CLI); "" on success.
+std::string make_cert(const std::string& cert, const std::string& key) {
+  const std::string cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0 ? "" : "openssl req failed";
+}
+
+bool port_open(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(NotifyTest, HttpsWebhookVerifiesTheCertificate) {
+  testing::TempDir dir;
+  const std::string cert = dir.sub("cert.pem"), key = dir.sub("key.pem");
+  ASSERT_EQ(make_cert(cert, key), "");
+  const uint16_t port = static_cast<uint16_t>(testing::free_loopback_port());
+  testing::SpawnOptions o;
+  o.cwd = dir.path();
+  o.log = dir.sub("https.log");
+  o.death_signal = SIGKILL;
+  const pid_t pid = testing::spawn_child(
+      {"/usr/bin/python3", "-u",
+       std::string(SPATE_SOURCE_DIR) + "/tests/integration/https_echo_server.py",
+       std::to_string(port), cert, key},
+      o);
+  ASSERT_GT(pid, 0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGTERM);
+      int st = 0;
+      ::waitpid(pid, &st, 0);
+    }
+  } reap{pid};
+  ASSERT_TRUE(eventually([&] { return port_open(port); })) << read_file(o.log);
+  NotifierConfig c =
+      http_config("webhook", "https://127.0.0.1:" + std::to_string(port) + "/in?t=1");
+  {
+    Status st = send_once(c);  // self-signed: not trusted by the system CAs
+    EXPECT_EQ(st.code(), Errc::kInvalidArgument) << st.to_string();
+    EXPECT_TRUE(has_line(st.message(), "certificate verification failed")) << st.to_string();
+  }
+  c.ca_file = cert;
+  Status st = send_once(c);
+  ASSERT_TRUE(st.ok()) << st.to_string() << read_file(o.log);
+  ASSERT_TRUE(eventually([&] { return has_line(read_file(o.log), "POST /in?t=1"); }));
+  EXPECT_TRUE(has_line(read_file(o.log),
+                       "POST /in?t=1 application/json " + sample_alert().to_json() + "\n"))
+      << read_file(o.log);
+}
+
 // ---- SMTP against a real server ----------------------------------------------------------------
 
 constexpr const char* kPython = "/usr/bin/python3";
@@ -384,8 +475,12 @@ class SmtpServer {
     port_ = testing::free_loopback_port();
     std::vector<std::string> argv;
     if (auth_script) {
-      argv = {kPython, "-u", std::string(SPATE_SOURCE_DIR) + "/tests/integration/smtp_auth_server.py",
-              std::to_string(port_), "bot", "s3cret pass"};
+      argv = {kPython,
+              "-u",
+              std::string(SPATE_SOURCE_DIR) + "/tests/integration/smtp_auth_server.py",
+              std::to_string(port_),
+              "bot",
+              "s3cret pass"};
     } else {
       argv = {kPython, "-u", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:" + std::to_string(port_)};
     }
@@ -396,16 +491,7 @@ class SmtpServer {
     o.death_signal = SIGKILL;
     pid_ = testing::spawn_child(argv, o);
     if (pid_ <= 0) return "cannot start aiosmtpd";
-    const bool up = eventually([&] {
-      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(port_);
-      const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      ::close(fd);
-      return ok;
-    });
+    const bool up = eventually([&] { return port_open(port_); });
     return up ? "" : "aiosmtpd did not listen: " + log();
   }
   void stop() {
@@ -418,25 +504,22 @@ class SmtpServer {
     }
     pid_ = -1;
   }
-  std::string log() const {
-    std::ifstream in(log_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  std::string log() const { return read_file(log_); }
   // The n-th (0-based) received message as printed by the Debugging handler.
   std::string message(size_t n = 0, std::chrono::milliseconds limit = 10s) const {
     std::string text;
-    eventually([&] {
-      text = log();
-      size_t pos = 0;
-      for (size_t i = 0; i <= n; ++i) {
-        pos = text.find("------------ END MESSAGE", pos);
-        if (pos == std::string::npos) return false;
-        ++pos;
-      }
-      return true;
-    }, limit);
+    eventually(
+        [&] {
+          text = log();
+          size_t pos = 0;
+          for (size_t i = 0; i <= n; ++i) {
+            pos = text.find("------------ END MESSAGE", pos);
+            if (pos == std::string::npos) return false;
+            ++pos;
+          }
+          return true;
+        },
+        limit);
     size_t begin = 0;
     for (size_t i = 0; i <= n; ++i) {
       begin = text.find("---------- MESSAGE FOLLOWS ----------", begin);
@@ -482,16 +565,15 @@ TEST_F(SmtpTest, EmailIsDeliveredWithHeadersAndDotStuffedBody) {
   ASSERT_EQ(smtp.start(), "");
   Alert a = sample_alert();
   a.message = "p99 730 ms\n.a line starting with a dot\n..and two";
-  auto n = make_notifier(email_config(smtp.port()), {});
-  ASSERT_TRUE(n.ok());
-  Status st = (*n)->send(a);
+  Status st = send_once(email_config(smtp.port()), a);
   ASSERT_TRUE(st.ok()) << st.to_string() << "\n" << smtp.log();
   const std::string m = smtp.message();
   ASSERT_FALSE(m.empty()) << smtp.log();
   EXPECT_TRUE(has_line(m, "\nFrom: spate@example.com\n")) << m;
   EXPECT_TRUE(has_line(m, "\nTo: ops@example.com, dev@example.com\n")) << m;
-  EXPECT_TRUE(has_line(m, "\nSubject: [critical] latency/high_p99 firing: p99 730 ms .a line "
-                          "starting with a dot ..and two\n"))
+  EXPECT_TRUE(has_line(m,
+                       "\nSubject: [critical] latency/high_p99 firing: p99 730 ms .a line "
+                       "starting with a dot ..and two\n"))
       << m;
   EXPECT_TRUE(has_line(m, "\nX-Spate-Alert-Id: 0123456789abcdef\n")) << m;
   EXPECT_TRUE(has_line(m, "\nContent-Type: text/plain; charset=utf-8\n")) << m;
@@ -507,9 +589,7 @@ TEST_F(SmtpTest, NonAsciiSubjectAndBodyAreEncoded) {
   ASSERT_EQ(smtp.start(), "");
   Alert a = sample_alert();
   a.message = "Latenz über 500 ms";
-  auto n = make_notifier(email_config(smtp.port()), {});
-  ASSERT_TRUE(n.ok());
-  ASSERT_TRUE((*n)->send(a).ok());
+  ASSERT_TRUE(send_once(email_config(smtp.port()), a).ok());
   const std::string m = smtp.message();
   EXPECT_TRUE(has_line(m, "\nSubject: =?UTF-8?B?")) << m;
   EXPECT_TRUE(has_line(m, "\nContent-Transfer-Encoding: base64\n")) << m;
@@ -517,29 +597,23 @@ TEST_F(SmtpTest, NonAsciiSubjectAndBodyAreEncoded) {
 
 TEST_F(SmtpTest, StartTlsWithAVerifiedCertificate) {
   const std::string cert = dir.sub("cert.pem"), key = dir.sub("key.pem");
-  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-                          "-addext subjectAltName=IP:127.0.0.1 -keyout " + key + " -out " + cert +
-                          " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl req failed";
+  ASSERT_EQ(make_cert(cert, key), "");
   SmtpServer smtp(dir);
   // The server refuses MAIL before STARTTLS (aiosmtpd's require_starttls default).
   ASSERT_EQ(smtp.start({"--tlscert", cert, "--tlskey", key}), "");
   NotifierConfig c = email_config(smtp.port());
   {
-    auto plain = make_notifier(c, {});
-    Status st = (*plain)->send(sample_alert());
+    Status st = send_once(c);
     EXPECT_FALSE(st.ok());  // proves the server insists on TLS
   }
   c.smtp.starttls = true;
   {
-    auto untrusted = make_notifier(c, {});  // self-signed, not in the system CAs
-    Status st = (*untrusted)->send(sample_alert());
+    Status st = send_once(c);  // self-signed, not in the system CAs
     EXPECT_EQ(st.code(), Errc::kInvalidArgument) << st.to_string();
     EXPECT_TRUE(has_line(st.message(), "certificate verification failed")) << st.to_string();
   }
   c.smtp.ca_file = cert;
-  auto n = make_notifier(c, {});
-  Status st = (*n)->send(sample_alert());
+  Status st = send_once(c);
   ASSERT_TRUE(st.ok()) << st.to_string() << "\n" << smtp.log();
   EXPECT_TRUE(has_line(smtp.message(), "\nX-Spate-Alert-Id: 0123456789abcdef\n"));
 }
@@ -551,14 +625,12 @@ TEST_F(SmtpTest, AuthPlainWithTheRightPasswordOnly) {
   c.smtp.username = "bot";
   c.smtp.password = "wrong";
   {
-    auto n = make_notifier(c, {});
-    Status st = (*n)->send(sample_alert());
+    Status st = send_once(c);
     EXPECT_EQ(st.code(), Errc::kInvalidArgument) << st.to_string();  // 535: permanent
     EXPECT_EQ(st.message().find("wrong"), std::string::npos) << st.to_string();
   }
   c.smtp.password = "s3cret pass";
-  auto n = make_notifier(c, {});
-  Status st = (*n)->send(sample_alert());
+  Status st = send_once(c);
   ASSERT_TRUE(st.ok()) << st.to_string() << "\n" << smtp.log();
   EXPECT_TRUE(has_line(smtp.message(), "\nX-Spate-Alert-Id: 0123456789abcdef\n"));
   EXPECT_TRUE(has_line(smtp.log(), "AUTH OK PLAIN bot")) << smtp.log();
@@ -605,10 +677,8 @@ TEST_F(SmtpTest, DispatcherDeliversEmailOnceTheServerComesUp) {
   int st = 0;
   ::waitpid(pid, &st, 0);
   ASSERT_TRUE(sent);
-  std::ifstream in(dir.sub("late.log"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  EXPECT_TRUE(has_line(ss.str(), "X-Spate-Alert-Id: 0123456789abcdef")) << ss.str();
+  const std::string log = read_file(dir.sub("late.log"));
+  EXPECT_TRUE(has_line(log, "X-Spate-Alert-Id: 0123456789abcdef")) << log;
 }
 
 }  // namespace
