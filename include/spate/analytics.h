@@ -33,11 +33,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "spate/alerts.h"
 #include "spate/log.h"
 #include "spate/status.h"
 
@@ -60,13 +62,14 @@ struct WindowConfig {
 
 enum class AggregationType {
   kCount, kSum, kAvg, kMin, kMax, kStddev, kVariance, kPercentile, kDistinctCount, kTopK,
-  kFirst, kLast
+  kFirst, kLast, kCorrelation
 };
 
 struct AggregationConfig {
   std::string name;                 // output field; default "<type>" or "<type>_<field>"
   AggregationType type = AggregationType::kCount;
   std::string field;                // dotted path; required except for count
+  std::string with;                 // correlation: the second field (Pearson r of field, with)
   std::vector<double> quantiles;    // percentile: default {0.5, 0.95, 0.99}
   double relative_error = 0.01;     // percentile (DDSketch α)
   uint32_t k = 10;                  // top_k: items reported
@@ -74,6 +77,51 @@ struct AggregationConfig {
   int precision = 12;               // distinct_count: HyperLogLog precision (1.6% std error)
   uint32_t exact_threshold = 1000;  // distinct_count: exact below this many distinct values
   bool sample = true;               // stddev/variance: sample (n-1) or population (n)
+};
+
+/// Pattern and anomaly rules (pipeline keys `analytics[i].patterns[j]` and
+/// `analytics[i].anomalies[j]`, docs/analytics.md#patterns-and-anomalies). Window rules
+/// (threshold, trend, correlation, anomaly on: window) are evaluated once per (key, window), on
+/// the window's first emission; event rules (sequence, anomaly on: event) per event. Each rule
+/// keeps per-key state (checkpointed) and raises alerts: firing, and resolved when its
+/// condition clears.
+enum class RuleType { kThreshold, kTrend, kCorrelation, kSequence, kAnomaly };
+
+struct RuleConfig {
+  std::string name;
+  RuleType type = RuleType::kThreshold;
+  std::string severity = "warning";  // info | warning | critical
+  int64_t cooldown_ms = 300'000;     // re-notify a still-firing (rule, key) at most this often
+  int max_per_minute = 0;            // notifications per rule and minute (0 = unlimited)
+  // threshold: expressions over the window result (aggregate names are its fields, e.g.
+  // `avg_latency_ms > 500`); resolve "" = when condition is false.
+  std::string condition;
+  std::string resolve;
+  uint32_t for_windows = 1;          // threshold: consecutive breaching windows to fire
+  int64_t for_ms = 0;                // threshold: and the breach held this long (0 = no bound)
+  // trend, anomaly: the value observed — a result field (an aggregate's name) for window
+  // rules, an event field for anomaly on: event.
+  std::string value;
+  uint32_t windows = 5;              // trend: least-squares fit over the last N windows
+  double rising = 0;                 // trend: fire when slope/s >= rising (0 = not checked)
+  double falling = 0;                // trend: fire when slope/s <= -falling (0 = not checked)
+  std::string x, y;                  // correlation: two event fields, Pearson r per window
+  double min_abs_r = 0.8;            // correlation: fire when |r| >= this
+  uint64_t min_count = 10;           // correlation: pairs needed in the window
+  std::vector<std::string> steps;    // sequence: step conditions (expressions over events)
+  std::string not_followed_by;       // sequence: absent step after the last one ("" = none)
+  int64_t within_ms = 60'000;        // sequence: whole match within this
+  bool per_event = false;            // anomaly: on: event (true) or window (false)
+  std::string method = "zscore";     // anomaly: zscore | mad | ewma
+  uint32_t baseline = 100;           // anomaly: values in the rolling baseline (zscore, mad)
+  uint32_t warmup = 10;              // anomaly: values before scoring
+  double threshold = 3.0;            // anomaly: |score| above it is anomalous
+  double alpha = 0.1;                // anomaly (ewma): smoothing factor
+  bool include_anomalies = false;    // anomaly: anomalous values join the baseline
+  std::string file;                  // position, for errors
+  int line = 0;
+  int column = 0;
+  std::string path;                  // "analytics[0].patterns[1]"
 };
 
 /// Where window results go besides the output topic (pipeline key `analytics[i].results[j]`).
@@ -112,6 +160,8 @@ struct AnalyticsConfig {
   int64_t idle_timeout_ms = 30'000;   // 0 = partitions never count as idle
   WindowConfig window;
   std::vector<AggregationConfig> aggregations;
+  std::vector<RuleConfig> rules;          // patterns and anomalies, in file order
+  std::string alerts_topic;               // alerts (JSON) appended here ("" = none)
   size_t batch_size = 1000;
   int64_t poll_timeout_ms = 100;
   bool checkpoint_enabled = true;         // `spate run` sets checkpoint_dir (if "") to
@@ -120,6 +170,14 @@ struct AnalyticsConfig {
                                           // state by replaying from the committed offsets)
   int64_t checkpoint_interval_ms = 10'000;
   uint64_t max_keys = 1'000'000;          // open keys; events of further keys overflow
+  uint32_t workers = 1;                   // `spate run`: engines (threads) for this job, each
+                                          // replica i of workers x replicas (aggregation_workers)
+  uint32_t sequence_buffer = 100'000;     // sequence rules: events buffered per key until the
+                                          // watermark passes them (window_buffer_size)
+  int64_t cleanup_interval_ms = 200;      // how often idle keys are forgotten and offsets
+                                          // committed (cleanup_interval)
+  int64_t pattern_interval_ms = 0;        // sequence rules: least time between NFA advances
+                                          // (pattern_detection_interval; 0 = every batch)
   uint32_t replica = 0;
   uint32_t replicas = 1;
   std::string file;                   // position, for errors
@@ -140,6 +198,9 @@ struct AnalyticsStats {
   uint64_t checkpoints = 0;   // checkpoints written by this process
   uint64_t state_bytes = 0;   // size of the last checkpoint (the state's encoded size)
   bool restored = false;      // this run started from a checkpoint
+  uint64_t patterns = 0;      // pattern detections (threshold/trend/correlation firings, matches)
+  uint64_t anomalies = 0;     // anomalous observations
+  uint64_t alerts = 0;        // alerts notified (after dedup/cooldown)
 };
 
 class RealTimeAnalyticsEngine {
@@ -151,6 +212,10 @@ class RealTimeAnalyticsEngine {
 
   /// Check the config and topics, open the consumer group.
   Status initialize();
+  /// Alerts that pass dedup/cooldown are also handed to `publish` (after they were appended to
+  /// alerts_topic, if set), on the engine's thread: it must not block (a NotifierDispatcher's
+  /// publish() queues). Call before start().
+  void set_alert_handler(std::function<void(const Alert&)> publish);
   Status start();
   /// Finish the batch in progress and stop (open windows are not emitted; their input is
   /// replayed on the next start).
@@ -177,6 +242,17 @@ inline std::string_view window_type_name(WindowType t) {
   return "?";
 }
 
+inline std::string_view rule_type_name(RuleType t) {
+  switch (t) {
+    case RuleType::kThreshold: return "threshold";
+    case RuleType::kTrend: return "trend";
+    case RuleType::kCorrelation: return "correlation";
+    case RuleType::kSequence: return "sequence";
+    case RuleType::kAnomaly: return "anomaly";
+  }
+  return "?";
+}
+
 inline std::string_view aggregation_type_name(AggregationType t) {
   switch (t) {
     case AggregationType::kCount: return "count";
@@ -191,6 +267,7 @@ inline std::string_view aggregation_type_name(AggregationType t) {
     case AggregationType::kTopK: return "top_k";
     case AggregationType::kFirst: return "first";
     case AggregationType::kLast: return "last";
+    case AggregationType::kCorrelation: return "correlation";
   }
   return "?";
 }

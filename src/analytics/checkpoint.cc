@@ -125,10 +125,24 @@ void encode_key_state(codec::Writer& w, const KeyState& ks) {
     w.varint(index);
     encode_slots(w, slots);
   }
+  w.varint(ks.rules.size());
+  std::string enc;
+  auto put = [&](const auto& state) {
+    enc.clear();
+    state.encode(&enc);
+    w.bytes(enc);
+  };
+  for (const RuleState& rs : ks.rules) {
+    put(rs.threshold);
+    if (rs.trend) put(*rs.trend);
+    if (rs.sequence) put(*rs.sequence);
+    if (rs.anomaly) put(*rs.anomaly);
+  }
 }
 
 Status decode_key_state(codec::Reader& r, const Slots& prototype,
-                        const SessionConfig& session_config, KeyState* out) {
+                        const SessionConfig& session_config,
+                        const std::vector<RuleTemplate>& rules, KeyState* out) {
   const Status bad = Corruption("checkpoint: malformed key state");
   out->key = std::string(r.bytes());
   out->key_json = std::string(r.bytes());
@@ -178,6 +192,23 @@ Status decode_key_state(codec::Reader& r, const Slots& prototype,
     Slots s;
     SPATE_RETURN_IF_ERROR(decode_slots(r, prototype, &s));
     out->count_panes.emplace(index, std::move(s));
+  }
+  n = r.varint();
+  if (!r.ok() || (n != 0 && n != rules.size())) return bad;
+  for (uint64_t i = 0; i < n; ++i) {
+    const RuleTemplate& t = rules[i];
+    RuleState rs(t);
+    SPATE_ASSIGN_OR_RETURN(rs.threshold, ThresholdState::decode(r.bytes(), t.threshold));
+    if (t.trend) {
+      SPATE_ASSIGN_OR_RETURN(rs.trend, TrendState::decode(r.bytes(), *t.trend));
+    }
+    if (t.sequence) {
+      SPATE_ASSIGN_OR_RETURN(rs.sequence, SequenceState::decode(r.bytes(), *t.sequence));
+    }
+    if (t.anomaly) {
+      SPATE_ASSIGN_OR_RETURN(rs.anomaly, AnomalyState::decode(r.bytes(), *t.anomaly));
+    }
+    out->rules.push_back(std::move(rs));
   }
   return r.ok() ? Status::Ok() : bad;
 }

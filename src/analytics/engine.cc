@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "analytics/alerts.h"
 #include "analytics/codec_internal.h"
 #include "analytics/engine_state.h"
 #include "analytics/result_sink.h"
@@ -27,6 +28,7 @@
 #include "base/fs.h"
 #include "base/hash.h"
 #include "base/json_escape.h"
+#include "event/expr.h"
 #include "event/json.h"
 #include "process/consumer.h"
 #include "process/retry.h"
@@ -64,6 +66,17 @@ void append_double(std::string& out, double v) {
 std::string quantile_name(double q) {
   std::string s = fmt::format("{}", q * 100);
   return "p" + s;
+}
+
+// A finite number at `path` of `doc`.
+std::optional<double> number_at(const simdjson::dom::element& doc, std::string_view path) {
+  simdjson::dom::element v;
+  double d = 0;
+  if (!json::find_path(doc, path, &v) || !v.is_number() ||
+      v.get_double().get(d) != simdjson::SUCCESS || !std::isfinite(d)) {
+    return std::nullopt;
+  }
+  return d;
 }
 
 // The value at `e` as text: strings unquoted, anything else as minified JSON.
@@ -119,6 +132,67 @@ Status validate_analytics(const AnalyticsConfig& c) {
   if (c.processing_time && !c.time_field.empty()) {
     return at("event time: time.field and time.processing_time exclude each other");
   }
+  std::set<std::string> rule_names;
+  for (const RuleConfig& r : c.rules) {
+    auto bad = [&](const std::string& what) {
+      return ConfigError(fmt::format("{}:{}:{}: {}: {}", r.file.empty() ? c.file : r.file, r.line,
+                                     r.column, r.path.empty() ? c.path : r.path, what));
+    };
+    if (r.name.empty() || !rule_names.insert(r.name).second) return bad("rules need unique names");
+    auto compiles = [&](const std::string& text) -> Status {
+      auto e = expr::Expression::compile(text);
+      return e.ok() ? Status::Ok() : bad(e.status().message());
+    };
+    switch (r.type) {
+      case RuleType::kThreshold: {
+        if (r.condition.empty()) return bad("a threshold needs a condition");
+        SPATE_RETURN_IF_ERROR(compiles(r.condition));
+        if (!r.resolve.empty()) SPATE_RETURN_IF_ERROR(compiles(r.resolve));
+        ThresholdConfig tc{r.for_windows, r.for_ms};
+        if (Status s = tc.validate(); !s.ok()) return bad(s.message());
+        break;
+      }
+      case RuleType::kTrend:
+        if (r.value.empty()) return bad("a trend needs a value (an aggregate's name)");
+        if (r.rising <= 0 && r.falling <= 0) return bad("a trend needs rising or falling");
+        if (Status s = TrendConfig{r.windows}.validate(); !s.ok()) return bad(s.message());
+        break;
+      case RuleType::kCorrelation:
+        if (r.x.empty() || r.y.empty()) return bad("a correlation needs fields x and y");
+        break;
+      case RuleType::kSequence: {
+        for (const std::string& st : r.steps) SPATE_RETURN_IF_ERROR(compiles(st));
+        if (!r.not_followed_by.empty()) SPATE_RETURN_IF_ERROR(compiles(r.not_followed_by));
+        SequenceConfig sc;
+        sc.steps = static_cast<uint32_t>(r.steps.size() + (r.not_followed_by.empty() ? 0 : 1));
+        sc.within_ms = r.within_ms;
+        sc.not_followed_by = !r.not_followed_by.empty();
+        sc.max_buffered_events = c.sequence_buffer;
+        if (r.steps.size() < 2) return bad("a sequence needs at least 2 steps");
+        if (Status s = sc.validate(); !s.ok()) return bad(s.message());
+        break;
+      }
+      case RuleType::kAnomaly: {
+        if (r.value.empty()) return bad("an anomaly rule needs a value");
+        if (r.method != "zscore" && r.method != "mad" && r.method != "ewma") {
+          return bad("method: zscore, mad or ewma");
+        }
+        analytics::AnomalyConfig ac;
+        ac.method = r.method == "mad" ? AnomalyMethod::kMad
+                    : r.method == "ewma" ? AnomalyMethod::kEwma : AnomalyMethod::kZScore;
+        ac.window = r.baseline;
+        ac.warmup = r.warmup;
+        ac.alpha = r.alpha;
+        if (Status s = ac.validate(); !s.ok()) return bad(s.message());
+        break;
+      }
+    }
+  }
+  for (const AggregationConfig& a : c.aggregations) {
+    if (a.type == AggregationType::kCorrelation && a.with.empty()) {
+      return at("aggregation " + a.name + ": a correlation needs `with` (the second field)");
+    }
+  }
   return Status::Ok();
 }
 
@@ -134,6 +208,7 @@ struct RealTimeAnalyticsEngine::Impl {
   int64_t lateness = 0;
   uint32_t out_partitions = 1;
   uint32_t late_partitions = 1;
+  uint32_t alert_partitions = 1;
   Slots prototype;
 
   // ---- state (worker thread only) ----
@@ -185,6 +260,24 @@ struct RealTimeAnalyticsEngine::Impl {
 
   Status init() {
     SPATE_RETURN_IF_ERROR(validate_analytics(cfg));
+    // A correlation rule reads the CoMoments of a correlation aggregation of its fields:
+    // configured, or added here (its r then appears in the results too).
+    for (const RuleConfig& rc : cfg.rules) {
+      if (rc.type != RuleType::kCorrelation) continue;
+      bool found = false;
+      for (const AggregationConfig& a : cfg.aggregations) {
+        found = found || (a.type == AggregationType::kCorrelation && a.field == rc.x && a.with == rc.y);
+      }
+      if (found) continue;
+      AggregationConfig a;
+      a.type = AggregationType::kCorrelation;
+      a.field = rc.x;
+      a.with = rc.y;
+      a.name = "correlation_" + rc.x + "_" + rc.y;
+      std::replace(a.name.begin(), a.name.end(), '.', '_');
+      cfg.aggregations.push_back(a);
+    }
+    SPATE_RETURN_IF_ERROR(compile_rules());
     lateness = cfg.window.allowed_lateness_ms;
     const WindowConfig& w = cfg.window;
     if (w.type == WindowType::kTumbling || w.type == WindowType::kSliding) {
@@ -221,10 +314,11 @@ struct RealTimeAnalyticsEngine::Impl {
         }
         case AggregationType::kFirst:
         case AggregationType::kLast: prototype.s.emplace_back(FirstLast<std::string>()); break;
+        case AggregationType::kCorrelation: prototype.s.emplace_back(CoMoments()); break;
         default: prototype.s.emplace_back(Moments()); break;
       }
     }
-    for (const std::string* t : {&cfg.output, &cfg.late_topic}) {
+    for (const std::string* t : {&cfg.output, &cfg.late_topic, &cfg.alerts_topic}) {
       if (t->empty()) continue;
       auto info = log->describe_topic(*t);
       if (!info.ok()) {
@@ -234,7 +328,9 @@ struct RealTimeAnalyticsEngine::Impl {
         info = log->describe_topic(*t);
       }
       if (!info.ok()) return info.status();
-      (t == &cfg.output ? out_partitions : late_partitions) = info->partitions;
+      (t == &cfg.output ? out_partitions
+       : t == &cfg.late_topic ? late_partitions
+                              : alert_partitions) = info->partitions;
     }
     for (const ResultSinkConfig& r : cfg.results) {
       SPATE_ASSIGN_OR_RETURN(auto sink, make_result_sink(r, cfg.name));
@@ -328,6 +424,13 @@ struct RealTimeAnalyticsEngine::Impl {
                      aggregation_type_name(a.type), a.name, a.field, fmt::join(a.quantiles, ","),
                      a.relative_error, a.k, a.capacity, a.precision, a.exact_threshold, a.sample);
     }
+    for (const RuleConfig& r : cfg.rules) {
+      fmt::format_to(std::back_inserter(f), "{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{};",
+                     rule_type_name(r.type), r.name, r.condition, r.resolve, r.for_windows,
+                     r.for_ms, r.value, r.windows, r.x, r.y, fmt::join(r.steps, "\x1f"),
+                     r.not_followed_by, r.within_ms, r.per_event, r.method, r.baseline, r.warmup,
+                     r.alpha, r.include_anomalies, r.threshold);
+    }
     return hash64(f);
   }
 
@@ -351,6 +454,7 @@ struct RealTimeAnalyticsEngine::Impl {
     w.bytes(wm);
     w.varint(keys.size());
     for (const auto& [key, ks] : keys) encode_key_state(w, ks);
+    w.bytes(alert_manager->encode());
     w.u64(crc32c::value(out.data(), out.size()));
     SPATE_RETURN_IF_ERROR(default_fs()->write_file_atomic(checkpoint_path, out));
     state_bytes.store(out.size(), std::memory_order_relaxed);
@@ -392,11 +496,13 @@ struct RealTimeAnalyticsEngine::Impl {
     restored_keys.reserve(n);
     for (uint64_t i = 0; i < n; ++i) {
       KeyState ks;
-      SPATE_RETURN_IF_ERROR(decode_key_state(r, prototype, session_cfg, &ks));
+      SPATE_RETURN_IF_ERROR(decode_key_state(r, prototype, session_cfg, rule_templates, &ks));
       std::string k = ks.key;
       restored_keys.emplace(std::move(k), std::move(ks));
     }
+    const std::string_view alert_state = r.bytes();
     if (!r.done()) return Corruption("trailing bytes");
+    SPATE_RETURN_IF_ERROR(alert_manager->decode(alert_state));
     SPATE_RETURN_IF_ERROR(watermarks->restore(tracker));
     for (size_t i = 0; i < assignment.size(); ++i) {
       SPATE_RETURN_IF_ERROR(consumer->seek(assignment[i], positions[i]));
@@ -414,8 +520,12 @@ struct RealTimeAnalyticsEngine::Impl {
   void rebuild_timers() {
     fire_at.clear();
     close_at.clear();
+    sequence_keys.clear();
     uint64_t active = 0;
     for (auto& [key, ks] : keys) {
+      for (const RuleState& rs : ks.rules) {
+        if (rs.sequence && !rs.sequence->empty()) sequence_keys.insert(&ks);
+      }
       if (sliding) {
         for (const auto& [ps, slots] : ks.panes) {
           ++active;
@@ -474,6 +584,7 @@ struct RealTimeAnalyticsEngine::Impl {
 
   struct Values {
     std::vector<double> num;
+    std::vector<double> num2;  // correlation: the second field
     std::vector<std::string_view> text;
     std::vector<bool> has;
     std::vector<std::string> scratch;
@@ -523,6 +634,9 @@ struct RealTimeAnalyticsEngine::Impl {
         case AggregationType::kPercentile: std::get<DDSketch>(s).add(vals.num[i]); break;
         case AggregationType::kDistinctCount: std::get<HyperLogLog>(s).add(vals.text[i]); break;
         case AggregationType::kTopK: std::get<SpaceSaving>(s).add(vals.text[i]); break;
+        case AggregationType::kCorrelation:
+          (void)std::get<CoMoments>(s).add(vals.num[i], vals.num2[i]);
+          break;
         case AggregationType::kFirst:
         case AggregationType::kLast:
           std::get<FirstLast<std::string>>(s).add(t, seq, std::string(vals.text[i]));
@@ -569,12 +683,23 @@ struct RealTimeAnalyticsEngine::Impl {
     }
     const size_t n = cfg.aggregations.size();
     vals.num.assign(n, 0);
+    vals.num2.assign(n, 0);
     vals.text.assign(n, {});
     vals.has.assign(n, false);
     vals.scratch.resize(n);
     for (size_t i = 0; i < n; ++i) {
       const AggregationConfig& a = cfg.aggregations[i];
       if (a.field.empty()) continue;
+      if (a.type == AggregationType::kCorrelation) {
+        auto x = number_at(e, a.field);
+        auto y = number_at(e, a.with);
+        if (x && y) {
+          vals.num[i] = *x;
+          vals.num2[i] = *y;
+          vals.has[i] = true;
+        }
+        continue;
+      }
       simdjson::dom::element v;
       if (!json::find_path(e, a.field, &v) || v.is_null()) continue;
       if (is_numeric(a.type)) {
@@ -679,9 +804,321 @@ struct RealTimeAnalyticsEngine::Impl {
     return Outcome::kAggregated;
   }
 
+  // ---- patterns, anomalies, alerts ----
+
+  struct CompiledRule {
+    const RuleConfig* cfg = nullptr;
+    expr::Expression condition;
+    expr::Expression resolve;
+    std::vector<expr::Expression> steps;  // sequence: positive steps, then not_followed_by
+    int corr_slot = -1;                   // correlation: the aggregation holding its CoMoments
+    AlertPolicy policy;
+    Counter* m_detected = nullptr;        // patterns / anomalies detected
+    bool window_rule() const {
+      return cfg->type != RuleType::kSequence &&
+             !(cfg->type == RuleType::kAnomaly && cfg->per_event);
+    }
+  };
+  std::vector<CompiledRule> rules;
+  std::vector<RuleTemplate> rule_templates;
+  bool window_rules = false;
+  bool event_rules = false;
+  std::unique_ptr<AlertManager> alert_manager;
+  std::function<void(const Alert&)> publish;
+  std::vector<Alert> batch_alerts;   // notified alerts of this batch, published after append
+  std::set<KeyState*> sequence_keys;  // keys with sequence state in progress
+  int64_t last_sequence_ms = 0;
+  simdjson::dom::parser result_parser;
+  std::atomic<uint64_t> n_patterns{0}, n_anomalies{0}, n_alerts{0};
+
+  Status compile_rules() {
+    for (const RuleConfig& rc : cfg.rules) {
+      CompiledRule r;
+      r.cfg = &rc;
+      r.policy.cooldown_ms = rc.cooldown_ms;
+      r.policy.max_per_minute = rc.max_per_minute;
+      RuleTemplate t;
+      auto compile = [&](const std::string& text, expr::Expression* out) -> Status {
+        auto e = expr::Expression::compile(text);
+        if (!e.ok()) return InvalidArgument("rule " + rc.name + ": " + e.status().message());
+        *out = std::move(e).value();
+        return Status::Ok();
+      };
+      switch (rc.type) {
+        case RuleType::kThreshold:
+          SPATE_RETURN_IF_ERROR(compile(rc.condition, &r.condition));
+          if (!rc.resolve.empty()) SPATE_RETURN_IF_ERROR(compile(rc.resolve, &r.resolve));
+          t.threshold.for_windows = rc.for_windows;
+          t.threshold.for_ms = rc.for_ms;
+          break;
+        case RuleType::kTrend: t.trend = TrendConfig{rc.windows}; break;
+        case RuleType::kCorrelation:
+          for (size_t i = 0; i < cfg.aggregations.size(); ++i) {
+            const AggregationConfig& a = cfg.aggregations[i];
+            if (a.type == AggregationType::kCorrelation && a.field == rc.x && a.with == rc.y) {
+              r.corr_slot = static_cast<int>(i);
+            }
+          }
+          break;
+        case RuleType::kSequence: {
+          for (const std::string& st : rc.steps) {
+            SPATE_RETURN_IF_ERROR(compile(st, &r.steps.emplace_back()));
+          }
+          if (!rc.not_followed_by.empty()) {
+            SPATE_RETURN_IF_ERROR(compile(rc.not_followed_by, &r.steps.emplace_back()));
+          }
+          SequenceConfig sc;
+          sc.steps = static_cast<uint32_t>(r.steps.size());
+          sc.within_ms = rc.within_ms;
+          sc.not_followed_by = !rc.not_followed_by.empty();
+          sc.max_buffered_events = cfg.sequence_buffer;
+          t.sequence = sc;
+          break;
+        }
+        case RuleType::kAnomaly: {
+          analytics::AnomalyConfig ac;
+          ac.method = rc.method == "mad"    ? AnomalyMethod::kMad
+                      : rc.method == "ewma" ? AnomalyMethod::kEwma
+                                            : AnomalyMethod::kZScore;
+          ac.window = rc.baseline;
+          ac.warmup = rc.warmup;
+          ac.alpha = rc.alpha;
+          ac.include_anomalies = rc.include_anomalies;
+          t.anomaly = ac;
+          break;
+        }
+      }
+      if (metrics) {
+        if (rc.type == RuleType::kAnomaly) {
+          r.m_detected = &metrics->counter("analytics_anomalies_detected_total",
+                                           "Anomalous observations of an anomaly rule",
+                                           {{"analytics", cfg.name}, {"rule", rc.name}});
+        } else {
+          r.m_detected = &metrics->counter(
+              "analytics_patterns_detected_total",
+              "Pattern detections (threshold/trend/correlation firings, sequence matches)",
+              {{"analytics", cfg.name}, {"pattern", std::string(rule_type_name(rc.type))}});
+        }
+      }
+      (r.window_rule() ? window_rules : event_rules) = true;
+      rules.push_back(std::move(r));
+      rule_templates.push_back(t);
+    }
+    AlertManagerConfig amc;
+    amc.metrics = metrics;
+    alert_manager = std::make_unique<AlertManager>(amc);
+    return Status::Ok();
+  }
+
+  std::vector<RuleState>& rule_states(KeyState& ks) {
+    if (ks.rules.empty()) {
+      ks.rules.reserve(rule_templates.size());
+      for (const RuleTemplate& t : rule_templates) ks.rules.emplace_back(t);
+    }
+    return ks.rules;
+  }
+
+  void raise(const CompiledRule& r, const KeyState& ks, const TimeWindow& w, int64_t at,
+             bool firing, std::string evidence, std::string message) {
+    Alert a;
+    a.analytics = cfg.name;
+    a.rule = r.cfg->name;
+    a.kind = std::string(rule_type_name(r.cfg->type));
+    a.severity = r.cfg->severity;
+    a.state = firing ? "firing" : "resolved";
+    a.key_json = ks.key_json;
+    a.window_start = w.start;
+    a.window_end = w.end;
+    a.at_ms = at;
+    a.message = std::move(message);
+    a.evidence_json = std::move(evidence);
+    if (!alert_manager->offer(a, r.policy)) return;
+    n_alerts.fetch_add(1, std::memory_order_relaxed);
+    batch_alerts.push_back(std::move(a));
+  }
+
+  // Fire/resolve through the rule's threshold state machine; returns the transition.
+  void transition(const CompiledRule& r, RuleState& rs, const KeyState& ks, const TimeWindow& w,
+                  int64_t t, bool breach, std::optional<bool> resolved,
+                  const std::function<std::string()>& evidence, const std::string& what) {
+    const auto tr = rs.threshold.observe(t, breach, resolved);
+    if (tr == ThresholdState::Transition::kNone) return;
+    const bool fire = tr == ThresholdState::Transition::kFire;
+    if (fire && r.cfg->type != RuleType::kAnomaly) {
+      n_patterns.fetch_add(1, std::memory_order_relaxed);
+      if (r.m_detected) r.m_detected->inc();
+    }
+    raise(r, ks, w, t, fire, evidence(),
+          fmt::format("{} {} for {}: {}", r.cfg->name, fire ? "firing" : "resolved", ks.key_json,
+                      what));
+  }
+
+  void count_anomaly(const CompiledRule& r) {
+    n_anomalies.fetch_add(1, std::memory_order_relaxed);
+    if (r.m_detected) r.m_detected->inc();
+  }
+
+  static std::string score_evidence(const RuleConfig& rc, double v, const AnomalyScore& sc) {
+    std::string e = "{\"value\":";
+    append_double(e, v);
+    e += ",\"field\":";
+    append_json_quoted(e, rc.value);
+    e += ",\"method\":";
+    append_json_quoted(e, rc.method);
+    e += ",\"score\":";
+    append_double(e, sc.score);
+    e += ",\"baseline_mean\":";
+    append_double(e, sc.baseline_mean);
+    e += ",\"baseline_stddev\":";
+    append_double(e, sc.baseline_stddev);
+    fmt::format_to(std::back_inserter(e), ",\"n\":{},\"threshold\":", sc.n);
+    append_double(e, rc.threshold);
+    e += '}';
+    return e;
+  }
+
+  // Window rules, on a (key, window)'s first emission: `result` is its result JSON.
+  void evaluate_window_rules(KeyState& ks, const TimeWindow& w, const Slots& slots,
+                             const std::string& result) {
+    auto parsed = result_parser.parse(result);
+    if (parsed.error()) return;  // cannot happen: the engine wrote it
+    const simdjson::dom::element doc = parsed.value_unsafe();
+    std::vector<RuleState>& states = rule_states(ks);
+    for (size_t i = 0; i < rules.size(); ++i) {
+      const CompiledRule& r = rules[i];
+      if (!r.window_rule()) continue;
+      RuleState& rs = states[i];
+      const RuleConfig& rc = *r.cfg;
+      switch (rc.type) {
+        case RuleType::kThreshold: {
+          const bool breach = r.condition.matches(doc);
+          std::optional<bool> resolved;
+          if (!r.resolve.empty()) resolved = r.resolve.matches(doc);
+          transition(r, rs, ks, w, w.end, breach, resolved, [&] {
+            return "{\"condition\":" + json_quoted(rc.condition) + ",\"result\":" + result + "}";
+          }, rc.condition);
+          break;
+        }
+        case RuleType::kTrend: {
+          auto v = number_at(doc, rc.value);
+          if (!v) break;
+          auto fit = rs.trend->observe(w.end, *v);
+          if (!fit) break;
+          const bool breach = (rc.rising > 0 && fit->slope_per_second >= rc.rising) ||
+                              (rc.falling > 0 && fit->slope_per_second <= -rc.falling);
+          transition(r, rs, ks, w, w.end, breach, std::nullopt, [&] {
+            std::string e = "{\"value\":" + json_quoted(rc.value) + ",\"latest\":";
+            append_double(e, *v);
+            e += ",\"slope_per_second\":";
+            append_double(e, fit->slope_per_second);
+            e += ",\"r2\":";
+            append_double(e, fit->r2);
+            fmt::format_to(std::back_inserter(e), ",\"windows\":{}}}", fit->n);
+            return e;
+          }, fmt::format("{} slope {:.4g}/s over {} windows", rc.value, fit->slope_per_second,
+                         fit->n));
+          break;
+        }
+        case RuleType::kCorrelation: {
+          const CoMoments& cm = std::get<CoMoments>(slots.s[static_cast<size_t>(r.corr_slot)]);
+          const double pr = cm.pearson();
+          const bool breach = cm.n >= rc.min_count && std::isfinite(pr) && std::abs(pr) >= rc.min_abs_r;
+          transition(r, rs, ks, w, w.end, breach, std::nullopt, [&] {
+            std::string e = "{\"x\":" + json_quoted(rc.x) + ",\"y\":" + json_quoted(rc.y) + ",\"r\":";
+            append_double(e, pr);
+            fmt::format_to(std::back_inserter(e), ",\"n\":{}}}", cm.n);
+            return e;
+          }, fmt::format("r({}, {}) = {:.3f} over {} events", rc.x, rc.y, pr, cm.n));
+          break;
+        }
+        case RuleType::kAnomaly: {
+          auto v = number_at(doc, rc.value);
+          if (!v) break;
+          const AnomalyScore sc = rs.anomaly->observe(*v, rc.threshold);
+          if (sc.anomalous) count_anomaly(r);
+          transition(r, rs, ks, w, w.end, sc.anomalous, std::nullopt,
+                     [&] { return score_evidence(rc, *v, sc); },
+                     fmt::format("{} = {:.6g}, score {:.3g} (baseline {:.6g} ± {:.3g})", rc.value,
+                                 *v, sc.score, sc.baseline_mean, sc.baseline_stddev));
+          break;
+        }
+        case RuleType::kSequence: break;
+      }
+    }
+  }
+
+  // Event rules, per aggregated event.
+  void evaluate_event_rules(const std::string& key, const simdjson::dom::element& doc, int64_t t,
+                            uint32_t partition, int64_t offset) {
+    KeyState* ks = key_state(key, doc);
+    if (ks == nullptr) return;  // max_keys
+    std::vector<RuleState>& states = rule_states(*ks);
+    for (size_t i = 0; i < rules.size(); ++i) {
+      const CompiledRule& r = rules[i];
+      if (r.window_rule()) continue;
+      RuleState& rs = states[i];
+      const RuleConfig& rc = *r.cfg;
+      if (rc.type == RuleType::kSequence) {
+        uint32_t mask = 0;
+        for (size_t s = 0; s < r.steps.size(); ++s) {
+          if (r.steps[s].matches(doc)) mask |= 1u << s;
+        }
+        if (mask != 0 &&
+            rs.sequence->add(t, mask, (static_cast<uint64_t>(partition) << 48) |
+                                          static_cast<uint64_t>(offset))) {
+          sequence_keys.insert(ks);
+        }
+        continue;
+      }
+      auto v = number_at(doc, rc.value);
+      if (!v) continue;
+      const AnomalyScore sc = rs.anomaly->observe(*v, rc.threshold);
+      if (sc.anomalous) count_anomaly(r);
+      transition(r, rs, *ks, TimeWindow{t, t}, t, sc.anomalous, std::nullopt,
+                 [&] { return score_evidence(rc, *v, sc); },
+                 fmt::format("{} = {:.6g}, score {:.3g} (baseline {:.6g} ± {:.3g})", rc.value, *v,
+                             sc.score, sc.baseline_mean, sc.baseline_stddev));
+    }
+  }
+
+  // Sequence matches the watermark made final.
+  void advance_sequences() {
+    for (auto it = sequence_keys.begin(); it != sequence_keys.end();) {
+      KeyState& ks = **it;
+      for (size_t i = 0; i < rules.size(); ++i) {
+        const CompiledRule& r = rules[i];
+        if (r.cfg->type != RuleType::kSequence) continue;
+        ks.rules[i].sequence->advance(watermark, [&](const SequenceMatch& m) {
+          n_patterns.fetch_add(1, std::memory_order_relaxed);
+          if (r.m_detected) r.m_detected->inc();
+          std::string e = "{\"steps\":[";
+          for (size_t s = 0; s < m.step_times.size(); ++s) {
+            if (s) e += ',';
+            fmt::format_to(std::back_inserter(e), "{{\"t\":{},\"partition\":{},\"offset\":{}}}",
+                           m.step_times[s], m.step_refs[s] >> 48,
+                           m.step_refs[s] & ((uint64_t{1} << 48) - 1));
+          }
+          fmt::format_to(std::back_inserter(e), "],\"within_ms\":{}}}", r.cfg->within_ms);
+          raise(r, ks, TimeWindow{m.start_t, m.end_t}, m.end_t, true, std::move(e),
+                fmt::format("{} matched for {}: {} steps in {} ms", r.cfg->name, ks.key_json,
+                            m.step_times.size(), m.end_t - m.start_t));
+        });
+      }
+      bool pending = false;
+      for (const RuleState& rs : ks.rules) pending = pending || (rs.sequence && !rs.sequence->empty());
+      it = pending ? std::next(it) : sequence_keys.erase(it);
+    }
+  }
+
+  static std::string json_quoted(std::string_view v) {
+    std::string out;
+    append_json_quoted(out, v);
+    return out;
+  }
+
   // ---- emission ----
 
-  void emit(const KeyState& ks, const std::string& key, const TimeWindow& w, const Slots& slots,
+  void emit(KeyState& ks, const std::string& key, const TimeWindow& w, const Slots& slots,
             uint32_t update_no, bool final, int64_t index = -1) {
     std::string out = "{\"analytics\":";
     append_json_quoted(out, cfg.name);
@@ -747,6 +1184,9 @@ struct RealTimeAnalyticsEngine::Impl {
           out += ']';
           break;
         }
+        case AggregationType::kCorrelation:
+          append_double(out, std::get<CoMoments>(s).pearson());
+          break;
         case AggregationType::kFirst:
         case AggregationType::kLast: {
           const auto& fl = std::get<FirstLast<std::string>>(s);
@@ -773,6 +1213,7 @@ struct RealTimeAnalyticsEngine::Impl {
       row.final = final;
       rows.push_back(std::move(row));
     }
+    if (update_no == 0 && window_rules) evaluate_window_rules(ks, w, slots, out);
     results.push_back(std::move(out));
     result_keys.push_back(key);
   }
@@ -874,8 +1315,9 @@ struct RealTimeAnalyticsEngine::Impl {
     const int64_t keep = std::max<int64_t>(60'000, 10 * std::max(w.size_ms, w.gap_ms));
     for (auto it = keys.begin(); it != keys.end();) {
       KeyState& ks = it->second;
-      const bool empty = ks.panes.empty() && (!ks.sessions || ks.sessions->empty()) &&
-                         w.type != WindowType::kCount;
+      bool empty = ks.panes.empty() && (!ks.sessions || ks.sessions->empty()) &&
+                   w.type != WindowType::kCount;
+      for (const RuleState& rs : ks.rules) empty = empty && rs.idle();
       if (!empty) {
         ks.emptied_at = kMaxTime;
       } else if (ks.emptied_at != kMaxTime && sat_add(ks.emptied_at, keep) < watermark) {
@@ -959,6 +1401,7 @@ struct RealTimeAnalyticsEngine::Impl {
           if (!t) continue;
           const Outcome o = aggregate(key, doc, *t);
           if (o == Outcome::kAggregated) {
+            if (event_rules) evaluate_event_rules(key, doc, *t, wp, r.offset);
             watermarks->observe(wp, *t);
             max_t = std::max(max_t, *t);
             ++events;
@@ -985,6 +1428,11 @@ struct RealTimeAnalyticsEngine::Impl {
       watermark = watermarks->advance();
       wm_published.store(watermark, std::memory_order_relaxed);
       on_watermark();
+      if (!sequence_keys.empty() &&
+          clock->now_ms() - last_sequence_ms >= cfg.pattern_interval_ms) {
+        last_sequence_ms = clock->now_ms();
+        advance_sequences();
+      }
       // Results and late events first, offsets after: a crash repeats, never loses.
       for (auto& sink : sinks) {
         if (!retry_until_stopped("writing results to " + sink->describe(),
@@ -1015,6 +1463,22 @@ struct RealTimeAnalyticsEngine::Impl {
         late_keys.clear();
         late_has_key.clear();
       }
+      if (!batch_alerts.empty()) {
+        std::vector<std::string> vs;
+        std::vector<std::string> ks;
+        for (const Alert& a : batch_alerts) {
+          vs.push_back(a.to_json());
+          ks.push_back(a.rule + '\x1f' + a.key_json);
+        }
+        if (!cfg.alerts_topic.empty() &&
+            !append_all(cfg.alerts_topic, alert_partitions, vs, ks, nullptr).ok()) {
+          return;
+        }
+        if (publish) {
+          for (const Alert& a : batch_alerts) publish(a);
+        }
+        batch_alerts.clear();
+      }
       if (m_active) m_active->set(static_cast<double>(n_active.load()));
       if (m_watermark_lag && watermark != kNoWatermark) {
         m_watermark_lag->set(static_cast<double>(clock->now_ms() - watermark) / 1000.0);
@@ -1027,10 +1491,10 @@ struct RealTimeAnalyticsEngine::Impl {
   }
 
   // Commit, per partition, the offsets of the batches whose events no open window holds
-  // (at most every 200 ms: finding the oldest held event scans the key states).
+  // (at most every cleanup_interval: finding the oldest held event scans the key states).
   void maybe_commit(bool force) {
     const int64_t now = clock->now_ms();
-    if (!force && now - last_commit_ms < 200) return;
+    if (!force && now - last_commit_ms < cfg.cleanup_interval_ms) return;
     last_commit_ms = now;
     const int64_t oldest = sweep_and_oldest();
     std::map<process::TopicPartition, int64_t> commits;
@@ -1054,6 +1518,10 @@ RealTimeAnalyticsEngine::RealTimeAnalyticsEngine(AnalyticsConfig config, Log* lo
 RealTimeAnalyticsEngine::~RealTimeAnalyticsEngine() { stop(); }
 
 Status RealTimeAnalyticsEngine::initialize() { return impl_->init(); }
+
+void RealTimeAnalyticsEngine::set_alert_handler(std::function<void(const Alert&)> publish) {
+  impl_->publish = std::move(publish);
+}
 
 Status RealTimeAnalyticsEngine::start() {
   if (!impl_->consumer) return InvalidArgument("initialize() first");
@@ -1084,6 +1552,9 @@ AnalyticsStats RealTimeAnalyticsEngine::stats() const {
   s.checkpoints = impl_->n_checkpoints.load(std::memory_order_relaxed);
   s.state_bytes = impl_->state_bytes.load(std::memory_order_relaxed);
   s.restored = impl_->restored.load(std::memory_order_relaxed);
+  s.patterns = impl_->n_patterns.load(std::memory_order_relaxed);
+  s.anomalies = impl_->n_anomalies.load(std::memory_order_relaxed);
+  s.alerts = impl_->n_alerts.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -10,14 +10,17 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "analytics/anomaly.h"
 #include "analytics/ddsketch.h"
 #include "analytics/hyperloglog.h"
 #include "analytics/moments.h"
+#include "analytics/patterns.h"
 #include "analytics/top_k.h"
 #include "analytics/windows.h"
 #include "spate/status.h"
@@ -32,7 +35,7 @@ class Reader;
 inline constexpr int64_t kMaxTime = std::numeric_limits<int64_t>::max();
 
 using Slot = std::variant<uint64_t, Moments, DDSketch, HyperLogLog, SpaceSaving,
-                          FirstLast<std::string>>;
+                          FirstLast<std::string>, CoMoments>;
 
 // The states of every aggregation of one pane / session / count pane.
 struct Slots {
@@ -54,6 +57,31 @@ struct SessionState {
   }
 };
 
+// The detector states a rule needs per key (engine.cc compiles one per configured rule).
+struct RuleTemplate {
+  ThresholdConfig threshold;  // fire/resolve of threshold, trend, correlation, anomaly
+  std::optional<TrendConfig> trend;
+  std::optional<SequenceConfig> sequence;
+  std::optional<AnomalyConfig> anomaly;
+};
+
+struct RuleState {
+  ThresholdState threshold;
+  std::optional<TrendState> trend;
+  std::optional<SequenceState> sequence;
+  std::optional<AnomalyState> anomaly;
+  explicit RuleState(const RuleTemplate& t) : threshold(t.threshold) {
+    if (t.trend) trend.emplace(*t.trend);
+    if (t.sequence) sequence.emplace(*t.sequence);
+    if (t.anomaly) anomaly.emplace(*t.anomaly);
+  }
+  /// Nothing that forgetting the key would lose: not firing, no breach run, no sequence
+  /// in progress (trend and anomaly baselines restart after an idle key is forgotten).
+  bool idle() const {
+    return !threshold.firing() && !threshold.in_run() && (!sequence || sequence->empty());
+  }
+};
+
 struct KeyState {
   std::string key;                      // the map key (record key of its results)
   std::string key_json;                 // {"field":value,...}
@@ -63,14 +91,16 @@ struct KeyState {
   uint64_t events = 0;                  // count windows: events seen (arrival index)
   int64_t emptied_at = kMaxTime;        // watermark when its last window closed (time windows)
   std::map<uint64_t, Slots> count_panes;
+  std::vector<RuleState> rules;         // one per rule, created when a rule first needs it
 };
 
 /// Appends a KeyState's encoding (everything but `key`'s map position) to w.
 void encode_key_state(codec::Writer& w, const KeyState& ks);
 /// Reads one KeyState written by encode_key_state; slots take their types from `prototype`
 /// (kCorruption if an encoded slot does not parse as its prototype's type). `sessions` is
-/// created from session_config when has_sessions was encoded.
+/// created from session_config when has_sessions was encoded; rule states from `rules`.
 Status decode_key_state(codec::Reader& r, const Slots& prototype,
-                        const SessionConfig& session_config, KeyState* out);
+                        const SessionConfig& session_config,
+                        const std::vector<RuleTemplate>& rules, KeyState* out);
 
 }  // namespace spate::analytics

@@ -16,6 +16,7 @@
 #include "config/errors.h"
 #include "config/node.h"
 #include "config/redis_url.h"
+#include "event/expr.h"
 #include "spate/analytics.h"
 #include "spate/config.h"
 
@@ -691,6 +692,149 @@ bool scalar_double(Node n, double* out, double lo, double hi, std::string_view w
   return true;
 }
 
+// analytics[i].patterns and analytics[i].anomalies (RuleConfig).
+void parse_rules(Node& item, AnalyticsConfig& ac) {
+  const std::vector<std::pair<std::string, RuleType>> pattern_types = {
+      {"threshold", RuleType::kThreshold},
+      {"trend", RuleType::kTrend},
+      {"correlation", RuleType::kCorrelation},
+      {"sequence", RuleType::kSequence}};
+  std::map<std::string, std::pair<int, int>, std::less<>> names;
+  auto common = [&](Node& r, RuleConfig& rc, const std::string& path) {
+    rc.file = ac.file;
+    rc.line = r.location().line;
+    rc.column = r.location().column;
+    rc.path = path;
+    r.require("name");
+    r.get_string("name", &rc.name, check_name_chars);
+    r.get_enum("severity", &rc.severity, {"info", "warning", "critical"});
+    r.get_duration_ms("cooldown", &rc.cooldown_ms, 0);
+    r.get_int("max_per_minute", &rc.max_per_minute, 0, 1'000'000);
+    auto it = names.find(rc.name);
+    if (!rc.name.empty() && it != names.end()) {
+      r.get("name").error(fmt::format("duplicate rule name {} (first defined at {}:{})",
+                                      config::quote(rc.name), it->second.first, it->second.second));
+    } else if (!rc.name.empty()) {
+      names.emplace(rc.name, std::make_pair(rc.line, rc.column));
+    }
+  };
+  auto expression = [](Node& r, std::string_view key, std::string* out) {
+    if (!r.get_string(key, out, config::non_empty)) return;
+    auto e = expr::Expression::compile(*out);
+    if (!e.ok()) r.get(key).error(e.status().message());
+  };
+  size_t i = 0;
+  for (Node r : item.list("patterns")) {
+    const std::string path = fmt::format("{}.patterns[{}]", ac.path, i++);
+    if (!r.is_map()) {
+      r.error(fmt::format("expected a pattern such as {{name: slow, type: threshold, "
+                          "condition: \"avg_ms > 500\"}}, got {}", r.describe()));
+      continue;
+    }
+    RuleConfig rc;
+    common(r, rc, path);
+    r.require("type");
+    r.get_enum("type", &rc.type, pattern_types);
+    switch (rc.type) {
+      case RuleType::kThreshold:
+        r.require("condition");
+        expression(r, "condition", &rc.condition);
+        expression(r, "resolve", &rc.resolve);
+        if (Node f = r.get("for"); f.present()) {
+          // `for: 3` (windows) or `for: 2m` (a duration the breach must hold)
+          std::string text;
+          if (f.is_scalar() && f.scalar("windows or a duration", &text) && !text.empty() &&
+              text.find_first_not_of("0123456789") == std::string::npos) {
+            r.get_int("for", &rc.for_windows, 1, 1'000'000);
+          } else {
+            r.get_duration_ms("for", &rc.for_ms, 1);
+          }
+        }
+        break;
+      case RuleType::kTrend:
+        r.require("value");
+        r.get_string("value", &rc.value, config::non_empty);
+        r.get_int("windows", &rc.windows, 2, 10'000);
+        if (Node v = r.get("rising"); v.present()) {
+          scalar_double(v, &rc.rising, 0, 1e300, "a slope per second > 0");
+        }
+        if (Node v = r.get("falling"); v.present()) {
+          scalar_double(v, &rc.falling, 0, 1e300, "a slope per second > 0");
+        }
+        if (rc.rising <= 0 && rc.falling <= 0) {
+          r.error("a trend needs rising: or falling: (a slope per second, e.g. rising: 0.5)");
+        }
+        break;
+      case RuleType::kCorrelation:
+        r.require("x");
+        r.require("y");
+        r.get_string("x", &rc.x, config::non_empty);
+        r.get_string("y", &rc.y, config::non_empty);
+        if (Node v = r.get("threshold"); v.present()) {
+          scalar_double(v, &rc.min_abs_r, 0, 1, "an |r| between 0 and 1, e.g. 0.8");
+        }
+        r.get_int("min_count", &rc.min_count, 2, 1'000'000'000);
+        break;
+      case RuleType::kSequence: {
+        rc.cooldown_ms = 0;  // every match is its own occurrence
+        r.get_duration_ms("cooldown", &rc.cooldown_ms, 0);
+        Node steps = r.require("steps");
+        size_t n = 0;
+        for (Node st : r.list("steps")) {
+          std::string text;
+          if (!st.as_string(&text, config::non_empty)) continue;
+          auto e = expr::Expression::compile(text);
+          if (!e.ok()) st.error(e.status().message());
+          rc.steps.push_back(text);
+          ++n;
+        }
+        if (steps.present() && (n < 2 || n > 31)) {
+          steps.error("a sequence needs 2 to 31 steps (conditions), e.g. "
+                      "[\"type == 'login'\", \"type == 'purchase'\"]");
+        }
+        expression(r, "not_followed_by", &rc.not_followed_by);
+        r.require("within");
+        r.get_duration_ms("within", &rc.within_ms, 1);
+        break;
+      }
+      case RuleType::kAnomaly: break;
+    }
+    r.finish();
+    ac.rules.push_back(std::move(rc));
+  }
+  i = 0;
+  for (Node r : item.list("anomalies")) {
+    const std::string path = fmt::format("{}.anomalies[{}]", ac.path, i++);
+    if (!r.is_map()) {
+      r.error(fmt::format("expected an anomaly rule such as {{name: spike, value: avg_ms, "
+                          "threshold: 3}}, got {}", r.describe()));
+      continue;
+    }
+    RuleConfig rc;
+    rc.type = RuleType::kAnomaly;
+    common(r, rc, path);
+    r.require("value");
+    r.get_string("value", &rc.value, config::non_empty);
+    std::string on = "window";
+    if (r.get_enum("on", &on, {"window", "event"})) rc.per_event = on == "event";
+    r.get_enum("method", &rc.method, {"zscore", "mad", "ewma"});
+    r.get_int("baseline", &rc.baseline, 2, 1 << 20);
+    r.get_int("warmup", &rc.warmup, 2, 1 << 20);
+    if (rc.warmup > rc.baseline && rc.method != "ewma") {
+      r.get("warmup").error("warmup must be at most baseline");
+    }
+    if (Node v = r.get("threshold"); v.present()) {
+      scalar_double(v, &rc.threshold, 0, 1e9, "a score threshold > 0, e.g. 3");
+    }
+    if (Node v = r.get("alpha"); v.present()) {
+      scalar_double(v, &rc.alpha, 1e-9, 1, "a smoothing factor in (0, 1], e.g. 0.1");
+    }
+    r.get_bool("include_anomalies", &rc.include_anomalies);
+    r.finish();
+    ac.rules.push_back(std::move(rc));
+  }
+}
+
 void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
                      PipelineConfig* cfg) {
   std::map<std::string, std::pair<int, int>, std::less<>> seen;
@@ -712,7 +856,8 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
       {"distinct_count", AggregationType::kDistinctCount},
       {"top_k", AggregationType::kTopK},
       {"first", AggregationType::kFirst},
-      {"last", AggregationType::kLast}};
+      {"last", AggregationType::kLast},
+      {"correlation", AggregationType::kCorrelation}};
   for (Node item : root.list("analytics")) {
     AnalyticsConfig ac;
     ac.path = fmt::format("analytics[{}]", index++);
@@ -922,6 +1067,10 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
       a.get_enum("type", &g.type, agg_types);
       a.get_string("field", &g.field, config::non_empty);
       if (g.field.empty() && g.type != AggregationType::kCount) a.require("field");
+      if (g.type == AggregationType::kCorrelation) {
+        a.require("with");
+        a.get_string("with", &g.with, config::non_empty);
+      }
       if (g.type == AggregationType::kPercentile) {
         if (Node q = a.get("quantiles"); q.present()) {
           for (Node v : q.items()) {
@@ -950,6 +1099,7 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
       }
       std::string tname(aggregation_type_name(g.type));
       g.name = g.field.empty() ? tname : tname + "_" + g.field;
+      if (!g.with.empty()) g.name += "_" + g.with;
       for (char& c : g.name) {
         if (c == '.') c = '_';
       }
@@ -967,6 +1117,15 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
     if (aggs.present() && ac.aggregations.empty() && aggs.is_list()) {
       aggs.error("expected at least one aggregation, e.g. [{type: count}]");
     }
+    parse_rules(item, ac);
+    item.get_string("alerts_topic", &ac.alerts_topic, topic_check);
+    // The reference design's tuning keys, mapped onto this engine.
+    if (uint32_t workers = 0; item.get_int("aggregation_workers", &workers, 1, 64)) {
+      ac.workers = workers;
+    }
+    item.get_int("window_buffer_size", &ac.sequence_buffer, 1, 100'000'000);
+    item.get_duration_ms("cleanup_interval", &ac.cleanup_interval_ms, 10, 3'600'000);
+    item.get_duration_ms("pattern_detection_interval", &ac.pattern_interval_ms, 0, 3'600'000);
     item.finish();
     cfg->analytics.push_back(std::move(ac));
   }
