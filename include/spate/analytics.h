@@ -125,11 +125,22 @@ struct RuleConfig {
 };
 
 /// Where window results go besides the output topic (pipeline key `analytics[i].results[j]`).
+/// Every kind upserts by (analytics, window_start, key); see docs/analytics.md#result-sinks.
 struct ResultSinkConfig {
-  std::string kind = "sqlite";  // sqlite (the embedded default)
+  std::string kind = "sqlite";  // sqlite (the embedded default) | postgres | redis | file
   std::string path;             // sqlite: database file (`spate run` fills "" with
-                                // DATA_DIR/analytics.db; the engine needs it set)
-  std::string table;            // "" = the job's name
+                                // DATA_DIR/analytics.db; the engine needs it set);
+                                // file: the NDJSON upsert log (required)
+  std::string table;            // sqlite, postgres: "" = the job's name
+  std::string url;              // postgres: libpq connection string or URL (key `url` or `dsn`,
+                                // default $POSTGRES_URL); redis: redis:// or unix: URL (default
+                                // $REDIS_URL, else redis://127.0.0.1:6379/0). May hold a
+                                // password: never log it
+  std::string key_prefix;       // redis: "" = "spate:<job>:"
+  int64_t ttl_ms = 0;           // redis: key expiry (0 = none)
+  int64_t connect_timeout_ms = 5'000;  // postgres
+  int64_t timeout_ms = 0;       // per statement (postgres; 0 = 30 s) / connect and reply (redis;
+                                // 0 = 5 s)
 };
 
 /// Pipeline key `analytics[i]`.

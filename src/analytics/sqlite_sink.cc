@@ -56,7 +56,8 @@ Status SqliteResultSink::open() {
       " (analytics, window_start, window_end, key, result, updates, final, updated_at)"
       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (analytics, window_start, key) DO"
       " UPDATE SET window_end = excluded.window_end, result = excluded.result,"
-      " updates = excluded.updates, final = excluded.final, updated_at = excluded.updated_at";
+      " updates = excluded.updates, final = excluded.final, updated_at = excluded.updated_at"
+      " WHERE updates <= excluded.updates";
   if (sqlite3_prepare_v2(db->db, sql.c_str(), -1, &db->upsert, nullptr) != SQLITE_OK) {
     return db->error("preparing the upsert into " + table_);
   }

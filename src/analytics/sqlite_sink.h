@@ -11,8 +11,9 @@
 //
 // Contract: open() creates the file's directory and the table (WAL journal, synchronous=FULL so
 // a write() that returned survives power loss). write() upserts a batch in one transaction: all
-// rows or none (kIo with SQLite's message; a busy database is retried for up to 5 s). Not
-// thread-safe: one engine thread owns it.
+// rows or none (kIo with SQLite's message; a busy database is retried for up to 5 s). A row
+// replaces the stored one only if its `updates` is >= the stored one (a replayed older emission
+// never overwrites a newer one), as in every kind. Not thread-safe: one engine thread owns it.
 #pragma once
 
 #include <cstdint>

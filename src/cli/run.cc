@@ -484,7 +484,7 @@ int run_pipeline(const RunOptions& opts) {
   }
   for (AnalyticsConfig& acfg : engines) {
     for (ResultSinkConfig& r : acfg.results) {
-      if (r.path.empty()) r.path = pc.data_dir + "/analytics.db";
+      if (r.kind == "sqlite" && r.path.empty()) r.path = pc.data_dir + "/analytics.db";
     }
     if (!acfg.checkpoint_enabled) {
       acfg.checkpoint_dir.clear();

@@ -835,7 +835,8 @@ void parse_rules(Node& item, AnalyticsConfig& ac) {
   }
 }
 
-void parse_analytics(Node& root, const std::string& file, PipelineConfig* cfg) {
+void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
+                     PipelineConfig* cfg) {
   std::map<std::string, std::pair<int, int>, std::less<>> seen;
   size_t index = 0;
   auto topic_check = [](std::string_view v) { return check_topic_name(v); };
@@ -898,10 +899,65 @@ void parse_analytics(Node& root, const std::string& file, PipelineConfig* cfg) {
         continue;
       }
       ResultSinkConfig rc;
-      r.get_enum("kind", &rc.kind, {"sqlite"});
-      r.get_string("path", &rc.path, config::non_empty);
-      r.get_string("table", &rc.table, check_name_chars);
-      if (rc.table.empty()) rc.table = ac.name;
+      r.get_enum("kind", &rc.kind, {"sqlite", "postgres", "redis", "file"});
+      const bool sqlite = rc.kind == "sqlite", postgres = rc.kind == "postgres",
+                 redis = rc.kind == "redis", file_kind = rc.kind == "file";
+      // A key of another kind is an error (not silently ignored); true if `key` applies.
+      auto applies = [&](std::string_view key, bool ok, std::string_view kinds) {
+        if (Node v = r.get(key); v.present() && !ok) {
+          v.error(fmt::format("applies only to kind: {} (kind is {})", kinds, rc.kind));
+        }
+        return ok;
+      };
+      if (applies("path", sqlite || file_kind, "sqlite, file")) {
+        if (file_kind) r.require("path");
+        r.get_string("path", &rc.path, config::non_empty);
+      }
+      if (applies("table", sqlite || postgres, "sqlite, postgres")) {
+        r.get_string("table", &rc.table, check_name_chars);
+        if (rc.table.empty()) rc.table = ac.name;
+      }
+      applies("dsn", postgres, "postgres");
+      if (applies("url", postgres || redis, "postgres, redis")) {
+        Node url = r.get("url");
+        if (postgres && r.get("dsn").present()) {  // `dsn`: the same setting, by another name
+          if (url.present()) r.get("dsn").error("url and dsn are the same setting: give one");
+          url = r.get("dsn");
+        }
+        const config::Check check = [redis](std::string_view v) {
+          config::RedisUrl u;
+          return redis ? config::parse_redis_url(v, &u) : config::non_empty(v);
+        };
+        const char* var = postgres ? "POSTGRES_URL" : "REDIS_URL";
+        std::optional<std::string> from_env = env && !url.present() ? env(var) : std::nullopt;
+        if (url.present()) {
+          url.as_string(&rc.url, check);
+        } else if (from_env && !from_env->empty()) {
+          rc.url = *from_env;
+          // Not a position in the file: the error names the variable at the `kind` key.
+          if (std::string e = check(rc.url); !e.empty())
+            r.get("kind").error(fmt::format("${}: {}", var, e));
+        } else if (redis) {
+          rc.url = "redis://127.0.0.1:6379/0";
+        } else {
+          url.error(
+              "missing: set url (or dsn), a libpq connection string or postgresql:// URL, "
+              "or $POSTGRES_URL");
+        }
+      }
+      if (applies("key_prefix", redis, "redis")) {
+        r.get_string("key_prefix", &rc.key_prefix, config::non_empty);
+        if (rc.key_prefix.empty()) rc.key_prefix = "spate:" + ac.name + ":";
+      }
+      if (applies("ttl", redis, "redis")) {
+        r.get_duration_ms("ttl", &rc.ttl_ms, 1, 10LL * 365 * 86'400'000);
+      }
+      if (applies("connect_timeout", postgres, "postgres")) {
+        r.get_duration_ms("connect_timeout", &rc.connect_timeout_ms, 1, 600'000);
+      }
+      if (applies("timeout", postgres || redis, "postgres, redis")) {
+        r.get_duration_ms("timeout", &rc.timeout_ms, 1, 3'600'000);
+      }
       r.finish();
       ac.results.push_back(std::move(rc));
     }
@@ -1353,7 +1409,7 @@ Result<PipelineConfig> load(std::string_view yaml, std::string source, const Env
         if (lib.as_string(&path, config::non_empty)) cfg.plugins.push_back(path);
       }
       parse_processors(root, cfg.source_path, &cfg);
-      parse_analytics(root, cfg.source_path, &cfg);
+      parse_analytics(root, cfg.source_path, env, &cfg);
       parse_logging(root.child("logging"), &cfg.logging);
       {
         Node h = root.child("health");

@@ -858,6 +858,91 @@ TEST(ConfigTest, AnalyticsErrorsHavePositions) {
   EXPECT_TRUE(a.time_field.empty());  // the record timestamp
 }
 
+// `analytics[].results`: one job whose results go to `sinks` (lines from 6 on).
+std::string results_job(std::initializer_list<std::string_view> sinks) {
+  std::string out = yaml({"analytics:", "  - name: a", "    inputs: [in]",
+                          "    window: {type: tumbling, size: 1m}",
+                          "    aggregations: [{type: count}]", "    results:"});
+  for (std::string_view l : sinks) {
+    out += "      ";
+    out += l;
+    out += '\n';
+  }
+  return out;
+}
+
+TEST(ConfigTest, AnalyticsResultSinksPerKind) {
+  PipelineConfig pc = load_ok(results_job(
+      {"- {kind: sqlite}", "- {kind: postgres, dsn: \"postgresql://u:pw@db/x\", table: s.t}",
+       "- {kind: postgres, url: \"host=db\", connect_timeout: 2s, timeout: 1m}",
+       "- {kind: redis, key_prefix: \"r:\", ttl: 1h, timeout: 2s}",
+       "- {kind: file, path: out/r.ndjson}"}));
+  const auto& r = pc.analytics.at(0).results;
+  ASSERT_EQ(r.size(), 5u);
+  EXPECT_EQ(r[0].kind, "sqlite");
+  EXPECT_EQ(r[0].path, "");  // spate run: DATA_DIR/analytics.db
+  EXPECT_EQ(r[0].table, "a");
+  EXPECT_EQ(r[1].url, "postgresql://u:pw@db/x");
+  EXPECT_EQ(r[1].table, "s.t");
+  EXPECT_EQ(r[2].url, "host=db");
+  EXPECT_EQ(r[2].table, "a");
+  EXPECT_EQ(r[2].connect_timeout_ms, 2'000);
+  EXPECT_EQ(r[2].timeout_ms, 60'000);
+  EXPECT_EQ(r[3].url, "redis://127.0.0.1:6379/0");
+  EXPECT_EQ(r[3].key_prefix, "r:");
+  EXPECT_EQ(r[3].ttl_ms, 3'600'000);
+  EXPECT_EQ(r[3].timeout_ms, 2'000);
+  EXPECT_EQ(r[4].kind, "file");
+  EXPECT_EQ(r[4].path, "out/r.ndjson");
+  EXPECT_TRUE(pc.analytics[0].output.empty());  // results alone are enough
+
+  // URLs from the environment (an explicit url wins); the redis prefix defaults to the job.
+  pc = load_ok(results_job({"- {kind: postgres}", "- {kind: redis}",
+                            "- {kind: redis, url: \"redis://x:1/2\"}"}),
+               {{"POSTGRES_URL", "postgresql://env/db"}, {"REDIS_URL", "redis://cache:6380/3"}});
+  ASSERT_EQ(pc.analytics.at(0).results.size(), 3u);
+  EXPECT_EQ(pc.analytics[0].results[0].url, "postgresql://env/db");
+  EXPECT_EQ(pc.analytics[0].results[1].url, "redis://cache:6380/3");
+  EXPECT_EQ(pc.analytics[0].results[1].key_prefix, "spate:a:");
+  EXPECT_EQ(pc.analytics[0].results[2].url, "redis://x:1/2");
+}
+
+TEST(ConfigTest, AnalyticsResultSinkErrorsHavePositions) {
+  // A postgres sink needs a URL (reported at the sink when neither url, dsn nor $POSTGRES_URL).
+  EXPECT_EQ(error_of(results_job({"- {kind: postgres}"}), {{"POSTGRES_URL", ""}}),
+            "p.yaml:7:9: analytics[0].results[0].url: missing: set url (or dsn), a libpq "
+            "connection string or postgresql:// URL, or $POSTGRES_URL");
+  EXPECT_EQ(error_of(results_job({"- kind: file"})),
+            "p.yaml:7:9: analytics[0].results[0].path: missing required key");
+  EXPECT_EQ(
+      errors_of(load(results_job(
+          {"- {kind: sqlite, ttl: 1h, url: \"x\"}", "- {kind: redis, table: t, path: p}",
+           "- {kind: postgres, url: \"host=a\", dsn: \"host=b\", key_prefix: k}",
+           "- {kind: redis, url: \"rediss://h:1\"}", "- {kind: mysql}",
+           "- {kind: file, path: x, dsn: y}"}))),
+      (std::vector<std::string>{
+          "p.yaml:7:29: analytics[0].results[0].ttl: applies only to kind: redis (kind is "
+          "sqlite)",
+          "p.yaml:7:38: analytics[0].results[0].url: applies only to kind: postgres, redis "
+          "(kind is sqlite)",
+          "p.yaml:8:30: analytics[0].results[1].table: applies only to kind: sqlite, "
+          "postgres (kind is redis)",
+          "p.yaml:8:39: analytics[0].results[1].path: applies only to kind: sqlite, file "
+          "(kind is redis)",
+          "p.yaml:9:46: analytics[0].results[2].dsn: url and dsn are the same setting: give one",
+          "p.yaml:9:68: analytics[0].results[2].key_prefix: applies only to kind: redis "
+          "(kind is postgres)",
+          "p.yaml:10:28: analytics[0].results[3].url: rediss:// (TLS) is not supported by "
+          "this build; use redis:// or a unix: socket",
+          "p.yaml:11:16: analytics[0].results[4].kind: expected one of sqlite, postgres, "
+          "redis, file, got \"mysql\"",
+          "p.yaml:12:36: analytics[0].results[5].dsn: applies only to kind: postgres (kind "
+          "is file)"}));
+  // A bad $REDIS_URL is reported at `kind`, the key that made it matter.
+  EXPECT_EQ(error_of(results_job({"- {kind: redis}"}), {{"REDIS_URL", "http://x"}}).substr(0, 51),
+            "p.yaml:7:16: analytics[0].results[0].kind: $REDIS_U");
+}
+
 TEST(ConfigTest, NotifiersParseEveryKey) {
   PipelineConfig pc = load_ok(yaml(
       {"notifiers:",

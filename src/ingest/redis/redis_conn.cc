@@ -25,6 +25,27 @@ RedisReplyPtr redis_command(redisContext* ctx, std::initializer_list<std::string
       redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), len.data())));
 }
 
+bool redis_append(redisContext* ctx, const std::vector<std::string_view>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> len;
+  argv.reserve(args.size());
+  len.reserve(args.size());
+  for (std::string_view a : args) {
+    argv.push_back(a.data());
+    len.push_back(a.size());
+  }
+  return redisAppendCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), len.data()) ==
+         REDIS_OK;
+}
+
+bool redis_transient_error(std::string_view e) {
+  for (std::string_view p : {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "OOM",
+                             "CLUSTERDOWN", "NOREPLICAS"}) {
+    if (e.substr(0, p.size()) == p) return true;
+  }
+  return false;
+}
+
 Result<RedisContextPtr> redis_connect(const config::RedisUrl& url, int64_t timeout_ms) {
   const std::string where = "redis " + url.describe() + ": ";
   const timeval tv{static_cast<time_t>(timeout_ms / 1000),

@@ -14,6 +14,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "config/redis_url.h"
 #include "spate/status.h"
@@ -39,6 +40,14 @@ Result<RedisContextPtr> redis_connect(const config::RedisUrl& url, int64_t timeo
 
 /// One blocking command (binary-safe arguments); nullptr on an I/O error (see ctx->errstr).
 RedisReplyPtr redis_command(redisContext* ctx, std::initializer_list<std::string_view> args);
+
+/// Queue one command for a pipeline (binary-safe arguments; read its reply with
+/// redisGetReply). False if hiredis could not queue it (out of memory).
+bool redis_append(redisContext* ctx, const std::vector<std::string_view>& args);
+
+/// Whether an error reply is worth retrying (the server is loading, busy, read-only, out of
+/// memory, without a primary, ...).
+bool redis_transient_error(std::string_view error);
 
 /// SIGPIPE -> ignored, if its disposition is the default.
 void ignore_sigpipe();

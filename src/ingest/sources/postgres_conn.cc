@@ -63,6 +63,18 @@ std::string describe_conninfo(const std::string& conninfo) {
   return "postgres://" + host + ":" + port + "/" + db;
 }
 
+bool transient_sqlstate(std::string_view sqlstate) {
+  if (sqlstate.size() < 2) return true;
+  const std::string_view cls = sqlstate.substr(0, 2);
+  return cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58" ||
+         sqlstate == "55P03";
+}
+
+Status retryable_status(Status s, std::string_view sqlstate) {
+  if (s.ok() || s.code() != Errc::kInvalidArgument || !transient_sqlstate(sqlstate)) return s;
+  return Unavailable(s.message() + " (" + std::string(sqlstate) + ")");
+}
+
 PgConnection::PgConnection() : wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 PgConnection::~PgConnection() {

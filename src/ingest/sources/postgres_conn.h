@@ -32,6 +32,16 @@ std::string check_conninfo(const std::string& conninfo);
 /// metrics and breaker names); libpq's defaults where absent (localhost, 5432, the user).
 std::string describe_conninfo(const std::string& conninfo);
 
+/// Whether a server error is worth retrying, by SQLSTATE (PostgreSQL Appendix A): connection
+/// (08), serialization/deadlock (40), resources (53), shutdown (57), system (58), lock not
+/// available (55P03), and "" (no answer from the server, e.g. a lost connection).
+bool transient_sqlstate(std::string_view sqlstate);
+
+/// The result of exec_params() with a server-reported error (kInvalidArgument) whose SQLSTATE is
+/// transient turned into kUnavailable ("... (SQLSTATE)"), so that callers retry it; other
+/// results unchanged.
+Status retryable_status(Status s, std::string_view sqlstate);
+
 /// One row: values in column order, nullopt for NULL. Views are valid during the call only.
 using RowFn = std::function<void(const std::vector<Column>& columns,
                                  const std::vector<std::optional<std::string_view>>& values)>;

@@ -21,12 +21,8 @@ enum class ErrorScope { kTransient, kRow, kBatch };
 
 // By SQLSTATE class (PostgreSQL Appendix A). "" = no answer from the server.
 ErrorScope classify(const std::string& sqlstate) {
-  if (sqlstate.size() < 2) return ErrorScope::kTransient;
+  if (ingest::pg::transient_sqlstate(sqlstate)) return ErrorScope::kTransient;
   const std::string_view cls = std::string_view(sqlstate).substr(0, 2);
-  if (cls == "08" || cls == "40" || cls == "53" || cls == "57" || cls == "58" ||
-      sqlstate == "55P03") {
-    return ErrorScope::kTransient;  // connection, serialization/deadlock, resources, shutdown
-  }
   if (cls == "22" || cls == "23") return ErrorScope::kRow;  // data exception, constraint
   return ErrorScope::kBatch;  // undefined table/column, permissions, syntax: the config
 }
@@ -107,10 +103,8 @@ class PostgresSink final : public EventProcessor {
     std::string state;
     Status s = conn_.exec_params(sql, params, o_.timeout_ms, &state);
     if (sqlstate != nullptr) *sqlstate = state;
-    if (s.ok() || s.code() != Errc::kInvalidArgument) return s;
     // A server error: transient ones become kUnavailable so the engine retries them.
-    if (classify(state) == ErrorScope::kTransient) return Unavailable(s.message() + " (" + state + ")");
-    return s;
+    return ingest::pg::retryable_status(std::move(s), state);
   }
 
   Status connect() {

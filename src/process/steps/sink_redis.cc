@@ -36,15 +36,6 @@ struct RedisOptions {
   int64_t timeout_ms = 5'000;
 };
 
-// Server errors worth retrying (the server is loading, busy, read-only, out of memory, ...).
-bool transient_error(std::string_view e) {
-  for (std::string_view p : {"LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "OOM",
-                             "CLUSTERDOWN", "NOREPLICAS"}) {
-    if (e.substr(0, p.size()) == p) return true;
-  }
-  return false;
-}
-
 class RedisSink final : public EventProcessor {
  public:
   RedisSink(RedisOptions o, const std::string& processor, MetricsRegistry* metrics)
@@ -116,7 +107,7 @@ class RedisSink final : public EventProcessor {
         ingest::RedisReplyPtr reply(static_cast<redisReply*>(raw));
         if (reply->type != REDIS_REPLY_ERROR) continue;
         std::string_view e(reply->str, reply->len);
-        if (transient_error(e)) {
+        if (ingest::redis_transient_error(e)) {
           close();  // replies still in flight: the connection is not reused
           metrics_.failure("transient");
           return Unavailable(fmt::format("{}: {}", downstream_, e));
@@ -142,16 +133,7 @@ class RedisSink final : public EventProcessor {
     std::string id, key, field, value;
   };
 
-  void append(std::initializer_list<std::string_view> args) { append(std::vector<std::string_view>(args)); }
-  void append(const std::vector<std::string_view>& args) {
-    std::vector<const char*> argv;
-    std::vector<size_t> len;
-    for (std::string_view a : args) {
-      argv.push_back(a.data());
-      len.push_back(a.size());
-    }
-    (void)redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), len.data());
-  }
+  void append(const std::vector<std::string_view>& args) { (void)ingest::redis_append(ctx_, args); }
 
   void close() {
     if (ctx_ != nullptr) redisFree(ctx_);
