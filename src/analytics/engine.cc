@@ -996,7 +996,7 @@ struct RealTimeAnalyticsEngine::Impl {
           if (!r.resolve.empty()) resolved = r.resolve.matches(doc);
           transition(r, rs, ks, w, w.end, breach, resolved, [&] {
             return "{\"condition\":" + json_quoted(rc.condition) + ",\"result\":" + result + "}";
-          }, rc.condition);
+          }, rc.resolve.empty() ? rc.condition : rc.condition + " (resolves when " + rc.resolve + ")");
           break;
         }
         case RuleType::kTrend: {

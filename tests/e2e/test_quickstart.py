@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 
 from spate_e2e import *
 
@@ -98,6 +99,23 @@ try:
     check('analytics_events_processed_total{analytics="user_activity"}' in m and
           'analytics_active_windows{analytics="user_activity"}' in m, "analytics metrics")
 
+    # The demo load (examples/demo_load.py, 150 s of event time at 30x): a CPU spike on web-3
+    # (anomaly) and web-2 hot for a minute (threshold alert, then resolved).
+    r = subprocess.run([sys.executable, "examples/demo_load.py", "--url",
+                        f"http://127.0.0.1:{port}", "--duration", "150", "--speedup", "30"],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0 and "sent" in r.stdout, f"demo load: {r.stdout} {r.stderr}")
+    def health_alerts():
+        st = json.loads(http_get(port, "/status")[1])
+        a = [x for x in st["analytics"] if x["name"] == "system_health"][0]
+        return a if a["patterns"] >= 1 and a["anomalies"] >= 1 and a["alerts"] >= 4 else None
+    a = wait_for(health_alerts, timeout=30)
+    check(a is not None, f"system_health raised alerts: {json.loads(http_get(port, '/status')[1])}")
+    _, m = http_get(port, "/metrics")
+    check('analytics_patterns_detected_total{analytics="system_health",pattern="threshold"} 1' in m
+          and 'analytics_anomalies_detected_total{analytics="system_health",rule="cpu_spike"}' in m,
+          "pattern and anomaly metrics")
+
     code, _ = http_get(port, "/nope")
     check(code == 404, "unknown path is 404")
 
@@ -132,10 +150,32 @@ rows = db.execute("SELECT window_start, key, json_extract(result, '$.count'), "
 db.close()
 check(rows == [(w, '{"action":"login"}', 2, 2), (w, '{"action":"logout"}', 1, 1)],
       f"window results upserted into SQLite: {rows}")
+# Alerts: on the console notifier (stdout) and in the alerts topic, firing then resolved.
+def alert_states(lines):
+    out = []
+    for line in lines:
+        try:
+            a = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(a, dict) and "rule" in a:
+            out.append((a["rule"], a["key"].get("host"), a["state"]))
+    return out
+printed = alert_states(out.splitlines())
+r = spate("consume", "--data-dir", data, "--topic", "alerts", "--from-beginning")
+stored = alert_states(r.stdout.splitlines())
+for want in [("cpu_spike", "web-3", "firing"), ("cpu_hot", "web-2", "firing"),
+             ("cpu_hot", "web-2", "resolved")]:
+    check(want in printed and want in stored, f"alert {want}: printed {printed} stored {stored}")
+check(printed.index(("cpu_hot", "web-2", "firing")) < printed.index(("cpu_hot", "web-2", "resolved")),
+      "the threshold alert fires before it resolves")
+check(sorted(printed) == sorted(stored), "the console and the alerts topic saw the same alerts")
+check(not [x for x in printed if x[0] == "cpu_hot" and x[1] != "web-2"],
+      f"only web-2 ran hot: {printed}")
 r = spate("topics", "list", "--data-dir", data)
 check(r.returncode == 0 and r.stdout.split() ==
-      ["application_logs", "error_logs", "failed_messages", "late_events", "system_metrics",
-       "user_activity_1m", "user_events"],
+      ["alerts", "application_logs", "error_logs", "failed_messages", "late_events",
+       "system_health_10s", "system_metrics", "user_activity_1m", "user_events"],
       f"topics list: {r.stdout}")
 shutil.rmtree(data, ignore_errors=True)
 finish("quickstart")
