@@ -764,9 +764,22 @@ TEST(ConfigTest, QuickstartExample) {
   EXPECT_EQ(r->data_dir, "./spate-data/quickstart");
   EXPECT_EQ(r->log.data_dir, "./spate-data/quickstart/log");
   EXPECT_EQ(r->server.port, 8080);
-  ASSERT_EQ(r->topics.size(), 7u);
+  ASSERT_EQ(r->topics.size(), 9u);
   EXPECT_EQ(r->topics[0].name, "user_events");
-  ASSERT_EQ(r->analytics.size(), 1u);
+  ASSERT_EQ(r->analytics.size(), 2u);
+  const AnalyticsConfig& health = r->analytics[1];
+  EXPECT_EQ(health.alerts_topic, "alerts");
+  ASSERT_EQ(health.rules.size(), 2u);
+  EXPECT_EQ(health.rules[0].type, RuleType::kThreshold);
+  EXPECT_EQ(health.rules[0].for_windows, 2u);
+  EXPECT_EQ(health.rules[0].resolve, "avg_cpu_percent < 70");
+  EXPECT_EQ(health.rules[0].severity, "critical");
+  EXPECT_EQ(health.rules[0].cooldown_ms, 300'000);
+  EXPECT_EQ(health.rules[1].type, RuleType::kAnomaly);
+  EXPECT_TRUE(health.rules[1].per_event);
+  EXPECT_EQ(health.rules[1].threshold, 6);
+  ASSERT_EQ(r->notifiers.size(), 1u);
+  EXPECT_EQ(r->notifiers[0].kind, "stdout");
   EXPECT_EQ(r->analytics[0].name, "user_activity");
   EXPECT_EQ(r->analytics[0].window.type, WindowType::kTumbling);
   EXPECT_EQ(r->analytics[0].window.size_ms, 60'000);
@@ -1034,6 +1047,92 @@ TEST(ConfigTest, NotifierErrorsHavePositions) {
   EXPECT_EQ(error_of(yaml({"notifiers:", "  - {name: a, type: webhook, url: \"http://x\",",
                            "     retry: {max_attempts: 0}}"})),
             "p.yaml:3:28: notifiers[0].retry.max_attempts: must be between 1 and 100, got 0");
+}
+
+}  // namespace
+}  // namespace spate
+
+namespace spate {
+namespace {
+
+std::string analytics_yaml(const std::string& extra) {
+  return "analytics:\n  - name: a\n    inputs: [in]\n    output: out\n"
+         "    window: {type: tumbling, size: 10s}\n"
+         "    aggregations: [{type: avg, field: ms}]\n" + extra;
+}
+
+TEST(ConfigTest, AnalyticsRulesParse) {
+  auto r = load_pipeline_string(analytics_yaml(R"(    alerts_topic: alerts
+    checkpoint: {interval: 2s}
+    max_keys: 5000
+    aggregation_workers: 2
+    window_buffer_size: 777
+    cleanup_interval: 1s
+    pattern_detection_interval: 50ms
+    patterns:
+      - {name: slow, type: threshold, condition: 'avg_ms > 500', for: 2m}
+      - {name: up, type: trend, value: avg_ms, windows: 6, rising: 0.5}
+      - {name: corr, type: correlation, x: cpu, y: ms, threshold: 0.7, min_count: 20}
+      - name: flow
+        type: sequence
+        steps: ["a == 1", "a == 2", "a == 3"]
+        not_followed_by: "a == 4"
+        within: 30s
+    anomalies:
+      - {name: z, value: avg_ms, method: mad, baseline: 30, warmup: 5, threshold: 3.5}
+      - {name: e, value: ms, on: event, method: ewma, alpha: 0.2, severity: critical}
+)"), "p.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const AnalyticsConfig& a = r->analytics[0];
+  EXPECT_EQ(a.checkpoint_interval_ms, 2000);
+  EXPECT_EQ(a.max_keys, 5000u);
+  EXPECT_EQ(a.workers, 2u);
+  EXPECT_EQ(a.sequence_buffer, 777u);
+  EXPECT_EQ(a.cleanup_interval_ms, 1000);
+  EXPECT_EQ(a.pattern_interval_ms, 50);
+  ASSERT_EQ(a.rules.size(), 6u);
+  EXPECT_EQ(a.rules[0].for_ms, 120'000);
+  EXPECT_EQ(a.rules[0].for_windows, 1u);
+  EXPECT_EQ(a.rules[1].windows, 6u);
+  EXPECT_EQ(a.rules[1].rising, 0.5);
+  EXPECT_EQ(a.rules[2].min_abs_r, 0.7);
+  EXPECT_EQ(a.rules[3].steps.size(), 3u);
+  EXPECT_EQ(a.rules[3].cooldown_ms, 0) << "every sequence match is notified by default";
+  EXPECT_EQ(a.rules[4].method, "mad");
+  EXPECT_FALSE(a.rules[4].per_event);
+  EXPECT_TRUE(a.rules[5].per_event);
+  EXPECT_EQ(a.rules[5].alpha, 0.2);
+  EXPECT_TRUE(validate_analytics(a).ok()) << validate_analytics(a).to_string();
+  auto off = load_pipeline_string(analytics_yaml("    checkpoint: false\n"), "p.yaml");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->analytics[0].checkpoint_enabled);
+}
+
+TEST(ConfigTest, AnalyticsRuleErrorsHavePositions) {
+  struct Case {
+    const char* yaml;
+    const char* want;
+  };
+  const Case cases[] = {
+      {"    patterns: [{name: x, type: threshold}]\n", "p.yaml:7:16: analytics[0].patterns[0].condition: missing required key"},
+      {"    patterns: [{name: x, type: threshold, condition: 'avg_ms >'}]\n",
+       "p.yaml:7:54: analytics[0].patterns[0].condition: expr:1:9: expected an operand"},
+      {"    patterns: [{name: x, type: trend, value: avg_ms}]\n", "rising: or falling:"},
+      {"    patterns: [{name: x, type: sequence, steps: ['a'], within: 1s}]\n", "2 to 31 steps"},
+      {"    patterns: [{name: x, type: sequence, steps: ['a', 'b']}]\n",
+       "analytics[0].patterns[0].within: missing required key"},
+      {"    patterns: [{name: x, type: wobble}]\n", "wobble"},
+      {"    anomalies: [{name: x, value: ms, method: magic}]\n", "magic"},
+      {"    anomalies: [{name: x, value: ms, baseline: 10, warmup: 20}]\n", "warmup must be at most baseline"},
+      {"    patterns: [{name: x, type: threshold, condition: 'a'}]\n    anomalies: [{name: x, value: ms}]\n",
+       "duplicate rule name"},
+  };
+  for (const Case& c : cases) {
+    auto r = load_pipeline_string(analytics_yaml(c.yaml), "p.yaml");
+    ASSERT_FALSE(r.ok()) << c.yaml;
+    EXPECT_NE(r.status().message().find(c.want), std::string::npos)
+        << c.yaml << " -> " << r.status().message();
+  }
 }
 
 }  // namespace
