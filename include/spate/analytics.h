@@ -22,10 +22,17 @@
 //    the latest result per (analytics, window, key); no extra result is emitted at close.
 //  - Sliding windows keep state per pane (gcd of size and slide); a window's result merges its
 //    panes, never recomputing from raw events.
-//  - Delivery: at-least-once. Input offsets are committed only once every window that holds
-//    their events has closed, so after a crash the engine replays what open windows need and
-//    re-emits their results (identical results for identical input order; consumers key results
-//    by analytics/window/key). Checkpointed state is the next step (docs/analytics.md).
+//  - State and delivery: with checkpoint_dir set, the whole state (windows, rule states, alert
+//    episodes, watermarks) and the input positions are checkpointed together every
+//    checkpoint_interval_ms, after that batch's results and alerts were written; a restart
+//    restores it and continues from those positions, so the results (and alerts) equal those of
+//    an uninterrupted run; what was emitted after the checkpoint is emitted again (sinks upsert;
+//    topics are at-least-once). Without a usable checkpoint the engine replays from the
+//    committed offsets, which only advance past events no open window holds (approximate:
+//    watermark and count-window positions restart; docs/analytics.md).
+//  - Patterns and anomalies (`rules`): window rules run once per (key, window) on its first
+//    emission; event rules per aggregated event; alerts go through an AlertManager (dedup,
+//    cooldown) to alerts_topic and the alert handler.
 //  - Bad events (not JSON, no event time, a non-numeric value for a numeric aggregation) are
 //    counted per reason and skipped for that aggregation or entirely (no time); never crash.
 //  - Thread safety: start()/stop() from one controlling thread; stats() from any thread. One

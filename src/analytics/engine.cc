@@ -420,8 +420,9 @@ struct RealTimeAnalyticsEngine::Impl {
                                 cfg.processing_time, cfg.max_out_of_orderness_ms,
                                 fmt::join(cfg.key_by, ","));
     for (const AggregationConfig& a : cfg.aggregations) {
-      fmt::format_to(std::back_inserter(f), "{}:{}:{}:{}:{}:{}:{}:{}:{}:{};",
-                     aggregation_type_name(a.type), a.name, a.field, fmt::join(a.quantiles, ","),
+      fmt::format_to(std::back_inserter(f), "{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{};",
+                     aggregation_type_name(a.type), a.name, a.field, a.with,
+                     fmt::join(a.quantiles, ","),
                      a.relative_error, a.k, a.capacity, a.precision, a.exact_threshold, a.sample);
     }
     for (const RuleConfig& r : cfg.rules) {
@@ -937,6 +938,19 @@ struct RealTimeAnalyticsEngine::Impl {
     batch_alerts.push_back(std::move(a));
   }
 
+  // A sequence match is an occurrence, not a condition: its episode ends with it (silently), so
+  // the next match gets its own id.
+  void end_episode(const CompiledRule& r, const KeyState& ks, int64_t at) {
+    Alert a;
+    a.analytics = cfg.name;
+    a.rule = r.cfg->name;
+    a.kind = std::string(rule_type_name(r.cfg->type));
+    a.state = "resolved";
+    a.key_json = ks.key_json;
+    a.at_ms = at;
+    (void)alert_manager->offer(a, r.policy);
+  }
+
   // Fire/resolve through the rule's threshold state machine; returns the transition.
   void transition(const CompiledRule& r, RuleState& rs, const KeyState& ks, const TimeWindow& w,
                   int64_t t, bool breach, std::optional<bool> resolved,
@@ -1059,6 +1073,7 @@ struct RealTimeAnalyticsEngine::Impl {
       RuleState& rs = states[i];
       const RuleConfig& rc = *r.cfg;
       if (rc.type == RuleType::kSequence) {
+        if (t < watermark) continue;  // behind the watermark: the NFA may have passed it
         uint32_t mask = 0;
         for (size_t s = 0; s < r.steps.size(); ++s) {
           if (r.steps[s].matches(doc)) mask |= 1u << s;
@@ -1102,6 +1117,7 @@ struct RealTimeAnalyticsEngine::Impl {
           raise(r, ks, TimeWindow{m.start_t, m.end_t}, m.end_t, true, std::move(e),
                 fmt::format("{} matched for {}: {} steps in {} ms", r.cfg->name, ks.key_json,
                             m.step_times.size(), m.end_t - m.start_t));
+          end_episode(r, ks, m.end_t);
         });
       }
       bool pending = false;
@@ -1335,7 +1351,9 @@ struct RealTimeAnalyticsEngine::Impl {
       for (const RuleState& rs : ks.rules) empty = empty && rs.idle();
       if (!empty) {
         ks.emptied_at = kMaxTime;
-      } else if (ks.emptied_at != kMaxTime && sat_add(ks.emptied_at, keep) < watermark) {
+      } else if (ks.emptied_at == kMaxTime) {
+        ks.emptied_at = watermark;  // e.g. a rule was busy when its last window closed
+      } else if (sat_add(ks.emptied_at, keep) < watermark) {
         it = keys.erase(it);
         continue;
       }

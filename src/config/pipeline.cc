@@ -756,10 +756,10 @@ void parse_rules(Node& item, AnalyticsConfig& ac) {
         r.get_string("value", &rc.value, config::non_empty);
         r.get_int("windows", &rc.windows, 2, 10'000);
         if (Node v = r.get("rising"); v.present()) {
-          scalar_double(v, &rc.rising, 0, 1e300, "a slope per second > 0");
+          scalar_double(v, &rc.rising, 0, 1e300, "a slope per second >= 0 (0 = not checked)");
         }
         if (Node v = r.get("falling"); v.present()) {
-          scalar_double(v, &rc.falling, 0, 1e300, "a slope per second > 0");
+          scalar_double(v, &rc.falling, 0, 1e300, "a slope per second >= 0 (0 = not checked)");
         }
         if (rc.rising <= 0 && rc.falling <= 0) {
           r.error("a trend needs rising: or falling: (a slope per second, e.g. rising: 0.5)");
@@ -824,7 +824,7 @@ void parse_rules(Node& item, AnalyticsConfig& ac) {
       r.get("warmup").error("warmup must be at most baseline");
     }
     if (Node v = r.get("threshold"); v.present()) {
-      scalar_double(v, &rc.threshold, 0, 1e9, "a score threshold > 0, e.g. 3");
+      scalar_double(v, &rc.threshold, 1e-9, 1e9, "a score threshold > 0, e.g. 3");
     }
     if (Node v = r.get("alpha"); v.present()) {
       scalar_double(v, &rc.alpha, 1e-9, 1, "a smoothing factor in (0, 1], e.g. 0.1");

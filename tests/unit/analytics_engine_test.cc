@@ -696,11 +696,15 @@ TEST_F(RulesTest, SequenceFollowedByNotFollowedBy) {
         R"({"user":"bob","action":"refund","ts":40000})",      // suppresses bob's match
         R"({"user":"cat","action":"login","ts":10000})",
         R"({"user":"cat","action":"purchase","ts":75000})",    // too late: > 1 min after login
+        R"({"user":"ann","action":"login","ts":100000})",      // ann again: a second match
+        R"({"user":"ann","action":"purchase","ts":110000})",
         R"({"user":"zed","action":"noop","ts":200000})"});     // watermark past every deadline
-  auto as = alerts(1);
+  auto as = alerts(2);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  as = alerts(1);
-  ASSERT_EQ(as.size(), 1u);
+  as = alerts(2);
+  ASSERT_EQ(as.size(), 2u);
+  EXPECT_EQ(as[1]["window_start"].get_int64().value(), 100000);
+  EXPECT_NE(str(as[0], "id"), str(as[1], "id")) << "each match is its own occurrence";
   EXPECT_EQ(simdjson::minify(as[0]["key"]), R"({"user":"ann"})");
   EXPECT_EQ(str(as[0], "kind"), "sequence");
   EXPECT_EQ(as[0]["window_start"].get_int64().value(), 10000);
