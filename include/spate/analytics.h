@@ -65,6 +65,8 @@ struct WindowConfig {
   uint64_t count = 0;             // count: events per window
   uint64_t count_slide = 0;       // count: 0 = count (tumbling)
   int64_t allowed_lateness_ms = 0;
+  int64_t early_ms = 0;           // tumbling/sliding/session: also emit open windows that
+                                  // changed, every early_ms of processing time ("early": true)
 };
 
 enum class AggregationType {

@@ -115,7 +115,8 @@ void encode_key_state(codec::Writer& w, const KeyState& ks) {
     for (const auto& s : ks.sessions->sessions()) {
       w.svarint(s.window.start);
       w.svarint(s.window.end);
-      w.u8(static_cast<uint8_t>((s.sealed ? 1 : 0) | (s.state.dirty ? 2 : 0)));
+      w.u8(static_cast<uint8_t>((s.sealed ? 1 : 0) | (s.state.dirty ? 2 : 0) |
+                                (s.state.fired ? 4 : 0) | (s.state.early ? 8 : 0)));
       w.varint(s.state.emissions);
       encode_slots(w, s.state.slots);
     }
@@ -176,6 +177,8 @@ Status decode_key_state(codec::Reader& r, const Slots& prototype,
       const uint8_t flags = r.u8();
       s.sealed = (flags & 1) != 0;
       s.state.dirty = (flags & 2) != 0;
+      s.state.fired = (flags & 4) != 0;
+      s.state.early = (flags & 8) != 0;
       s.state.emissions = static_cast<uint32_t>(r.varint());
       SPATE_RETURN_IF_ERROR(decode_slots(r, prototype, &s.state.slots));
       if (s.window.end < s.window.start ||

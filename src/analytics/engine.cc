@@ -767,6 +767,7 @@ struct RealTimeAnalyticsEngine::Impl {
         const TimeWindow w = ks.sessions->add(t, [&](SessionState& st) {
           update(st.slots, t);
           st.dirty = true;
+          st.early = true;
         });
         const size_t after = ks.sessions->sessions().size();
         n_active.fetch_add(after, std::memory_order_relaxed);
@@ -791,7 +792,8 @@ struct RealTimeAnalyticsEngine::Impl {
                pit != ks.count_panes.end() && pit->first <= p1; ++pit) {
             merge_slots(win, pit->second);
           }
-          emit(ks, key, TimeWindow{win.min_time, t}, win, 0, true, static_cast<int64_t>(*j));
+          emit(ks, key, TimeWindow{win.min_time, t}, win, 0, true, Emission::kOnTime,
+               static_cast<int64_t>(*j));
           // Panes before the next window's first pane are no longer needed.
           const uint64_t keep_from = counting->panes_of(*j + 1).first;
           while (!ks.count_panes.empty() && ks.count_panes.begin()->first < keep_from) {
@@ -1134,8 +1136,12 @@ struct RealTimeAnalyticsEngine::Impl {
 
   // ---- emission ----
 
+  // kOnTime: the watermark completed the window (window rules run on it); kLate: an update
+  // within allowed lateness; kEarly: a periodic result of a window still open.
+  enum class Emission { kOnTime, kLate, kEarly };
+
   void emit(KeyState& ks, const std::string& key, const TimeWindow& w, const Slots& slots,
-            uint32_t update_no, bool final, int64_t index = -1) {
+            uint32_t update_no, bool final, Emission kind, int64_t index = -1) {
     std::string out = "{\"analytics\":";
     append_json_quoted(out, cfg.name);
     fmt::format_to(std::back_inserter(out), ",\"window_start\":{},\"window_end\":{}", w.start,
@@ -1215,6 +1221,7 @@ struct RealTimeAnalyticsEngine::Impl {
         }
       }
     }
+    if (kind == Emission::kEarly) out += ",\"early\":true";
     fmt::format_to(std::back_inserter(out), ",\"update\":{},\"final\":{},\"watermark\":{}}}",
                    update_no, final ? "true" : "false",
                    watermark == kNoWatermark ? 0 : watermark);
@@ -1229,7 +1236,7 @@ struct RealTimeAnalyticsEngine::Impl {
       row.final = final;
       rows.push_back(std::move(row));
     }
-    if (update_no == 0 && window_rules) evaluate_window_rules(ks, w, slots, out);
+    if (kind == Emission::kOnTime && window_rules) evaluate_window_rules(ks, w, slots, out);
     results.push_back(std::move(out));
     result_keys.push_back(key);
   }
@@ -1245,12 +1252,12 @@ struct RealTimeAnalyticsEngine::Impl {
     return any;
   }
 
-  void emit_sliding(KeyState& ks, const std::string& key, int64_t end) {
+  void emit_sliding(KeyState& ks, const std::string& key, int64_t end, Emission kind) {
     const TimeWindow w{end - sliding->size(), end};
     Slots r;
     if (!window_result(ks, w, &r)) return;
     uint32_t& n = ks.emitted[end];
-    emit(ks, key, w, r, n, lateness == 0);
+    emit(ks, key, w, r, n, lateness == 0 && kind != Emission::kEarly, kind);
     ++n;
   }
 
@@ -1272,17 +1279,59 @@ struct RealTimeAnalyticsEngine::Impl {
     });
     for (size_t i : due_sessions) {
       auto& s = sessions[i];
-      emit(ks, key, s.window, s.state.slots, s.state.emissions, lateness == 0);
+      emit(ks, key, s.window, s.state.slots, s.state.emissions, lateness == 0,
+           s.state.fired ? Emission::kLate : Emission::kOnTime);
       ++s.state.emissions;
       s.state.dirty = false;
+      s.state.fired = true;
     }
+  }
+
+  // ---- early results (window.early) ----
+  // Windows (end, key) and session keys changed since the last early round; keys by name, not
+  // pointer: a key may be forgotten between rounds.
+  std::set<std::pair<int64_t, std::string>> early_windows;
+  std::set<std::string> early_sessions;
+  int64_t last_early_ms = 0;
+
+  void note_early(const std::string& key, int64_t t) {
+    if (sliding) {
+      sliding->for_each_window(t, [&](const TimeWindow& w) {
+        if (!is_complete(w, watermark)) early_windows.emplace(w.end, key);
+      });
+    } else if (cfg.window.type == WindowType::kSession) {
+      early_sessions.insert(key);
+    }
+  }
+
+  void emit_early() {
+    for (const auto& [end, key] : early_windows) {
+      auto it = keys.find(key);
+      if (it == keys.end() || is_complete(TimeWindow{end - sliding->size(), end}, watermark)) {
+        continue;
+      }
+      emit_sliding(it->second, key, end, Emission::kEarly);
+    }
+    early_windows.clear();
+    for (const std::string& key : early_sessions) {
+      auto it = keys.find(key);
+      if (it == keys.end()) continue;
+      for (auto& sess : it->second.sessions->mutable_sessions()) {
+        if (!sess.state.early || is_complete(sess.window, watermark)) continue;
+        emit(it->second, key, sess.window, sess.state.slots, sess.state.emissions, false,
+             Emission::kEarly);
+        ++sess.state.emissions;
+        sess.state.early = false;
+      }
+    }
+    early_sessions.clear();
   }
 
   // Emit what the watermark completed, re-emit late updates, drop what it closed.
   void on_watermark() {
     for (const auto& [end, key] : reemit) {
       auto it = keys.find(key);
-      if (it != keys.end()) emit_sliding(it->second, key, end);
+      if (it != keys.end()) emit_sliding(it->second, key, end, Emission::kLate);
     }
     reemit.clear();
     for (const std::string& key : reemit_sessions) {
@@ -1298,7 +1347,7 @@ struct RealTimeAnalyticsEngine::Impl {
       ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
       for (KeyState* st : ks) {
         if (sliding) {
-          if (st->emitted.count(end) == 0) emit_sliding(*st, st->key, end);
+          emit_sliding(*st, st->key, end, Emission::kOnTime);
         } else {
           emit_sessions(*st, st->key);
         }
@@ -1435,6 +1484,7 @@ struct RealTimeAnalyticsEngine::Impl {
           const Outcome o = aggregate(key, doc, *t);
           if (o == Outcome::kAggregated) {
             if (event_rules) evaluate_event_rules(key, doc, *t, wp, r.offset);
+            if (cfg.window.early_ms > 0) note_early(key, *t);
             watermarks->observe(wp, *t);
             max_t = std::max(max_t, *t);
             ++events;
@@ -1461,6 +1511,10 @@ struct RealTimeAnalyticsEngine::Impl {
       watermark = watermarks->advance();
       wm_published.store(watermark, std::memory_order_relaxed);
       on_watermark();
+      if (cfg.window.early_ms > 0 && clock->now_ms() - last_early_ms >= cfg.window.early_ms) {
+        last_early_ms = clock->now_ms();
+        emit_early();
+      }
       if (!sequence_keys.empty() &&
           clock->now_ms() - last_sequence_ms >= cfg.pattern_interval_ms) {
         last_sequence_ms = clock->now_ms();

@@ -49,11 +49,15 @@ struct SessionState {
   Slots slots;
   uint32_t emissions = 0;
   bool dirty = false;  // changed since last emitted
+  bool fired = false;  // emitted on time (complete) already: later emissions are late updates
+  bool early = false;  // changed since the last early result (window.early)
   // Two sessions bridged by an event: one session now, changed.
   void merge(const SessionState& o) {
     merge_slots(slots, o.slots);
     emissions = std::max(emissions, o.emissions);
     dirty = true;
+    fired = fired || o.fired;
+    early = true;
   }
 };
 

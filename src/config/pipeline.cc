@@ -1026,6 +1026,10 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
             break;
         }
         w.get_duration_ms("allowed_lateness", &wc.allowed_lateness_ms, 0);
+        if (w.get_duration_ms("early", &wc.early_ms, 1, 86'400'000) &&
+            wc.type == WindowType::kCount) {
+          w.get("early").error("early results need a time window (count windows emit per event)");
+        }
         w.finish();
       }
     }

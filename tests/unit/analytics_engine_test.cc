@@ -761,5 +761,42 @@ TEST_F(RulesTest, TrendAndCorrelation) {
   EXPECT_NEAR(num(rs[0], "correlation_load_lat"), 1.0, 1e-9) << "r is in the results too";
 }
 
+
+// window.early: open windows that changed are emitted every `early` of processing time with
+// "early": true; the on-time result still comes when the watermark completes the window, and
+// window rules see only that one (not the partial early ones).
+TEST_F(RulesTest, EarlyResultsThenTheOnTimeOne) {
+  start(R"(    key_by: [k]
+    time: {field: ts}
+    window: {type: tumbling, size: 10s, early: 20ms}
+    aggregations: [{type: count}]
+    alerts_topic: alerts
+    patterns: [{name: big, type: threshold, condition: 'count >= 1'}]
+)");
+  send({R"({"k":"a","ts":1000})"});
+  ASSERT_TRUE(wait_until([&] { return fx.read("out").size() == 1; }));
+  send({R"({"k":"a","ts":2000})", R"({"k":"a","ts":3000})"});
+  ASSERT_TRUE(wait_until([&] { return fx.read("out").size() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no change: no early result
+  EXPECT_EQ(fx.read("out").size(), 2u);
+  EXPECT_TRUE(fx.read("alerts").empty()) << "rules wait for the complete window";
+  send({R"({"k":"b","ts":15000})"});  // completes [0, 10 s) for a
+  auto rs = results(3);
+  ASSERT_GE(rs.size(), 3u);
+  EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 1);
+  EXPECT_TRUE(rs[0].doc["early"].get_bool().value());
+  EXPECT_EQ(rs[1].doc["count"].get_int64().value(), 3);
+  EXPECT_EQ(rs[1].update, 1);
+  const Result& on_time = rs[2];
+  EXPECT_EQ(on_time.key, R"({"k":"a"})");
+  EXPECT_EQ(on_time.doc["count"].get_int64().value(), 3);
+  EXPECT_TRUE(on_time.doc["early"].error()) << "the on-time result is not early";
+  EXPECT_TRUE(on_time.final);
+  EXPECT_EQ(on_time.update, 2);
+  auto as = alerts(1);
+  ASSERT_EQ(as.size(), 1u) << "one evaluation, on the complete window";
+  EXPECT_EQ(as[0]["evidence"]["result"]["count"].get_int64().value(), 3);
+}
+
 }  // namespace
 }  // namespace spate
