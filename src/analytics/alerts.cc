@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <limits>
 #include <vector>
 
 #include "analytics/codec_internal.h"
@@ -82,6 +83,20 @@ namespace analytics {
 namespace {
 constexpr uint8_t kStateVersion = 1;
 constexpr uint64_t kSweepEvery = 256;
+
+// now − since, saturating: times are event times (outside input) or decoded from a checkpoint.
+int64_t elapsed(int64_t now, int64_t since) {
+  int64_t d;
+  if (__builtin_sub_overflow(now, since, &d)) {
+    return now > since ? std::numeric_limits<int64_t>::max() : std::numeric_limits<int64_t>::min();
+  }
+  return d;
+}
+
+// floor(ms / 60000), without overflow for any ms.
+int64_t minute_of(int64_t ms) {
+  return ms >= 0 ? ms / 60'000 : -((-(ms + 1)) / 60'000) - 1;
+}
 }  // namespace
 
 std::string alert_episode_id(std::string_view analytics, std::string_view rule,
@@ -126,7 +141,7 @@ void AlertManager::count(const Alert& a, std::string_view what, bool notified) {
 bool AlertManager::take_rate(const Alert& a, const AlertPolicy& p) {
   if (p.max_per_minute <= 0) return true;
   RateWindow& w = rates_[RuleKey(a.analytics, a.rule)];
-  const int64_t minute = a.at_ms >= 0 ? a.at_ms / 60'000 : (a.at_ms - 59'999) / 60'000;
+  const int64_t minute = minute_of(a.at_ms);
   if (minute > w.minute) {
     w.minute = minute;
     w.count = 0;
@@ -150,7 +165,7 @@ bool AlertManager::offer(Alert& alert, const AlertPolicy& policy) {
   auto it = episodes_.find(key);
   // A resolved episode whose cooldown is over is as good as forgotten.
   if (it != episodes_.end() && !it->second.firing &&
-      now - it->second.resolved_ms >= it->second.cooldown_ms) {
+      elapsed(now, it->second.resolved_ms) >= it->second.cooldown_ms) {
     episodes_.erase(it);
     it = episodes_.end();
   }
@@ -195,7 +210,7 @@ bool AlertManager::offer(Alert& alert, const AlertPolicy& policy) {
   e.firing = true;
   e.cooldown_ms = cooldown;
   e.last_seen_ms = std::max(e.last_seen_ms, now);
-  if (was_firing && e.notified && now - e.last_notified_ms < cooldown) {
+  if (was_firing && e.notified && elapsed(now, e.last_notified_ms) < cooldown) {
     ++stats_.suppressed_repeat;
     count(alert, "repeat", false);
     return false;
@@ -222,14 +237,14 @@ void AlertManager::expire(int64_t now_ms) {
 void AlertManager::expire_locked(int64_t now_ms) {
   for (auto it = episodes_.begin(); it != episodes_.end();) {
     const Episode& e = it->second;
-    if (!e.firing && now_ms - e.resolved_ms >= e.cooldown_ms) {
+    if (!e.firing && elapsed(now_ms, e.resolved_ms) >= e.cooldown_ms) {
       it = episodes_.erase(it);
     } else {
       ++it;
     }
   }
   // Rate windows older than the current minute carry no information.
-  const int64_t minute = now_ms >= 0 ? now_ms / 60'000 : (now_ms - 59'999) / 60'000;
+  const int64_t minute = minute_of(now_ms);
   std::erase_if(rates_, [&](const auto& kv) { return kv.second.minute < minute; });
 }
 

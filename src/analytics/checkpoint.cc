@@ -49,6 +49,25 @@ void encode_slot(codec::Writer& w, const Slot& slot) {
       slot);
 }
 
+// A sketch decoded for a slot must have its prototype's configuration: sketches of different
+// configurations do not merge (merge_slots would drop the pane's data silently).
+template <typename T>
+bool same_config(const T& a, const T& b) {
+  if constexpr (std::is_same_v<T, DDSketch>) {
+    return a.config().relative_accuracy == b.config().relative_accuracy &&
+           a.config().max_buckets == b.config().max_buckets &&
+           a.config().exact_threshold == b.config().exact_threshold;
+  } else if constexpr (std::is_same_v<T, HyperLogLog>) {
+    return a.config().precision == b.config().precision &&
+           a.config().exact_threshold == b.config().exact_threshold;
+  } else if constexpr (std::is_same_v<T, SpaceSaving>) {
+    return a.config().capacity == b.config().capacity;
+  } else {
+    return true;
+  }
+}
+
+// *slot holds the prototype's state (its type and configuration) on entry.
 Status decode_slot(codec::Reader& r, Slot* slot) {
   return std::visit(
       [&](auto& a) -> Status {
@@ -65,10 +84,18 @@ Status decode_slot(codec::Reader& r, Slot* slot) {
             a.last_time = r.svarint();
             a.last_seq = r.varint();
             a.last = std::string(r.bytes());
+            // As FirstLast::decode: first is the smallest (time, seq), last the largest.
+            if (a.last_time < a.first_time ||
+                (a.last_time == a.first_time && a.last_seq < a.first_seq)) {
+              return Corruption("checkpoint: first/last: last before first");
+            }
           }
         } else {
           auto d = T::decode(r.bytes());
           if (!d.ok()) return d.status();
+          if (!same_config(d.value(), a)) {
+            return Corruption("checkpoint: aggregate state of another configuration");
+          }
           a = std::move(d).value();
         }
         return r.ok() ? Status::Ok() : Corruption("checkpoint: truncated aggregate state");

@@ -248,6 +248,11 @@ Result<DDSketch> DDSketch::decode(std::string_view in) {
       if (!std::isfinite(x) || x < min || x > max) return Corruption("ddsketch: bad raw value");
       s.raw_.push_back(x);
     }
+    // min and max are those of the raw values (quantile(0) and quantile(1) return them).
+    if (n > 0 && (*std::min_element(s.raw_.begin(), s.raw_.end()) != min ||
+                  *std::max_element(s.raw_.begin(), s.raw_.end()) != max)) {
+      return Corruption("ddsketch: extremes are not those of the raw values");
+    }
   } else {
     s.exact_ = false;
     s.zeros_ = r.varint();

@@ -126,10 +126,16 @@ void HyperLogLog::encode(std::string* out) const {
   w.varint(config_.exact_threshold);
   w.u8(exact_ ? 1 : 0);
   if (exact_) {
-    w.varint(set_size_);
+    // Sorted, so that the encoding depends only on the set (the table's slot order depends
+    // on the insertion order, and decode() inserts in encoded order).
+    std::vector<uint64_t> hashes;
+    hashes.reserve(set_size_);
     for (uint64_t v : set_) {
-      if (v) w.u64(v);
+      if (v) hashes.push_back(v);
     }
+    std::sort(hashes.begin(), hashes.end());
+    w.varint(hashes.size());
+    for (uint64_t v : hashes) w.u64(v);
     return;
   }
   out->append(reinterpret_cast<const char*>(registers_.data()), registers_.size());

@@ -54,6 +54,13 @@ Result<Moments> Moments::decode(std::string_view in) {
                        m.m2 >= 0 && std::isfinite(m.m2))) {
     return Corruption("moments: inconsistent values");
   }
+  // Nothing but add() and merge() changes these, and neither does while count is 0: an empty
+  // state with other values would carry them into the next add (e.g. a min below it).
+  if (m.count == 0 && !(m.sum == 0 && m.mean == 0 && m.m2 == 0 &&
+                        m.min == std::numeric_limits<double>::infinity() &&
+                        m.max == -std::numeric_limits<double>::infinity())) {
+    return Corruption("moments: inconsistent empty state");
+  }
   return m;
 }
 

@@ -159,7 +159,8 @@ std::optional<TrendFit> TrendState::fit() const {
   f.intercept = mean_y + slope_ms * (0.0 - mean_x);  // at offset 0 = the newest point
   if (syy > 0) {
     const double r2 = (sxy * sxy) / (sxx * syy);
-    f.r2 = std::clamp(r2, 0.0, 1.0);
+    // NaN when the sums overflow (|y| near the double range): inf / inf.
+    f.r2 = std::isnan(r2) ? 0.0 : std::clamp(r2, 0.0, 1.0);
   } else {
     f.r2 = 1.0;
   }

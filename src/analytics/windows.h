@@ -184,7 +184,9 @@ class SessionSet {
       merged.end = std::max(merged.end, s.window.end);
     }
     if (first != sessions_.size() && config_.max_length_ms > 0 &&
-        merged.end - merged.start > config_.max_length_ms) {
+        // end >= start: the unsigned difference is exact (the signed one can overflow).
+        static_cast<uint64_t>(merged.end) - static_cast<uint64_t>(merged.start) >
+            static_cast<uint64_t>(config_.max_length_ms)) {
       for (size_t i = first; i <= last; ++i) {
         const Session& s = sessions_[i];
         if (s.window.start < proto.end && proto.start < s.window.end) sessions_[i].sealed = true;
