@@ -368,16 +368,15 @@ struct RealTimeAnalyticsEngine::Impl {
                                  "Events behind every window they belong to (late data)", l);
       m_results = &metrics->counter("analytics_window_results_total",
                                     "Window results emitted (updates included)", l);
-      auto inv = l;
-      inv.emplace_back("reason", "not_json");
-      m_invalid_json = &metrics->counter("analytics_invalid_events_total",
-                                         "Events an analytics job could not use", inv);
-      inv.back().second = "no_event_time";
-      m_invalid_time = &metrics->counter("analytics_invalid_events_total",
-                                         "Events an analytics job could not use", inv);
-      inv.back().second = "key_limit";
-      m_overflow = &metrics->counter("analytics_invalid_events_total",
-                                     "Events an analytics job could not use", inv);
+      auto invalid = [&](const char* reason) {
+        MetricLabels inv = l;
+        inv.emplace_back("reason", reason);
+        return &metrics->counter("analytics_invalid_events_total",
+                                 "Events an analytics job could not use", inv);
+      };
+      m_invalid_json = invalid("not_json");
+      m_invalid_time = invalid("no_event_time");
+      m_overflow = invalid("key_limit");
       m_checkpoints = &metrics->counter("analytics_checkpoints_total",
                                         "State checkpoints written by an analytics job", l);
       m_state_bytes = &metrics->gauge("analytics_state_bytes",
