@@ -54,7 +54,7 @@ namespace spate {
 
 class MetricsRegistry;
 
-enum class WindowType { kTumbling, kSliding, kSession, kCount };
+enum class WindowType { kTumbling, kSliding, kSession, kCount, kGlobal };
 
 struct WindowConfig {
   WindowType type = WindowType::kTumbling;
@@ -65,6 +65,9 @@ struct WindowConfig {
   uint64_t count = 0;             // count: events per window
   uint64_t count_slide = 0;       // count: 0 = count (tumbling)
   int64_t allowed_lateness_ms = 0;
+  uint64_t trigger_every = 0;     // global: emit a key's result every N of its events
+  int64_t trigger_interval_ms = 0;  // global: emit changed keys every interval (processing time)
+  bool purge = false;             // global: start afresh after each emission
   int64_t early_ms = 0;           // tumbling/sliding/session: also emit open windows that
                                   // changed, every early_ms of processing time ("early": true)
 };
@@ -247,6 +250,7 @@ inline std::string_view window_type_name(WindowType t) {
     case WindowType::kSliding: return "sliding";
     case WindowType::kSession: return "session";
     case WindowType::kCount: return "count";
+    case WindowType::kGlobal: return "global";
   }
   return "?";
 }

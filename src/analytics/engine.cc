@@ -111,6 +111,11 @@ Status validate_analytics(const AnalyticsConfig& c) {
     case WindowType::kCount:
       if (!CountWindows::make(w.count, w.count_slide).ok()) return at("count window size and slide");
       break;
+    case WindowType::kGlobal:
+      if (w.trigger_every == 0 && w.trigger_interval_ms <= 0) {
+        return at("a global window needs a trigger: every (events) or interval");
+      }
+      break;
   }
   for (const AggregationConfig& a : c.aggregations) {
     if (a.field.empty() && a.type != AggregationType::kCount) {
@@ -287,7 +292,7 @@ struct RealTimeAnalyticsEngine::Impl {
     } else if (w.type == WindowType::kCount) {
       SPATE_ASSIGN_OR_RETURN(CountWindows cw, CountWindows::make(w.count, w.count_slide));
       counting = cw;
-    } else {
+    } else if (w.type == WindowType::kSession) {
       session_cfg = SessionConfig{w.gap_ms, w.max_length_ms};
     }
     for (const AggregationConfig& a : cfg.aggregations) {
@@ -802,6 +807,21 @@ struct RealTimeAnalyticsEngine::Impl {
         }
         return Outcome::kAggregated;
       }
+      case WindowType::kGlobal: {
+        KeyState* ksp = key_state(key, doc);
+        if (ksp == nullptr) return Outcome::kOverflow;
+        KeyState& ks = *ksp;
+        auto [it, fresh] = ks.count_panes.try_emplace(0, prototype);
+        if (fresh) n_active.fetch_add(1, std::memory_order_relaxed);
+        update(it->second, t);
+        ++ks.events;
+        if (cfg.window.trigger_every != 0 && ks.events % cfg.window.trigger_every == 0) {
+          fire_global(ks, key, t);
+        } else if (cfg.window.trigger_interval_ms > 0) {
+          global_dirty.insert(key);
+        }
+        return Outcome::kAggregated;
+      }
     }
     return Outcome::kAggregated;
   }
@@ -1286,6 +1306,32 @@ struct RealTimeAnalyticsEngine::Impl {
     }
   }
 
+  // ---- global windows: one state per key, emitted by a trigger ----
+  std::set<std::string> global_dirty;  // keys changed since the last interval trigger
+  int64_t last_global_ms = 0;
+
+  // The key's result as [earliest event time, `end`]; purge starts the state afresh.
+  void fire_global(KeyState& ks, const std::string& key, int64_t end) {
+    auto it = ks.count_panes.find(0);
+    if (it == ks.count_panes.end()) return;
+    uint32_t& n = ks.emitted[0];
+    emit(ks, key, TimeWindow{it->second.min_time, std::max(end, it->second.min_time)}, it->second,
+         n, false, Emission::kOnTime);
+    ++n;
+    if (cfg.window.purge) {
+      ks.count_panes.erase(it);
+      n_active.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+
+  void fire_global_interval() {
+    for (const std::string& key : global_dirty) {
+      auto it = keys.find(key);
+      if (it != keys.end()) fire_global(it->second, key, watermark == kNoWatermark ? 0 : watermark);
+    }
+    global_dirty.clear();
+  }
+
   // ---- early results (window.early) ----
   // Windows (end, key) and session keys changed since the last early round; keys by name, not
   // pointer: a key may be forgotten between rounds.
@@ -1395,7 +1441,7 @@ struct RealTimeAnalyticsEngine::Impl {
     for (auto it = keys.begin(); it != keys.end();) {
       KeyState& ks = it->second;
       bool empty = ks.panes.empty() && (!ks.sessions || ks.sessions->empty()) &&
-                   w.type != WindowType::kCount;
+                   w.type != WindowType::kCount && w.type != WindowType::kGlobal;
       for (const RuleState& rs : ks.rules) empty = empty && rs.idle();
       if (!empty) {
         ks.emptied_at = kMaxTime;
@@ -1510,6 +1556,11 @@ struct RealTimeAnalyticsEngine::Impl {
       watermark = watermarks->advance();
       wm_published.store(watermark, std::memory_order_relaxed);
       on_watermark();
+      if (cfg.window.trigger_interval_ms > 0 && !global_dirty.empty() &&
+          clock->now_ms() - last_global_ms >= cfg.window.trigger_interval_ms) {
+        last_global_ms = clock->now_ms();
+        fire_global_interval();
+      }
       if (cfg.window.early_ms > 0 && clock->now_ms() - last_early_ms >= cfg.window.early_ms) {
         last_early_ms = clock->now_ms();
         emit_early();

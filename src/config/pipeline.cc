@@ -843,7 +843,7 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
   const std::vector<std::pair<std::string, WindowType>> window_types = {
       {"tumbling", WindowType::kTumbling}, {"sliding", WindowType::kSliding},
       {"hopping", WindowType::kSliding},   {"session", WindowType::kSession},
-      {"count", WindowType::kCount}};
+      {"count", WindowType::kCount},       {"global", WindowType::kGlobal}};
   const std::vector<std::pair<std::string, AggregationType>> agg_types = {
       {"count", AggregationType::kCount},
       {"sum", AggregationType::kSum},
@@ -1024,10 +1024,22 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
             w.get_int("slide", &wc.count_slide, 1, 100'000'000);
             if (wc.count_slide > wc.count) w.get("slide").error("slide must be at most size");
             break;
+          case WindowType::kGlobal: {
+            Node trig = w.child("trigger");
+            trig.get_int("every", &wc.trigger_every, 1, 1'000'000'000);
+            trig.get_duration_ms("interval", &wc.trigger_interval_ms, 1, 86'400'000);
+            trig.finish();
+            if (wc.trigger_every == 0 && wc.trigger_interval_ms == 0) {
+              w.require("trigger");
+              if (trig.present()) trig.error("a trigger needs every: N (events) or interval: D");
+            }
+            w.get_bool("purge", &wc.purge);
+            break;
+          }
         }
         w.get_duration_ms("allowed_lateness", &wc.allowed_lateness_ms, 0);
         if (w.get_duration_ms("early", &wc.early_ms, 1, 86'400'000) &&
-            wc.type == WindowType::kCount) {
+            (wc.type == WindowType::kCount || wc.type == WindowType::kGlobal)) {
           w.get("early").error("early results need a time window (count windows emit per event)");
         }
         w.finish();

@@ -798,5 +798,50 @@ TEST_F(RulesTest, EarlyResultsThenTheOnTimeOne) {
   EXPECT_EQ(as[0]["evidence"]["result"]["count"].get_int64().value(), 3);
 }
 
+
+// Global windows: one state per key, emitted by a trigger — every N events of the key (running
+// totals), or every interval of processing time for the keys that changed, with purge.
+TEST_F(EngineTest, GlobalWindowCountTrigger) {
+  start(R"(    key_by: [k]
+    time: {field: ts}
+    window: {type: global, trigger: {every: 3}}
+    aggregations: [{type: count}, {type: sum, field: v}]
+)");
+  std::vector<std::string> evs;
+  for (int i = 0; i < 7; ++i) {
+    evs.push_back("{\"k\":\"a\",\"ts\":" + std::to_string(1000 * i) + ",\"v\":" +
+                  std::to_string(i) + "}");
+  }
+  evs.push_back(R"({"k":"b","ts":50,"v":100})");
+  send(evs);
+  auto rs = results(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  rs = results(2);
+  ASSERT_EQ(rs.size(), 2u) << "a after its 3rd and 6th event; b (1 event) not yet";
+  EXPECT_EQ(rs[0].doc["count"].get_int64().value(), 3);
+  EXPECT_EQ(num(rs[1], "sum_v"), 0 + 1 + 2 + 3 + 4 + 5);
+  EXPECT_EQ(rs[1].start, 0);
+  EXPECT_EQ(rs[1].end, 5000);
+  EXPECT_EQ(rs[1].update, 1);
+}
+
+TEST_F(EngineTest, GlobalWindowIntervalTriggerWithPurge) {
+  start(R"(    key_by: [k]
+    time: {field: ts}
+    window: {type: global, trigger: {interval: 30ms}, purge: true}
+    aggregations: [{type: count}]
+)");
+  send({R"({"k":"a","ts":1})", R"({"k":"a","ts":2})", R"({"k":"b","ts":3})"});
+  ASSERT_TRUE(wait_until([&] { return fx.read("out").size() == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(fx.read("out").size(), 2u) << "no change, no emission";
+  send({R"({"k":"a","ts":10})"});
+  auto rs = results(3);
+  ASSERT_EQ(rs.size(), 3u);
+  EXPECT_EQ(rs[2].key, R"({"k":"a"})");
+  EXPECT_EQ(rs[2].doc["count"].get_int64().value(), 1) << "purged after the previous firing";
+  EXPECT_EQ(rs[2].start, 10);
+}
+
 }  // namespace
 }  // namespace spate
