@@ -849,7 +849,7 @@ TEST(ConfigTest, AnalyticsErrorsHavePositions) {
                                  "    aggregations: [{type: count}, {type: count}]"}))),
             (std::vector<std::string>{
                 "p.yaml:5:20: analytics[0].window.type: expected one of tumbling, sliding, "
-                "hopping, session, count, got \"tumblin\" (did you mean \"tumbling\"?)",
+                "hopping, session, count, global, got \"tumblin\" (did you mean \"tumbling\"?)",
                 "p.yaml:6:35: analytics[0].aggregations[1]: duplicate aggregation name \"count\" "
                 "(first defined at 6:20); give one a name:"}));
   PipelineConfig pc = load_ok(yaml(
