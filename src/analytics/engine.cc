@@ -79,6 +79,39 @@ std::optional<double> number_at(const simdjson::dom::element& doc, std::string_v
   return d;
 }
 
+// The detector configs a rule's YAML/C++ config stands for (validated and compiled alike).
+SequenceConfig sequence_config(const RuleConfig& r, uint32_t buffered_events) {
+  SequenceConfig sc;
+  sc.steps = static_cast<uint32_t>(r.steps.size() + (r.not_followed_by.empty() ? 0 : 1));
+  sc.within_ms = r.within_ms;
+  sc.not_followed_by = !r.not_followed_by.empty();
+  sc.max_buffered_events = buffered_events;
+  return sc;
+}
+
+analytics::AnomalyConfig anomaly_config(const RuleConfig& r) {
+  analytics::AnomalyConfig ac;
+  ac.method = r.method == "mad"    ? AnomalyMethod::kMad
+              : r.method == "ewma" ? AnomalyMethod::kEwma
+                                   : AnomalyMethod::kZScore;
+  ac.window = r.baseline;
+  ac.warmup = r.warmup;
+  ac.alpha = r.alpha;
+  ac.include_anomalies = r.include_anomalies;
+  return ac;
+}
+
+// The correlation aggregation a correlation rule reads (-1 if there is none).
+int correlation_slot(const std::vector<AggregationConfig>& aggs, const RuleConfig& r) {
+  for (size_t i = 0; i < aggs.size(); ++i) {
+    const AggregationConfig& a = aggs[i];
+    if (a.type == AggregationType::kCorrelation && a.field == r.x && a.with == r.y) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
 // The value at `e` as text: strings unquoted, anything else as minified JSON.
 std::string_view element_text(const simdjson::dom::element& e, std::string* scratch) {
   if (e.is_string()) return std::string_view(e.get_string().value_unsafe());
@@ -168,13 +201,10 @@ Status validate_analytics(const AnalyticsConfig& c) {
       case RuleType::kSequence: {
         for (const std::string& st : r.steps) SPATE_RETURN_IF_ERROR(compiles(st));
         if (!r.not_followed_by.empty()) SPATE_RETURN_IF_ERROR(compiles(r.not_followed_by));
-        SequenceConfig sc;
-        sc.steps = static_cast<uint32_t>(r.steps.size() + (r.not_followed_by.empty() ? 0 : 1));
-        sc.within_ms = r.within_ms;
-        sc.not_followed_by = !r.not_followed_by.empty();
-        sc.max_buffered_events = c.sequence_buffer;
         if (r.steps.size() < 2) return bad("a sequence needs at least 2 steps");
-        if (Status s = sc.validate(); !s.ok()) return bad(s.message());
+        if (Status s = sequence_config(r, c.sequence_buffer).validate(); !s.ok()) {
+          return bad(s.message());
+        }
         break;
       }
       case RuleType::kAnomaly: {
@@ -182,13 +212,7 @@ Status validate_analytics(const AnalyticsConfig& c) {
         if (r.method != "zscore" && r.method != "mad" && r.method != "ewma") {
           return bad("method: zscore, mad or ewma");
         }
-        analytics::AnomalyConfig ac;
-        ac.method = r.method == "mad" ? AnomalyMethod::kMad
-                    : r.method == "ewma" ? AnomalyMethod::kEwma : AnomalyMethod::kZScore;
-        ac.window = r.baseline;
-        ac.warmup = r.warmup;
-        ac.alpha = r.alpha;
-        if (Status s = ac.validate(); !s.ok()) return bad(s.message());
+        if (Status s = anomaly_config(r).validate(); !s.ok()) return bad(s.message());
         break;
       }
     }
@@ -268,12 +292,7 @@ struct RealTimeAnalyticsEngine::Impl {
     // A correlation rule reads the CoMoments of a correlation aggregation of its fields:
     // configured, or added here (its r then appears in the results too).
     for (const RuleConfig& rc : cfg.rules) {
-      if (rc.type != RuleType::kCorrelation) continue;
-      bool found = false;
-      for (const AggregationConfig& a : cfg.aggregations) {
-        found = found || (a.type == AggregationType::kCorrelation && a.field == rc.x && a.with == rc.y);
-      }
-      if (found) continue;
+      if (rc.type != RuleType::kCorrelation || correlation_slot(cfg.aggregations, rc) >= 0) continue;
       AggregationConfig a;
       a.type = AggregationType::kCorrelation;
       a.field = rc.x;
@@ -874,14 +893,7 @@ struct RealTimeAnalyticsEngine::Impl {
           t.threshold.for_ms = rc.for_ms;
           break;
         case RuleType::kTrend: t.trend = TrendConfig{rc.windows}; break;
-        case RuleType::kCorrelation:
-          for (size_t i = 0; i < cfg.aggregations.size(); ++i) {
-            const AggregationConfig& a = cfg.aggregations[i];
-            if (a.type == AggregationType::kCorrelation && a.field == rc.x && a.with == rc.y) {
-              r.corr_slot = static_cast<int>(i);
-            }
-          }
-          break;
+        case RuleType::kCorrelation: r.corr_slot = correlation_slot(cfg.aggregations, rc); break;
         case RuleType::kSequence: {
           for (const std::string& st : rc.steps) {
             SPATE_RETURN_IF_ERROR(compile(st, &r.steps.emplace_back()));
@@ -889,26 +901,10 @@ struct RealTimeAnalyticsEngine::Impl {
           if (!rc.not_followed_by.empty()) {
             SPATE_RETURN_IF_ERROR(compile(rc.not_followed_by, &r.steps.emplace_back()));
           }
-          SequenceConfig sc;
-          sc.steps = static_cast<uint32_t>(r.steps.size());
-          sc.within_ms = rc.within_ms;
-          sc.not_followed_by = !rc.not_followed_by.empty();
-          sc.max_buffered_events = cfg.sequence_buffer;
-          t.sequence = sc;
+          t.sequence = sequence_config(rc, cfg.sequence_buffer);
           break;
         }
-        case RuleType::kAnomaly: {
-          analytics::AnomalyConfig ac;
-          ac.method = rc.method == "mad"    ? AnomalyMethod::kMad
-                      : rc.method == "ewma" ? AnomalyMethod::kEwma
-                                            : AnomalyMethod::kZScore;
-          ac.window = rc.baseline;
-          ac.warmup = rc.warmup;
-          ac.alpha = rc.alpha;
-          ac.include_anomalies = rc.include_anomalies;
-          t.anomaly = ac;
-          break;
-        }
+        case RuleType::kAnomaly: t.anomaly = anomaly_config(rc); break;
       }
       if (metrics) {
         if (rc.type == RuleType::kAnomaly) {
@@ -940,8 +936,7 @@ struct RealTimeAnalyticsEngine::Impl {
     return ks.rules;
   }
 
-  void raise(const CompiledRule& r, const KeyState& ks, const TimeWindow& w, int64_t at,
-             bool firing, std::string evidence, std::string message) {
+  Alert alert_of(const CompiledRule& r, const KeyState& ks, int64_t at, bool firing) const {
     Alert a;
     a.analytics = cfg.name;
     a.rule = r.cfg->name;
@@ -949,9 +944,15 @@ struct RealTimeAnalyticsEngine::Impl {
     a.severity = r.cfg->severity;
     a.state = firing ? "firing" : "resolved";
     a.key_json = ks.key_json;
+    a.at_ms = at;
+    return a;
+  }
+
+  void raise(const CompiledRule& r, const KeyState& ks, const TimeWindow& w, int64_t at,
+             bool firing, std::string evidence, std::string message) {
+    Alert a = alert_of(r, ks, at, firing);
     a.window_start = w.start;
     a.window_end = w.end;
-    a.at_ms = at;
     a.message = std::move(message);
     a.evidence_json = std::move(evidence);
     if (!alert_manager->offer(a, r.policy)) return;
@@ -962,13 +963,7 @@ struct RealTimeAnalyticsEngine::Impl {
   // A sequence match is an occurrence, not a condition: its episode ends with it (silently), so
   // the next match gets its own id.
   void end_episode(const CompiledRule& r, const KeyState& ks, int64_t at) {
-    Alert a;
-    a.analytics = cfg.name;
-    a.rule = r.cfg->name;
-    a.kind = std::string(rule_type_name(r.cfg->type));
-    a.state = "resolved";
-    a.key_json = ks.key_json;
-    a.at_ms = at;
+    Alert a = alert_of(r, ks, at, false);
     (void)alert_manager->offer(a, r.policy);
   }
 
@@ -988,9 +983,20 @@ struct RealTimeAnalyticsEngine::Impl {
                       what));
   }
 
-  void count_anomaly(const CompiledRule& r) {
-    n_anomalies.fetch_add(1, std::memory_order_relaxed);
-    if (r.m_detected) r.m_detected->inc();
+  // One value for an anomaly rule: scored, counted, fired/resolved (window rules pass the
+  // window, event rules [t, t]).
+  void observe_anomaly(const CompiledRule& r, RuleState& rs, const KeyState& ks,
+                       const TimeWindow& w, int64_t t, double v) {
+    const RuleConfig& rc = *r.cfg;
+    const AnomalyScore sc = rs.anomaly->observe(v, rc.threshold);
+    if (sc.anomalous) {
+      n_anomalies.fetch_add(1, std::memory_order_relaxed);
+      if (r.m_detected) r.m_detected->inc();
+    }
+    transition(r, rs, ks, w, t, sc.anomalous, std::nullopt,
+               [&] { return score_evidence(rc, v, sc); },
+               fmt::format("{} = {:.6g}, score {:.3g} (baseline {:.6g} ± {:.3g})", rc.value, v,
+                           sc.score, sc.baseline_mean, sc.baseline_stddev));
   }
 
   static std::string score_evidence(const RuleConfig& rc, double v, const AnomalyScore& sc) {
@@ -1067,14 +1073,7 @@ struct RealTimeAnalyticsEngine::Impl {
           break;
         }
         case RuleType::kAnomaly: {
-          auto v = number_at(doc, rc.value);
-          if (!v) break;
-          const AnomalyScore sc = rs.anomaly->observe(*v, rc.threshold);
-          if (sc.anomalous) count_anomaly(r);
-          transition(r, rs, ks, w, w.end, sc.anomalous, std::nullopt,
-                     [&] { return score_evidence(rc, *v, sc); },
-                     fmt::format("{} = {:.6g}, score {:.3g} (baseline {:.6g} ± {:.3g})", rc.value,
-                                 *v, sc.score, sc.baseline_mean, sc.baseline_stddev));
+          if (auto v = number_at(doc, rc.value)) observe_anomaly(r, rs, ks, w, w.end, *v);
           break;
         }
         case RuleType::kSequence: break;
@@ -1106,14 +1105,7 @@ struct RealTimeAnalyticsEngine::Impl {
         }
         continue;
       }
-      auto v = number_at(doc, rc.value);
-      if (!v) continue;
-      const AnomalyScore sc = rs.anomaly->observe(*v, rc.threshold);
-      if (sc.anomalous) count_anomaly(r);
-      transition(r, rs, *ks, TimeWindow{t, t}, t, sc.anomalous, std::nullopt,
-                 [&] { return score_evidence(rc, *v, sc); },
-                 fmt::format("{} = {:.6g}, score {:.3g} (baseline {:.6g} ± {:.3g})", rc.value, *v,
-                             sc.score, sc.baseline_mean, sc.baseline_stddev));
+      if (auto v = number_at(doc, rc.value)) observe_anomaly(r, rs, *ks, TimeWindow{t, t}, t, *v);
     }
   }
 
