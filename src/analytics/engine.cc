@@ -20,6 +20,7 @@
 #include "analytics/alerts.h"
 #include "analytics/codec_internal.h"
 #include "analytics/engine_state.h"
+#include "analytics/key_table.h"
 #include "analytics/result_sink.h"
 #include "analytics/watermark.h"
 #include "analytics/windows.h"
@@ -241,9 +242,9 @@ struct RealTimeAnalyticsEngine::Impl {
   Slots prototype;
 
   // ---- state (worker thread only) ----
-  std::unordered_map<std::string, KeyState> keys;
+  KeyTable keys;
   // Timers. A KeyState is only erased (sweep_and_oldest) once it is empty, after every timer
-  // that names it has fired, so the pointers never dangle (unordered_map nodes do not move).
+  // that names it has fired, so the pointers never dangle (KeyTable states do not move).
   std::map<int64_t, std::vector<KeyState*>> fire_at;   // window end -> keys to emit
   std::map<int64_t, std::vector<KeyState*>> close_at;  // close time -> keys to clean
   std::set<std::pair<int64_t, std::string>> reemit;      // sliding: (window end, key)
@@ -477,7 +478,7 @@ struct RealTimeAnalyticsEngine::Impl {
     watermarks->encode(&wm);
     w.bytes(wm);
     w.varint(keys.size());
-    for (const auto& [key, ks] : keys) encode_key_state(w, ks);
+    for (const auto& ks : keys.all()) encode_key_state(w, *ks);
     w.bytes(alert_manager->encode());
     w.u64(crc32c::value(out.data(), out.size()));
     SPATE_RETURN_IF_ERROR(default_fs()->write_file_atomic(checkpoint_path, out));
@@ -516,13 +517,13 @@ struct RealTimeAnalyticsEngine::Impl {
     const std::string_view tracker = r.bytes();
     const uint64_t n = r.varint();
     if (!r.ok() || n > r.remaining()) return Corruption("truncated");
-    std::unordered_map<std::string, KeyState> restored_keys;
-    restored_keys.reserve(n);
+    KeyTable restored_keys;
     for (uint64_t i = 0; i < n; ++i) {
       KeyState ks;
       SPATE_RETURN_IF_ERROR(decode_key_state(r, prototype, session_cfg, rule_templates, &ks));
-      std::string k = ks.key;
-      restored_keys.emplace(std::move(k), std::move(ks));
+      const uint64_t h = KeyTable::hash(ks.key);
+      if (restored_keys.find(ks.key, h) != nullptr) return Corruption("duplicate key");
+      restored_keys.insert(std::move(ks), h);
     }
     const std::string_view alert_state = r.bytes();
     if (!r.done()) return Corruption("trailing bytes");
@@ -546,7 +547,8 @@ struct RealTimeAnalyticsEngine::Impl {
     close_at.clear();
     sequence_keys.clear();
     uint64_t active = 0;
-    for (auto& [key, ks] : keys) {
+    for (const auto& ksp : keys.all()) {
+      KeyState& ks = *ksp;
       for (const RuleState& rs : ks.rules) {
         if (rs.sequence && !rs.sequence->empty()) sequence_keys.insert(&ks);
       }
@@ -616,8 +618,8 @@ struct RealTimeAnalyticsEngine::Impl {
 
   // The key's state, created if needed; nullptr once max_keys keys have state.
   KeyState* key_state(const std::string& key, const simdjson::dom::element& doc) {
-    auto it = keys.find(key);
-    if (it != keys.end()) return &it->second;
+    const uint64_t h = KeyTable::hash(key);
+    if (KeyState* found = keys.find(key, h)) return found;
     if (keys.size() >= cfg.max_keys) return nullptr;
     KeyState ks;
     ks.key = key;
@@ -640,7 +642,21 @@ struct RealTimeAnalyticsEngine::Impl {
       ks.sessions = std::make_unique<SessionSet<SessionState>>(session_cfg, std::move(proto));
     }
     n_keys.store(keys.size() + 1, std::memory_order_relaxed);
-    return &keys.emplace(key, std::move(ks)).first->second;
+    return keys.insert(std::move(ks), h);
+  }
+
+  // Pane states are recycled: a closed pane's Slots keeps its allocations for the next pane.
+  std::vector<Slots> spare_slots;
+  Slots fresh_slots() {
+    if (spare_slots.empty()) return prototype;
+    Slots s = std::move(spare_slots.back());
+    spare_slots.pop_back();
+    s.s = prototype.s;  // same alternatives: assignment reuses their storage
+    s.min_time = kMaxTime;
+    return s;
+  }
+  void recycle(Slots&& s) {
+    if (spare_slots.size() < 4096) spare_slots.push_back(std::move(s));
   }
 
   void update(Slots& slots, int64_t t) {
@@ -759,8 +775,10 @@ struct RealTimeAnalyticsEngine::Impl {
         KeyState* ksp = key_state(key, doc);
         if (ksp == nullptr) return Outcome::kOverflow;
         KeyState& ks = *ksp;
-        auto [it, fresh] = ks.panes.try_emplace(ps, prototype);
+        auto it = ks.panes.find(ps);
+        const bool fresh = it == ks.panes.end();
         if (fresh) {
+          it = ks.panes.try_emplace(ps, fresh_slots()).first;
           n_active.fetch_add(1, std::memory_order_relaxed);
           sliding->for_each_window(ps, [&](const TimeWindow& w) {
             if (!is_closed(w, watermark, lateness)) fire_at[w.end].push_back(&ks);
@@ -778,12 +796,12 @@ struct RealTimeAnalyticsEngine::Impl {
         return Outcome::kAggregated;
       }
       case WindowType::kSession: {
-        auto found = keys.find(key);
-        if ((found == keys.end() || !found->second.sessions->covers(t)) &&
+        KeyState* found = keys.find(key);
+        if ((found == nullptr || !found->sessions->covers(t)) &&
             is_closed(TimeWindow{t, sat_add(t, session_cfg.gap_ms)}, watermark, lateness)) {
           return Outcome::kLate;
         }
-        KeyState* ksp = found != keys.end() ? &found->second : key_state(key, doc);
+        KeyState* ksp = found != nullptr ? found : key_state(key, doc);
         if (ksp == nullptr) return Outcome::kOverflow;
         KeyState& ks = *ksp;
         const size_t before = ks.sessions->sessions().size();
@@ -805,8 +823,12 @@ struct RealTimeAnalyticsEngine::Impl {
         if (ksp == nullptr) return Outcome::kOverflow;
         KeyState& ks = *ksp;
         const uint64_t k = ks.events++;
-        auto [it, fresh] = ks.count_panes.try_emplace(counting->pane_of(k), prototype);
-        if (fresh) n_active.fetch_add(1, std::memory_order_relaxed);
+        const uint64_t pane = counting->pane_of(k);
+        auto it = ks.count_panes.find(pane);
+        if (it == ks.count_panes.end()) {
+          it = ks.count_panes.try_emplace(pane, fresh_slots()).first;
+          n_active.fetch_add(1, std::memory_order_relaxed);
+        }
         update(it->second, t);
         if (auto j = counting->completes(k)) {
           auto [p0, p1] = counting->panes_of(*j);
@@ -820,6 +842,7 @@ struct RealTimeAnalyticsEngine::Impl {
           // Panes before the next window's first pane are no longer needed.
           const uint64_t keep_from = counting->panes_of(*j + 1).first;
           while (!ks.count_panes.empty() && ks.count_panes.begin()->first < keep_from) {
+            recycle(std::move(ks.count_panes.begin()->second));
             ks.count_panes.erase(ks.count_panes.begin());
             n_active.fetch_sub(1, std::memory_order_relaxed);
           }
@@ -1252,23 +1275,25 @@ struct RealTimeAnalyticsEngine::Impl {
     result_keys.push_back(key);
   }
 
-  // A sliding/tumbling window's result from its panes; false if it holds no pane.
-  bool window_result(const KeyState& ks, const TimeWindow& w, Slots* out) {
-    *out = prototype;
-    bool any = false;
-    for (auto it = ks.panes.lower_bound(w.start); it != ks.panes.end() && it->first < w.end; ++it) {
-      merge_slots(*out, it->second);
-      any = true;
-    }
-    return any;
+  // A sliding/tumbling window's result from its panes (the pane itself when it is the only
+  // one, else merged into window_scratch); nullptr if it holds no pane.
+  Slots window_scratch;
+  const Slots* window_result(const KeyState& ks, const TimeWindow& w) {
+    auto it = ks.panes.lower_bound(w.start);
+    if (it == ks.panes.end() || it->first >= w.end) return nullptr;
+    auto next = it + 1;
+    if (next == ks.panes.end() || next->first >= w.end) return &it->second;
+    window_scratch = prototype;
+    for (; it != ks.panes.end() && it->first < w.end; ++it) merge_slots(window_scratch, it->second);
+    return &window_scratch;
   }
 
   void emit_sliding(KeyState& ks, const std::string& key, int64_t end, Emission kind) {
     const TimeWindow w{end - sliding->size(), end};
-    Slots r;
-    if (!window_result(ks, w, &r)) return;
+    const Slots* r = window_result(ks, w);
+    if (r == nullptr) return;
     uint32_t& n = ks.emitted[end];
-    emit(ks, key, w, r, n, lateness == 0 && kind != Emission::kEarly, kind);
+    emit(ks, key, w, *r, n, lateness == 0 && kind != Emission::kEarly, kind);
     ++n;
   }
 
@@ -1311,6 +1336,7 @@ struct RealTimeAnalyticsEngine::Impl {
          n, false, Emission::kOnTime);
     ++n;
     if (cfg.window.purge) {
+      recycle(std::move(it->second));
       ks.count_panes.erase(it);
       n_active.fetch_sub(1, std::memory_order_relaxed);
     }
@@ -1318,8 +1344,9 @@ struct RealTimeAnalyticsEngine::Impl {
 
   void fire_global_interval() {
     for (const std::string& key : global_dirty) {
-      auto it = keys.find(key);
-      if (it != keys.end()) fire_global(it->second, key, watermark == kNoWatermark ? 0 : watermark);
+      if (KeyState* ks = keys.find(key)) {
+        fire_global(*ks, key, watermark == kNoWatermark ? 0 : watermark);
+      }
     }
     global_dirty.clear();
   }
@@ -1343,19 +1370,19 @@ struct RealTimeAnalyticsEngine::Impl {
 
   void emit_early() {
     for (const auto& [end, key] : early_windows) {
-      auto it = keys.find(key);
-      if (it == keys.end() || is_complete(TimeWindow{end - sliding->size(), end}, watermark)) {
+      KeyState* ks = keys.find(key);
+      if (ks == nullptr || is_complete(TimeWindow{end - sliding->size(), end}, watermark)) {
         continue;
       }
-      emit_sliding(it->second, key, end, Emission::kEarly);
+      emit_sliding(*ks, key, end, Emission::kEarly);
     }
     early_windows.clear();
     for (const std::string& key : early_sessions) {
-      auto it = keys.find(key);
-      if (it == keys.end()) continue;
-      for (auto& sess : it->second.sessions->mutable_sessions()) {
+      KeyState* ks = keys.find(key);
+      if (ks == nullptr) continue;
+      for (auto& sess : ks->sessions->mutable_sessions()) {
         if (!sess.state.early || is_complete(sess.window, watermark)) continue;
-        emit(it->second, key, sess.window, sess.state.slots, sess.state.emissions, false,
+        emit(*ks, key, sess.window, sess.state.slots, sess.state.emissions, false,
              Emission::kEarly);
         ++sess.state.emissions;
         sess.state.early = false;
@@ -1367,13 +1394,11 @@ struct RealTimeAnalyticsEngine::Impl {
   // Emit what the watermark completed, re-emit late updates, drop what it closed.
   void on_watermark() {
     for (const auto& [end, key] : reemit) {
-      auto it = keys.find(key);
-      if (it != keys.end()) emit_sliding(it->second, key, end, Emission::kLate);
+      if (KeyState* ks = keys.find(key)) emit_sliding(*ks, key, end, Emission::kLate);
     }
     reemit.clear();
     for (const std::string& key : reemit_sessions) {
-      auto it = keys.find(key);
-      if (it != keys.end()) emit_sessions(it->second, key);
+      if (KeyState* ks = keys.find(key)) emit_sessions(*ks, key);
     }
     reemit_sessions.clear();
     while (!fire_at.empty() && fire_at.begin()->first <= watermark) {
@@ -1401,6 +1426,7 @@ struct RealTimeAnalyticsEngine::Impl {
           while (!st.panes.empty()) {
             auto last = sliding->last_window_of_pane(st.panes.begin()->first);
             if (last && !is_closed(*last, watermark, lateness)) break;
+            recycle(std::move(st.panes.begin()->second));
             st.panes.erase(st.panes.begin());
             n_active.fetch_sub(1, std::memory_order_relaxed);
           }
@@ -1423,15 +1449,14 @@ struct RealTimeAnalyticsEngine::Impl {
     }
   }
 
-  // Earliest event time still held by open state (kMaxTime if none).
   // Earliest event time still held by open state (kMaxTime if none); also forgets keys whose
   // windows all closed a while ago (kept meanwhile so that a key's next window reuses its state
   // instead of reallocating it).
   int64_t sweep_and_oldest() {
     const WindowConfig& w = cfg.window;
     const int64_t keep = std::max<int64_t>(60'000, 10 * std::max(w.size_ms, w.gap_ms));
-    for (auto it = keys.begin(); it != keys.end();) {
-      KeyState& ks = it->second;
+    for (size_t i = keys.size(); i-- > 0;) {  // backwards: erase moves the last state into i
+      KeyState& ks = *keys.all()[i];
       bool empty = ks.panes.empty() && (!ks.sessions || ks.sessions->empty()) &&
                    w.type != WindowType::kCount && w.type != WindowType::kGlobal;
       for (const RuleState& rs : ks.rules) empty = empty && rs.idle();
@@ -1440,14 +1465,13 @@ struct RealTimeAnalyticsEngine::Impl {
       } else if (ks.emptied_at == kMaxTime) {
         ks.emptied_at = watermark;  // e.g. a rule was busy when its last window closed
       } else if (sat_add(ks.emptied_at, keep) < watermark) {
-        it = keys.erase(it);
-        continue;
+        keys.erase(&ks);
       }
-      ++it;
     }
     n_keys.store(keys.size(), std::memory_order_relaxed);
     int64_t t = kMaxTime;
-    for (const auto& [key, ks] : keys) {
+    for (const auto& ksp : keys.all()) {
+      const KeyState& ks = *ksp;
       for (const auto& [p, s] : ks.panes) t = std::min(t, s.min_time);
       for (const auto& [p, s] : ks.count_panes) t = std::min(t, s.min_time);
       if (ks.sessions) {

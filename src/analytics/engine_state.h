@@ -18,6 +18,7 @@
 
 #include "analytics/anomaly.h"
 #include "analytics/ddsketch.h"
+#include "analytics/flat_map.h"
 #include "analytics/hyperloglog.h"
 #include "analytics/moments.h"
 #include "analytics/patterns.h"
@@ -89,13 +90,14 @@ struct RuleState {
 struct KeyState {
   std::string key;                      // the map key (record key of its results)
   std::string key_json;                 // {"field":value,...}
-  std::map<int64_t, Slots> panes;       // sliding/tumbling: by pane start
-  std::map<int64_t, uint32_t> emitted;  // sliding: window end -> emissions so far
+  FlatMap<int64_t, Slots> panes;        // sliding/tumbling: by pane start
+  FlatMap<int64_t, uint32_t> emitted;   // sliding: window end -> emissions so far
   std::unique_ptr<SessionSet<SessionState>> sessions;
   uint64_t events = 0;                  // count windows: events seen (arrival index)
   int64_t emptied_at = kMaxTime;        // watermark when its last window closed (time windows)
-  std::map<uint64_t, Slots> count_panes;
+  FlatMap<uint64_t, Slots> count_panes;
   std::vector<RuleState> rules;         // one per rule, created when a rule first needs it
+  size_t table_pos = 0;                 // KeyTable: its place among the owned states
 };
 
 /// Appends a KeyState's encoding (everything but `key`'s map position) to w.
