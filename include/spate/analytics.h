@@ -117,9 +117,14 @@ struct RuleConfig {
   uint32_t windows = 5;              // trend: least-squares fit over the last N windows
   double rising = 0;                 // trend: fire when slope/s >= rising (0 = not checked)
   double falling = 0;                // trend: fire when slope/s <= -falling (0 = not checked)
-  std::string x, y;                  // correlation: two event fields, Pearson r per window
-  double min_abs_r = 0.8;            // correlation: fire when |r| >= this
-  uint64_t min_count = 10;           // correlation: pairs needed in the window
+  // correlation: Pearson r of x and y. correlation_windows 0: x and y are event fields, r over
+  // one window's events. correlation_windows N (>= 2; YAML `windows: N`): x and y are numeric
+  // aggregates of this job (an aggregation's name, or `<percentile>.pNN`), r per key over the
+  // (x, y) pairs of its last N windows (a window where either is null or non-finite is skipped).
+  std::string x, y;
+  uint32_t correlation_windows = 0;
+  double min_abs_r = 0.8;            // correlation: fire when |r| >= this (YAML `threshold`)
+  uint64_t min_count = 10;           // correlation: pairs needed (events, or windows: <= N)
   std::vector<std::string> steps;    // sequence: step conditions (expressions over events)
   std::string not_followed_by;       // sequence: absent step after the last one ("" = none)
   int64_t within_ms = 60'000;        // sequence: whole match within this

@@ -163,6 +163,7 @@ void encode_key_state(codec::Writer& w, const KeyState& ks) {
   for (const RuleState& rs : ks.rules) {
     put(rs.threshold);
     if (rs.trend) put(*rs.trend);
+    if (rs.pairs) put(*rs.pairs);
     if (rs.sequence) put(*rs.sequence);
     if (rs.anomaly) put(*rs.anomaly);
   }
@@ -231,6 +232,9 @@ Status decode_key_state(codec::Reader& r, const Slots& prototype,
     SPATE_ASSIGN_OR_RETURN(rs.threshold, ThresholdState::decode(r.bytes(), t.threshold));
     if (t.trend) {
       SPATE_ASSIGN_OR_RETURN(rs.trend, TrendState::decode(r.bytes(), *t.trend));
+    }
+    if (t.pairs) {
+      SPATE_ASSIGN_OR_RETURN(rs.pairs, PairHistory::decode(r.bytes(), *t.pairs));
     }
     if (t.sequence) {
       SPATE_ASSIGN_OR_RETURN(rs.sequence, SequenceState::decode(r.bytes(), *t.sequence));

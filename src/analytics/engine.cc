@@ -113,6 +113,38 @@ int correlation_slot(const std::vector<AggregationConfig>& aggs, const RuleConfi
   return -1;
 }
 
+// "" if `name` is a numeric field of every window result of `aggs` (what a correlation of two
+// aggregates reads), else why not.
+std::string numeric_aggregate_error(const std::vector<AggregationConfig>& aggs,
+                                    const std::string& name) {
+  const size_t dot = name.find('.');
+  const std::string base = name.substr(0, dot);
+  for (const AggregationConfig& a : aggs) {
+    if (a.name != base) continue;
+    if (a.type == AggregationType::kPercentile) {
+      std::vector<std::string> qs;
+      for (double q : a.quantiles) qs.push_back(a.name + "." + quantile_name(q));
+      if (dot != std::string::npos && std::find(qs.begin(), qs.end(), name) != qs.end()) return "";
+      return fmt::format("{} is not a number: name one of the percentile's quantiles ({})", name,
+                         fmt::join(qs, ", "));
+    }
+    if (dot != std::string::npos) return name + ": aggregation " + base + " has no fields";
+    switch (a.type) {
+      case AggregationType::kTopK:
+      case AggregationType::kFirst:
+      case AggregationType::kLast:
+        return fmt::format("{} is a {} aggregation, not a number", name,
+                           aggregation_type_name(a.type));
+      default:
+        return "";
+    }
+  }
+  std::vector<std::string> names;
+  for (const AggregationConfig& a : aggs) names.push_back(a.name);
+  return fmt::format("{} is not an aggregation of this job (aggregations: {})", name,
+                     fmt::join(names, ", "));
+}
+
 // The value at `e` as text: strings unquoted, anything else as minified JSON.
 std::string_view element_text(const simdjson::dom::element& e, std::string* scratch) {
   if (e.is_string()) return std::string_view(e.get_string().value_unsafe());
@@ -198,6 +230,20 @@ Status validate_analytics(const AnalyticsConfig& c) {
         break;
       case RuleType::kCorrelation:
         if (r.x.empty() || r.y.empty()) return bad("a correlation needs fields x and y");
+        if (r.correlation_windows != 0) {  // x and y are aggregates, r over the last N windows
+          if (Status s = TrendConfig{r.correlation_windows}.validate(); !s.ok()) {
+            return bad("correlation: windows must be in [2, 65536]");
+          }
+          if (r.min_count < 2 || r.min_count > r.correlation_windows) {
+            return bad(fmt::format("correlation: min_count must be in [2, windows = {}], got {}",
+                                   r.correlation_windows, r.min_count));
+          }
+          for (const std::string* f : {&r.x, &r.y}) {
+            if (std::string e = numeric_aggregate_error(c.aggregations, *f); !e.empty()) {
+              return bad("correlation over windows: " + e);
+            }
+          }
+        }
         break;
       case RuleType::kSequence: {
         for (const std::string& st : r.steps) SPATE_RETURN_IF_ERROR(compiles(st));
@@ -293,7 +339,10 @@ struct RealTimeAnalyticsEngine::Impl {
     // A correlation rule reads the CoMoments of a correlation aggregation of its fields:
     // configured, or added here (its r then appears in the results too).
     for (const RuleConfig& rc : cfg.rules) {
-      if (rc.type != RuleType::kCorrelation || correlation_slot(cfg.aggregations, rc) >= 0) continue;
+      if (rc.type != RuleType::kCorrelation || rc.correlation_windows != 0 ||
+          correlation_slot(cfg.aggregations, rc) >= 0) {
+        continue;
+      }
       AggregationConfig a;
       a.type = AggregationType::kCorrelation;
       a.field = rc.x;
@@ -455,6 +504,9 @@ struct RealTimeAnalyticsEngine::Impl {
                      r.for_ms, r.value, r.windows, r.x, r.y, fmt::join(r.steps, "\x1f"),
                      r.not_followed_by, r.within_ms, r.per_event, r.method, r.baseline, r.warmup,
                      r.alpha, r.include_anomalies, r.threshold);
+      if (r.correlation_windows != 0) {
+        fmt::format_to(std::back_inserter(f), "cw{};", r.correlation_windows);
+      }
     }
     return hash64(f);
   }
@@ -875,7 +927,7 @@ struct RealTimeAnalyticsEngine::Impl {
     expr::Expression condition;
     expr::Expression resolve;
     std::vector<expr::Expression> steps;  // sequence: positive steps, then not_followed_by
-    int corr_slot = -1;                   // correlation: the aggregation holding its CoMoments
+    int corr_slot = -1;  // correlation of fields: the aggregation holding its CoMoments
     AlertPolicy policy;
     Counter* m_detected = nullptr;        // patterns / anomalies detected
     bool window_rule() const {
@@ -916,7 +968,13 @@ struct RealTimeAnalyticsEngine::Impl {
           t.threshold.for_ms = rc.for_ms;
           break;
         case RuleType::kTrend: t.trend = TrendConfig{rc.windows}; break;
-        case RuleType::kCorrelation: r.corr_slot = correlation_slot(cfg.aggregations, rc); break;
+        case RuleType::kCorrelation:
+          if (rc.correlation_windows != 0) {
+            t.pairs = TrendConfig{rc.correlation_windows};
+          } else {
+            r.corr_slot = correlation_slot(cfg.aggregations, rc);
+          }
+          break;
         case RuleType::kSequence: {
           for (const std::string& st : rc.steps) {
             SPATE_RETURN_IF_ERROR(compile(st, &r.steps.emplace_back()));
@@ -1041,6 +1099,33 @@ struct RealTimeAnalyticsEngine::Impl {
     return e;
   }
 
+  // A correlation of two aggregates: this window's (x, y) joins the key's last N pairs (a
+  // window where either is null or non-finite is skipped: no observation), then r over them.
+  void evaluate_aggregate_correlation(const CompiledRule& r, RuleState& rs, const KeyState& ks,
+                                      const TimeWindow& w, const simdjson::dom::element& doc) {
+    const RuleConfig& rc = *r.cfg;
+    const auto x = number_at(doc, rc.x);
+    const auto y = number_at(doc, rc.y);
+    if (!x || !y) return;
+    const CoMoments cm = rs.pairs->observe(*x, *y);
+    const double pr = cm.pearson();
+    const bool breach = cm.n >= rc.min_count && std::isfinite(pr) && std::abs(pr) >= rc.min_abs_r;
+    transition(
+        r, rs, ks, w, w.end, breach, std::nullopt,
+        [&] {
+          std::string e = "{\"x\":" + json_quoted(rc.x) + ",\"y\":" + json_quoted(rc.y) + ",\"r\":";
+          append_double(e, pr);
+          fmt::format_to(std::back_inserter(e), ",\"n\":{},\"windows\":{},\"latest_x\":", cm.n,
+                         rc.correlation_windows);
+          append_double(e, *x);
+          e += ",\"latest_y\":";
+          append_double(e, *y);
+          e += '}';
+          return e;
+        },
+        fmt::format("r({}, {}) = {:.3f} over the last {} windows", rc.x, rc.y, pr, cm.n));
+  }
+
   // Window rules, on a (key, window)'s first emission: `result` is its result JSON.
   void evaluate_window_rules(KeyState& ks, const TimeWindow& w, const Slots& slots,
                              const std::string& result) {
@@ -1084,6 +1169,10 @@ struct RealTimeAnalyticsEngine::Impl {
           break;
         }
         case RuleType::kCorrelation: {
+          if (rs.pairs) {
+            evaluate_aggregate_correlation(r, rs, ks, w, doc);
+            break;
+          }
           const CoMoments& cm = std::get<CoMoments>(slots.s[static_cast<size_t>(r.corr_slot)]);
           const double pr = cm.pearson();
           const bool breach = cm.n >= rc.min_count && std::isfinite(pr) && std::abs(pr) >= rc.min_abs_r;

@@ -66,6 +66,7 @@ struct SessionState {
 struct RuleTemplate {
   ThresholdConfig threshold;  // fire/resolve of threshold, trend, correlation, anomaly
   std::optional<TrendConfig> trend;
+  std::optional<TrendConfig> pairs;  // correlation of two aggregates over the last N windows
   std::optional<SequenceConfig> sequence;
   std::optional<AnomalyConfig> anomaly;
 };
@@ -73,15 +74,18 @@ struct RuleTemplate {
 struct RuleState {
   ThresholdState threshold;
   std::optional<TrendState> trend;
+  std::optional<PairHistory> pairs;
   std::optional<SequenceState> sequence;
   std::optional<AnomalyState> anomaly;
   explicit RuleState(const RuleTemplate& t) : threshold(t.threshold) {
     if (t.trend) trend.emplace(*t.trend);
+    if (t.pairs) pairs.emplace(*t.pairs);
     if (t.sequence) sequence.emplace(*t.sequence);
     if (t.anomaly) anomaly.emplace(*t.anomaly);
   }
   /// Nothing that forgetting the key would lose: not firing, no breach run, no sequence
-  /// in progress (trend and anomaly baselines restart after an idle key is forgotten).
+  /// in progress (trend, correlation-pair and anomaly baselines restart after an idle key is
+  /// forgotten).
   bool idle() const {
     return !threshold.firing() && !threshold.in_run() && (!sequence || sequence->empty());
   }

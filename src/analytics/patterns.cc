@@ -267,6 +267,79 @@ Result<CoMoments> CoMoments::decode(std::string_view in) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// PairHistory
+
+PairHistory::PairHistory(const TrendConfig& config)
+    : config_(config), x_(config.windows), y_(config.windows) {
+  const Status s = config.validate();
+  SPATE_CHECK(s.ok(), s.message());
+}
+
+CoMoments PairHistory::observe(double x, double y) {
+  if (!std::isfinite(x) || !std::isfinite(y)) {
+    ++rejected_;
+    return moments();
+  }
+  const uint32_t cap = config_.windows;
+  if (size_ < cap) {
+    const uint32_t i = (head_ + size_) % cap;
+    x_[i] = x;
+    y_[i] = y;
+    ++size_;
+  } else {
+    x_[head_] = x;
+    y_[head_] = y;
+    head_ = (head_ + 1) % cap;
+  }
+  return moments();
+}
+
+CoMoments PairHistory::moments() const {
+  CoMoments c;
+  for (uint32_t k = 0; k < size_; ++k) {
+    const uint32_t i = (head_ + k) % config_.windows;
+    c.add(x_[i], y_[i]);
+  }
+  return c;
+}
+
+void PairHistory::encode(std::string* out) const {
+  codec::Writer w(out);
+  w.header('P', 1);
+  w.varint(config_.windows);
+  w.varint(rejected_);
+  w.varint(size_);
+  for (uint32_t k = 0; k < size_; ++k) {
+    const uint32_t i = (head_ + k) % config_.windows;
+    w.f64(x_[i]);
+    w.f64(y_[i]);
+  }
+}
+
+Result<PairHistory> PairHistory::decode(std::string_view in, const TrendConfig& config) {
+  SPATE_RETURN_IF_ERROR(config.validate());
+  codec::Reader r(in);
+  if (!r.header('P', 1)) return Corruption("pairs: bad header");
+  const uint64_t windows = r.varint();
+  if (!r.ok()) return Corruption("pairs: truncated");
+  if (windows != config.windows) return InvalidArgument("pairs: encoded with another window count");
+  PairHistory s(config);
+  s.rejected_ = r.varint();
+  const uint64_t size = r.varint();
+  if (!r.ok() || size > windows) return Corruption("pairs: bad size");
+  for (uint64_t k = 0; k < size; ++k) {
+    s.x_[k] = r.f64();
+    s.y_[k] = r.f64();
+    if (!std::isfinite(s.x_[k]) || !std::isfinite(s.y_[k])) {
+      return Corruption("pairs: non-finite value");
+    }
+  }
+  if (!r.done()) return Corruption("pairs: truncated or trailing bytes");
+  s.size_ = static_cast<uint32_t>(size);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
 // SequenceState
 
 Status SequenceConfig::validate() const {

@@ -1,13 +1,14 @@
 // Pattern detectors the analytics engine drives per key: a threshold state machine with
 // for-N-windows / for-duration and hysteresis (ThresholdState), a least-squares trend over the
-// last N points (TrendState), mergeable streaming co-moments for correlation (CoMoments) and a
+// last N points (TrendState), mergeable streaming co-moments for correlation (CoMoments), the
+// (x, y) pairs of the last N windows (PairHistory) and a
 // sequence NFA in the spirit of Flink CEP (SequenceState).
 //
 // The engine evaluates conditions and expressions itself and passes booleans, numbers and step
 // bitmasks in; these classes only keep the per-key state machine. Times are event-time epoch
 // milliseconds.
 //
-// Contract (all four): plain values, not synchronized — one owner at a time (the shard that
+// Contract (all of them): plain values, not synchronized — one owner at a time (the shard that
 // owns the key); configs are immutable and may be shared. No I/O, no threads, no clock.
 // Constructors take a config that must be valid (validate() ok; checked, fatal otherwise).
 // Every state has encode() (a versioned binary form for checkpoints) and decode(bytes, config):
@@ -177,6 +178,35 @@ struct CoMoments {
 
   void encode(std::string* out) const;
   static Result<CoMoments> decode(std::string_view in);
+};
+
+/// The (x, y) pairs of the last `windows` observations (a ring, like TrendState's), for a
+/// correlation of two aggregates over the last N windows. observe() adds one pair — a pair with
+/// a NaN or ±infinity is skipped (not added, counted in rejected()) — and returns the co-moments
+/// of the pairs held (at most `windows`, oldest dropped first). Config: TrendConfig (windows in
+/// [2, 65536]). O(windows) per call, no allocation after construction.
+class PairHistory {
+ public:
+  explicit PairHistory(const TrendConfig& config = {});
+
+  CoMoments observe(double x, double y);
+  /// Co-moments of the pairs held (recomputed from them: no drift from removals).
+  CoMoments moments() const;
+
+  uint32_t size() const { return size_; }
+  uint64_t rejected() const { return rejected_; }
+  const TrendConfig& config() const { return config_; }
+
+  void encode(std::string* out) const;
+  static Result<PairHistory> decode(std::string_view in, const TrendConfig& config);
+
+ private:
+  TrendConfig config_;
+  std::vector<double> x_;  // ring of capacity windows
+  std::vector<double> y_;
+  uint32_t head_ = 0;  // index of the oldest pair
+  uint32_t size_ = 0;
+  uint64_t rejected_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -773,7 +773,31 @@ void parse_rules(Node& item, AnalyticsConfig& ac) {
         if (Node v = r.get("threshold"); v.present()) {
           scalar_double(v, &rc.min_abs_r, 0, 1, "an |r| between 0 and 1, e.g. 0.8");
         }
-        r.get_int("min_count", &rc.min_count, 2, 1'000'000'000);
+        // windows: N — x and y are aggregates, r over the key's last N windows (like trend).
+        if (r.get_int("windows", &rc.correlation_windows, 2, 10'000)) {
+          rc.min_count = std::min<uint64_t>(rc.min_count, rc.correlation_windows);
+          if (r.get_int("min_count", &rc.min_count, 2, 1'000'000'000) &&
+              rc.min_count > rc.correlation_windows) {
+            r.get("min_count")
+                .error(
+                    fmt::format("min_count must be at most windows ({})", rc.correlation_windows));
+          }
+          for (const char* k : {"x", "y"}) {
+            const std::string& f = *k == 'x' ? rc.x : rc.y;
+            const std::string base = f.substr(0, f.find('.'));
+            const bool known =
+                std::any_of(ac.aggregations.begin(), ac.aggregations.end(),
+                            [&](const AggregationConfig& a) { return a.name == base; });
+            if (!f.empty() && !known) {
+              r.get(k).error(
+                  fmt::format("{} is not an aggregation of this job; with windows: the "
+                              "correlation reads two aggregates",
+                              config::quote(f)));
+            }
+          }
+        } else {
+          r.get_int("min_count", &rc.min_count, 2, 1'000'000'000);
+        }
         break;
       case RuleType::kSequence: {
         rc.cooldown_ms = 0;  // every match is its own occurrence

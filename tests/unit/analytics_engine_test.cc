@@ -761,6 +761,61 @@ TEST_F(RulesTest, TrendAndCorrelation) {
   EXPECT_NEAR(num(rs[0], "correlation_load_lat"), 1.0, 1e-9) << "r is in the results too";
 }
 
+// A correlation of two aggregates over the last N windows: r of (avg_load, avg_lat) over a key's
+// last 4 windows. Two perfectly correlated windows do not fire (min_count 3); the third does;
+// a window without lat (avg_lat null) is skipped, not a pair; it resolves when lat decouples.
+TEST_F(RulesTest, CorrelationOfTwoAggregatesOverWindows) {
+  start(R"(    key_by: [host]
+    time: {field: ts}
+    window: {type: tumbling, size: 10s}
+    aggregations: [{type: avg, field: load}, {type: avg, field: lat}]
+    alerts_topic: alerts
+    patterns:
+      - {name: load_vs_lat, type: correlation, x: avg_load, y: avg_lat, windows: 4,
+         threshold: 0.9, min_count: 3}
+)");
+  // Per window (one event): load, lat (-1: no lat). r over the last 4 pairs: windows 0-1 have
+  // r = 1 but n = 2; window 2: r = 1, n = 3 (fires); window 4 is skipped; window 7's last four
+  // pairs (4,40) (5,50) (6,60) (7,0) give r = -0.54 (resolves); then no re-fire (|r| <= 0.45).
+  const std::vector<std::pair<int, int>> series = {{1, 10},  {2, 20}, {3, 30},  {4, 40},
+                                                   {9, -1},  {5, 50}, {6, 60},  {7, 0},
+                                                   {8, 100}, {9, 0},  {10, 100}};
+  std::vector<std::string> evs;
+  for (size_t w = 0; w < series.size(); ++w) {
+    std::string e = "{\"host\":\"a\",\"ts\":" + std::to_string(w * 10000) +
+                    ",\"load\":" + std::to_string(series[w].first);
+    if (series[w].second >= 0) e += ",\"lat\":" + std::to_string(series[w].second);
+    evs.push_back(e + "}");
+  }
+  evs.push_back(R"({"host":"b","ts":200000,"load":1,"lat":1})");
+  send(evs);
+  auto as = alerts(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  as = alerts(2);
+  std::vector<std::string> seen;
+  for (const auto& a : as) {
+    seen.push_back(str(a, "rule") + "@" + std::to_string(a["window_start"].get_int64().value()) +
+                   ":" + str(a, "state"));
+  }
+  const std::vector<std::string> want = {"load_vs_lat@20000:firing", "load_vs_lat@70000:resolved"};
+  EXPECT_EQ(seen, want);
+  ASSERT_EQ(as.size(), 2u);
+  const simdjson::dom::element fired = as[0]["evidence"].value();
+  EXPECT_NEAR(fired["r"].get_double().value(), 1.0, 1e-9);
+  EXPECT_EQ(fired["n"].get_int64().value(), 3);
+  EXPECT_EQ(fired["windows"].get_int64().value(), 4);
+  EXPECT_EQ(fired["latest_x"].get_double().value(), 3.0);
+  EXPECT_EQ(fired["latest_y"].get_double().value(), 30.0);
+  EXPECT_EQ(str(fired, "x"), "avg_load");
+  const simdjson::dom::element resolved = as[1]["evidence"].value();
+  EXPECT_NEAR(resolved["r"].get_double().value(), -0.53997, 1e-4);
+  EXPECT_EQ(resolved["n"].get_int64().value(), 4);
+  auto rs = results(11);
+  ASSERT_GE(rs.size(), 5u);
+  EXPECT_TRUE(rs[4].doc["avg_lat"].is_null()) << "window 4 has no lat";
+  EXPECT_TRUE(rs[0].doc["correlation_avg_load_avg_lat"].error())
+      << "no correlation aggregation added";
+}
 
 // window.early: open windows that changed are emitted every `early` of processing time with
 // "early": true; the on-time result still comes when the watermark completes the window, and

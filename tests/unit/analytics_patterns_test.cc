@@ -293,6 +293,35 @@ TEST(TrendTest, MatchesBruteForceOnRandomPoints) {
   }
 }
 
+// PairHistory keeps the last N finite pairs; its co-moments are those of exactly those pairs.
+TEST(PairHistoryTest, LastNPairsSkipsNonFiniteAndRoundTrips) {
+  PairHistory h(TrendConfig{3});
+  EXPECT_EQ(h.observe(1, 10).n, 1u);
+  EXPECT_TRUE(std::isnan(h.moments().pearson())) << "one pair: r undefined";
+  EXPECT_NEAR(h.observe(2, 20).pearson(), 1.0, 1e-12);
+  EXPECT_EQ(h.observe(NAN, 5).n, 2u) << "a non-finite pair is skipped";
+  EXPECT_EQ(h.observe(3, INFINITY).n, 2u);
+  EXPECT_EQ(h.rejected(), 2u);
+  EXPECT_NEAR(h.observe(3, 30).pearson(), 1.0, 1e-12);
+  // Full: (1,10) drops out; (2,20), (3,30), (4,-100).
+  const CoMoments c = h.observe(4, -100);
+  CoMoments want;
+  for (auto [x, y] : {std::pair{2.0, 20.0}, {3.0, 30.0}, {4.0, -100.0}}) want.add(x, y);
+  EXPECT_EQ(c.n, 3u);
+  EXPECT_NEAR(c.pearson(), want.pearson(), 1e-12);
+  EXPECT_LT(c.pearson(), 0);
+  std::string enc;
+  h.encode(&enc);
+  auto d = PairHistory::decode(enc, TrendConfig{3});
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(d->rejected(), 2u);
+  EXPECT_NEAR(d->observe(5, 0).pearson(), h.observe(5, 0).pearson(), 0);
+  EXPECT_EQ(PairHistory::decode(enc, TrendConfig{4}).status().code(), Errc::kInvalidArgument);
+  EXPECT_EQ(PairHistory::decode(enc.substr(0, enc.size() - 1), TrendConfig{3}).status().code(),
+            Errc::kCorruption);
+  EXPECT_EQ(PairHistory::decode(enc + "x", TrendConfig{3}).status().code(), Errc::kCorruption);
+}
+
 TEST(TrendTest, RoundTripMidStreamContinuesIdentically) {
   std::mt19937_64 rng(6);
   const TrendConfig c{7};

@@ -1126,12 +1126,68 @@ TEST(ConfigTest, AnalyticsRuleErrorsHavePositions) {
       {"    anomalies: [{name: x, value: ms, baseline: 10, warmup: 20}]\n", "warmup must be at most baseline"},
       {"    patterns: [{name: x, type: threshold, condition: 'a'}]\n    anomalies: [{name: x, value: ms}]\n",
        "duplicate rule name"},
+      {"    patterns: [{name: x, type: correlation, x: avg_ms, y: p99, windows: 5}]\n",
+       "p.yaml:7:59: analytics[0].patterns[0].y: \"p99\" is not an aggregation of this job"},
+      {"    patterns: [{name: x, type: correlation, x: avg_ms, y: avg_ms, windows: 5, "
+       "min_count: 6}]\n",
+       "analytics[0].patterns[0].min_count: min_count must be at most windows (5)"},
+      {"    patterns: [{name: x, type: correlation, x: avg_ms, y: avg_ms, windows: 1}]\n",
+       "analytics[0].patterns[0].windows"},
   };
   for (const Case& c : cases) {
     auto r = load_pipeline_string(analytics_yaml(c.yaml), "p.yaml");
     ASSERT_FALSE(r.ok()) << c.yaml;
     EXPECT_NE(r.status().message().find(c.want), std::string::npos)
         << c.yaml << " -> " << r.status().message();
+  }
+}
+
+// The two-aggregates correlation (windows: N): parsed, min_count defaults to at most N, and
+// validate_analytics (also the C++ API's check) wants x and y to be numeric aggregates.
+TEST(ConfigTest, CorrelationOfAggregatesValidates) {
+  auto r = load_pipeline_string(
+      "analytics:\n  - name: a\n    inputs: [in]\n    output: out\n"
+      "    window: {type: tumbling, size: 10s}\n"
+      "    aggregations: [{type: avg, field: load}, {type: percentile, field: ms, name: lat, "
+      "quantiles: [0.5, 0.99]}, {type: top_k, field: url}]\n"
+      "    patterns:\n"
+      "      - {name: c, type: correlation, x: avg_load, y: lat.p99, windows: 4, threshold: 0.7}\n",
+      "p.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  AnalyticsConfig a = r->analytics[0];
+  ASSERT_EQ(a.rules.size(), 1u);
+  EXPECT_EQ(a.rules[0].correlation_windows, 4u);
+  EXPECT_EQ(a.rules[0].min_count, 4u) << "the default 10 is capped at windows";
+  EXPECT_EQ(a.rules[0].min_abs_r, 0.7);
+  EXPECT_TRUE(validate_analytics(a).ok()) << validate_analytics(a).to_string();
+  struct Case {
+    const char* x;
+    const char* y;
+    uint32_t windows;
+    uint64_t min_count;
+    const char* want;
+  };
+  const Case cases[] = {
+      {"avg_load", "lat", 4, 4,
+       "lat is not a number: name one of the percentile's quantiles "
+       "(lat.p50, lat.p99)"},
+      {"top_k_url", "avg_load", 4, 4, "top_k_url is a top_k aggregation, not a number"},
+      {"avg_load", "nope", 4, 4, "nope is not an aggregation of this job"},
+      {"avg_load", "lat.p95", 4, 4, "quantiles"},
+      {"avg_load", "lat.p99", 4, 5, "min_count must be in [2, windows = 4], got 5"},
+      {"avg_load", "lat.p99", 1, 1, "windows must be in [2, 65536]"},
+  };
+  for (const Case& c : cases) {
+    AnalyticsConfig b = a;
+    b.rules[0].x = c.x;
+    b.rules[0].y = c.y;
+    b.rules[0].correlation_windows = c.windows;
+    b.rules[0].min_count = c.min_count;
+    const Status s = validate_analytics(b);
+    ASSERT_FALSE(s.ok()) << c.x << " " << c.y;
+    EXPECT_NE(s.message().find("p.yaml:8:9: analytics[0].patterns[0]: "), std::string::npos)
+        << s.message();
+    EXPECT_NE(s.message().find(c.want), std::string::npos) << s.message();
   }
 }
 
