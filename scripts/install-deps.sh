@@ -12,6 +12,7 @@ PACKAGES=(
   libhiredis-dev redis-server
   libsqlite3-dev sqlite3
   python3-aiosmtpd
+  librdkafka-dev kcat
 )
 # `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
 # `--bench`: also the load generator and the HTTP peer of the benchmarks (make bench).

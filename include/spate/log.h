@@ -33,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "spate/status.h"
@@ -63,9 +64,45 @@ struct TopicSpec {
   std::optional<Compression> compression;
 };
 
+/// Settings of `log: {kind: kafka}` (pipeline key `log.kafka`). Names follow the reference
+/// design's Kafka config; `properties` passes any further librdkafka property through verbatim
+/// (set last, so it wins). Secrets (sasl_password, ssl_key_password) are never logged or shown.
+struct KafkaLogConfig {
+  std::string bootstrap_servers;  // host:port,...; empty = $KAFKA_BOOTSTRAP_SERVERS
+  std::string client_id = "spate";
+  // Producer.
+  std::string acks = "all";  // all | 1 | 0 (idempotence needs all)
+  bool enable_idempotence = true;
+  int64_t linger_ms = 5;
+  int64_t batch_size = 1 << 20;  // bytes per partition batch (librdkafka batch.size)
+  std::string compression_type = "lz4";  // none | gzip | snappy | lz4 | zstd
+  int64_t retries = 2147483647;  // bounded in time by delivery_timeout_ms
+  int64_t max_in_flight_requests_per_connection = 5;
+  int64_t delivery_timeout_ms = 30'000;  // an append fails (and is not acknowledged) after this
+  int64_t request_timeout_ms = 10'000;
+  int64_t queue_max_messages = 100'000;  // producer queue bound; full = append fails (HTTP 503)
+  int64_t queue_full_wait_ms = 1'000;    // wait this long for room before failing an append
+  // Consumer (fetch) and admin.
+  int64_t fetch_wait_max_ms = 100;
+  int64_t admin_timeout_ms = 10'000;  // CreateTopics etc.; brokers without the admin API time out
+  int64_t replication_factor = -1;    // of created topics; -1 = the broker's default
+  int64_t transaction_timeout_ms = 60'000;
+  // Security: empty = $KAFKA_SECURITY_PROTOCOL, $KAFKA_SASL_MECHANISM, $KAFKA_SASL_USERNAME,
+  // $KAFKA_SASL_PASSWORD.
+  std::string security_protocol;  // PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+  std::string sasl_mechanism;     // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+  std::string sasl_username;
+  std::string sasl_password;
+  std::string ssl_ca_location;
+  std::string ssl_certificate_location;
+  std::string ssl_key_location;
+  std::string ssl_key_password;
+  std::vector<std::pair<std::string, std::string>> properties;
+};
+
 /// Configuration of the log (pipeline file key `log:`).
 struct LogConfig {
-  std::string kind = "embedded";  // embedded | remote (another process's log) | kafka (later)
+  std::string kind = "embedded";  // embedded | remote (another process's log) | kafka
   std::string data_dir;           // set from the pipeline's data_dir
   std::string url;                // kind remote: http://HOST:PORT of the process owning the log
   int64_t remote_timeout_ms = 10'000;       // kind remote: bound per call
@@ -80,6 +117,7 @@ struct LogConfig {
   int64_t retention_check_interval_ms = 60'000;
   uint32_t default_partitions = 1;
   bool auto_create_topics = true;  // append/produce to a missing topic creates it
+  KafkaLogConfig kafka;            // kind kafka
   FileSystem* fs = nullptr;        // nullptr = default_fs(); tests inject faults here
   Clock* clock = nullptr;          // nullptr = system_clock()
 };
@@ -242,6 +280,9 @@ class Log {
   /// True if append() may wait for the disk (an fsync per append, `fsync: always`). Callers
   /// that must not block for long (HTTP I/O threads) then hand appends to threads of their own.
   virtual bool append_waits_for_disk() const { return true; }
+  /// OK while what stores the log is reachable; kUnavailable with the reason otherwise (a Kafka
+  /// cluster that answered no request lately). `/ready` answers 503 while it is not OK.
+  virtual Status health() const { return Status::Ok(); }
 
   /// A producer for `transactional_id` (1-1000 bytes). Creating one fences (kFenced on every
   /// later call) any earlier producer with the same id and aborts its open transaction.
@@ -258,5 +299,22 @@ Status validate_topic_name(std::string_view name);
 
 /// Open (creating if needed) an embedded log in config.data_dir, recovering from any crash.
 Result<std::unique_ptr<Log>> open_embedded_log(const LogConfig& config);
+
+/// Open a log on an Apache Kafka cluster (config.kafka; src/log/kafka, docs/kafka.md). Returns
+/// once the cluster answered a metadata request, or kUnavailable after request_timeout_ms.
+/// Differences from the contract above, all inherent to Kafka:
+///  - append() returns once every record is acknowledged under `acks`, or fails after
+///    delivery_timeout_ms. A failed append may have stored some of its records (at-least-once;
+///    the producer's idempotence prevents duplicates from its own retries). Concurrent appends
+///    to one partition may interleave, so a batch's offsets need not be consecutive; the result
+///    is the lowest offset of the batch.
+///  - TransactionalProducer::append() returns -1 (offsets are known after commit()).
+///  - enforce_retention() is a no-op (the brokers enforce retention); stats() counts appends.
+///  - last_stable_offset in a FetchResult equals end_offset (librdkafka does not expose the LSO).
+Result<std::unique_ptr<Log>> open_kafka_log(const LogConfig& config);
+
+/// The config of the bootstrap servers actually used: config.bootstrap_servers, else
+/// $KAFKA_BOOTSTRAP_SERVERS, else "" (an error at open).
+std::string kafka_bootstrap_servers(const KafkaLogConfig& config);
 
 }  // namespace spate

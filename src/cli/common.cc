@@ -46,9 +46,7 @@ Result<std::unique_ptr<Log>> open_configured_log(const LogConfig& lc) {
     rc.connect_wait_ms = lc.remote_connect_wait_ms;
     return open_remote_log(rc);
   }
-  if (lc.kind != "embedded") {
-    return ConfigError("log.kind \"" + lc.kind + "\" is not available in this build yet");
-  }
+  if (lc.kind == "kafka") return open_kafka_log(lc);
   return open_embedded_log(lc);
 }
 

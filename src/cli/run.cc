@@ -64,6 +64,12 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
   if (pc.log.kind == "remote") {
     out += ",\"url\":";
     append_json_quoted(out, pc.log.url);
+  } else if (pc.log.kind == "kafka") {  // no credentials: only where the cluster is
+    out += ",\"bootstrap_servers\":";
+    append_json_quoted(out, kafka_bootstrap_servers(pc.log.kafka));
+    const Status h = log.health();
+    out += ",\"reachable\":";
+    out += h.ok() ? "true" : "false";
   }
   out += "},{\"name\":\"admin\",\"kind\":\"http\",\"state\":\"running\"}]";
   out += ",\"topics\":[";
@@ -183,12 +189,6 @@ int run_pipeline(const RunOptions& opts) {
     pc.log.kind = "remote";
     pc.log.url = opts.log_url;
   }
-  if (pc.log.kind != "embedded" && pc.log.kind != "remote") {
-    std::fprintf(stderr,
-                 "spate: %s: log.kind \"%s\" is not available in this build yet (embedded or remote)\n",
-                 pc.source_path.c_str(), pc.log.kind.c_str());
-    return 2;
-  }
   bool run_ingestion = opts.role == "all";
   bool run_processors = opts.role == "all";
   bool run_analytics = opts.role == "all";
@@ -271,6 +271,12 @@ int run_pipeline(const RunOptions& opts) {
   std::vector<std::unique_ptr<RealTimeAnalyticsEngine>> analytics;
   AdminHooks hooks;
   hooks.ready = [&] { return ready.load(); };
+  hooks.unready_reason = [&]() -> std::string {
+    Log* l = log_ptr.load();
+    if (l == nullptr) return {};
+    Status h = l->health();
+    return h.ok() ? std::string() : "log: " + h.message();
+  };
   hooks.status_json = [&]() -> std::string {
     Log* l = log_ptr.load();
     if (l == nullptr) {
@@ -293,7 +299,10 @@ int run_pipeline(const RunOptions& opts) {
   if (remote_log) spdlog::info("using the log of {}", pc.log.url);
   auto log_r = open_configured_log(pc.log);
   if (!log_r.ok()) {
-    spdlog::error("cannot open the log {}: {}", remote_log ? pc.log.url : pc.log.data_dir,
+    spdlog::error("cannot open the log {}: {}",
+                  remote_log              ? pc.log.url
+                  : pc.log.kind == "kafka" ? "on Kafka at " + kafka_bootstrap_servers(pc.log.kafka)
+                                           : pc.log.data_dir,
                   log_r.status().to_string());
     return 1;
   }
@@ -554,8 +563,13 @@ int run_pipeline(const RunOptions& opts) {
                hc.host, server.port());
 
   ready = true;
-  spdlog::info("ready: log in {} ({} topics, fsync {})", pc.log.data_dir, log->list_topics().size(),
-               fsync_policy_name(pc.log.fsync));
+  if (pc.log.kind == "kafka") {
+    spdlog::info("ready: log on Kafka at {} ({} topics)", kafka_bootstrap_servers(pc.log.kafka),
+                 log->list_topics().size());
+  } else {
+    spdlog::info("ready: log in {} ({} topics, fsync {})", pc.log.data_dir,
+                 log->list_topics().size(), fsync_policy_name(pc.log.fsync));
+  }
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

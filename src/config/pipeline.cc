@@ -110,8 +110,62 @@ void parse_fsync(Node f, LogConfig* out) {
   out->fsync = policy == "always" ? FsyncPolicy::kAlways : FsyncPolicy::kNever;
 }
 
+// log.kafka: the Kafka log's settings (docs/configuration.md#kafka).
+void parse_kafka(Node n, KafkaLogConfig* out) {
+  if (!n.present() || n.is_null()) return;
+  n.get_string("bootstrap_servers", &out->bootstrap_servers);
+  n.get_string("client_id", &out->client_id);
+  n.get_enum("acks", &out->acks, {"all", "-1", "0", "1"});
+  n.get_bool("enable_idempotence", &out->enable_idempotence);
+  n.get_duration_ms("linger_ms", &out->linger_ms, 0, 900'000);
+  n.get_size("batch_size", &out->batch_size, 1, 2'147'483'647);
+  n.get_enum("compression_type", &out->compression_type,
+             {"none", "gzip", "snappy", "lz4", "zstd"});
+  n.get_int("retries", &out->retries, 0, 2'147'483'647);
+  n.get_int("max_in_flight_requests_per_connection", &out->max_in_flight_requests_per_connection,
+            1, 1'000'000);
+  n.get_duration_ms("delivery_timeout_ms", &out->delivery_timeout_ms, 1, 2'147'483'647);
+  n.get_duration_ms("request_timeout_ms", &out->request_timeout_ms, 1, 900'000);
+  n.get_int("queue_max_messages", &out->queue_max_messages, 1, 2'147'483'647);
+  n.get_duration_ms("queue_full_wait_ms", &out->queue_full_wait_ms, 0, 900'000);
+  n.get_duration_ms("fetch_wait_max_ms", &out->fetch_wait_max_ms, 0, 300'000);
+  n.get_duration_ms("admin_timeout_ms", &out->admin_timeout_ms, 1, 900'000);
+  n.get_int("replication_factor", &out->replication_factor, -1, 32767);
+  n.get_duration_ms("transaction_timeout_ms", &out->transaction_timeout_ms, 1000, 900'000);
+  n.get_enum("security_protocol", &out->security_protocol,
+             {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"});
+  n.get_enum("sasl_mechanism", &out->sasl_mechanism, {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"});
+  n.get_string("sasl_username", &out->sasl_username);
+  n.get_string("sasl_password", &out->sasl_password);
+  n.get_string("ssl_ca_location", &out->ssl_ca_location);
+  n.get_string("ssl_certificate_location", &out->ssl_certificate_location);
+  n.get_string("ssl_key_location", &out->ssl_key_location);
+  n.get_string("ssl_key_password", &out->ssl_key_password);
+  if (out->acks != "all" && out->acks != "-1" && out->enable_idempotence && n.get("acks").present()) {
+    n.get("acks").error("enable_idempotence needs acks: all (set enable_idempotence: false to use acks " +
+                        out->acks + ")");
+  }
+  Node props = n.child("properties");
+  if (props.present() && !props.is_null()) {
+    if (!props.is_map()) {
+      props.error("expected a map of librdkafka properties (name: value)");
+    } else {
+      for (const std::string& k : props.keys()) {
+        std::string v;
+        if (props.get(k).as_string(&v)) out->properties.emplace_back(k, v);
+      }
+    }
+  }
+  n.finish();
+}
+
 void parse_log(Node n, LogConfig* out) {
   n.get_enum("kind", &out->kind, {"embedded", "remote", "kafka"});
+  // The reference design's variable alone moves a pipeline without a log kind onto Kafka.
+  if (const char* bs = std::getenv("KAFKA_BOOTSTRAP_SERVERS");
+      bs != nullptr && *bs != 0 && !n.get("kind").present()) {
+    out->kind = "kafka";
+  }
   n.get_string("url", &out->url);
   n.get_duration_ms("timeout", &out->remote_timeout_ms, 1);
   n.get_duration_ms("connect_wait", &out->remote_connect_wait_ms, 0);
@@ -132,6 +186,10 @@ void parse_log(Node n, LogConfig* out) {
   n.get_duration_ms("retention_check_interval_ms", &out->retention_check_interval_ms, 1);
   n.get_int("default_partitions", &out->default_partitions, 1, kMaxPartitions);
   n.get_bool("auto_create_topics", &out->auto_create_topics);
+  parse_kafka(n.child("kafka"), &out->kafka);
+  if (out->kind != "kafka" && n.get("kafka").present()) {
+    n.get("kafka").error("kafka: settings are only for log kind kafka");
+  }
   n.finish();
 }
 

@@ -24,6 +24,9 @@ namespace spate {
 
 struct AdminHooks {
   std::function<bool()> ready;               // null: always ready
+  // Why the process is not ready although it started (e.g. "Kafka unreachable: ..."); empty =
+  // ready as far as this hook knows. /ready answers 503 {"status":"unavailable","reason":...}.
+  std::function<std::string()> unready_reason;
   std::function<std::string()> status_json;  // /status body (JSON), built by the caller
   MetricsRegistry* metrics = nullptr;        // null: global_metrics()
 };
