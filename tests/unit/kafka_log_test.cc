@@ -406,6 +406,45 @@ TEST(KafkaLog, UnreachableBrokersFailAppendsInBoundsAndRecover) {
   EXPECT_GE(log->stats().append_errors, 1u);
 }
 
+// Appends in flight when every broker goes away fail within the delivery timeout (they are not
+// acknowledged), and appends succeed again once the brokers return.
+TEST(KafkaLog, InFlightAppendsFailInBoundsWhenTheClusterGoesAway) {
+  MockCluster mc;
+  mc.topic("t", 1);
+  LogConfig cfg = kafka_config(mc);
+  cfg.kafka.delivery_timeout_ms = 2000;
+  cfg.kafka.request_timeout_ms = 1000;
+  auto log = open(cfg);
+  ASSERT_NE(log, nullptr);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::atomic<int64_t> longest_ms{0};
+  std::thread writer([&] {
+    while (!stop.load()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      auto r = put(*log, "t", 0, std::vector<Rec>(20, Rec{{}, "x"}));
+      const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - t0).count();
+      if (ms > longest_ms.load()) longest_ms = ms;
+      (r.ok() ? ok : failed).fetch_add(1);
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_GT(ok.load(), 0);
+  for (int b = 1; b <= 3; ++b) rd_kafka_mock_broker_set_down(mc.get(), b);
+  std::this_thread::sleep_for(std::chrono::milliseconds(6000));
+  const int failed_during = failed.load();
+  for (int b = 1; b <= 3; ++b) rd_kafka_mock_broker_set_up(mc.get(), b);
+  const int ok_before = ok.load();
+  for (int i = 0; i < 100 && ok.load() == ok_before; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GE(failed_during, 1) << "longest append " << longest_ms.load() << " ms";
+  EXPECT_GT(ok.load(), ok_before);
+}
+
 // A full producer queue fails the append before any of it is sent (HTTP answers 503).
 TEST(KafkaLog, FullProducerQueueFailsTheAppend) {
   MockCluster mc;

@@ -176,9 +176,14 @@ struct PartitionList {
   PartitionList& operator=(const PartitionList&) = delete;
 };
 
-// What one append waits for: a delivery report per record.
+// What one append waits for: a delivery report per record. Shared by the append (which may
+// stop waiting after delivery_timeout_ms: the idempotent producer never times out records
+// already sent, so a request in flight when the brokers vanish waits for their return) and
+// the delivery reports; the last of them frees it.
 struct Delivery {
-  std::atomic<size_t> pending{0};
+  explicit Delivery(size_t records) : pending(records), refs(records + 1) {}
+  std::atomic<size_t> pending;
+  std::atomic<size_t> refs;  // pending reports + the waiting append
   std::atomic<int64_t> first_offset{std::numeric_limits<int64_t>::max()};
   std::atomic<int> err{RD_KAFKA_RESP_ERR_NO_ERROR};
   std::mutex mu;
@@ -196,16 +201,22 @@ struct Delivery {
     }
     finish(1);
   }
+  // n records are reported (or were never produced).
   void finish(size_t n) {
     if (pending.fetch_sub(n, std::memory_order_acq_rel) == n) {
       std::lock_guard lk(mu);
       done = true;
       cv.notify_all();
     }
+    release(n);
   }
-  void wait() {
+  // True if every record was reported within `ms`.
+  bool wait(int64_t ms) {
     std::unique_lock lk(mu);
-    cv.wait(lk, [&] { return done; });
+    return cv.wait_for(lk, std::chrono::milliseconds(ms), [&] { return done; });
+  }
+  void release(size_t n) {
+    if (refs.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
   }
 };
 
@@ -471,14 +482,13 @@ class KafkaLog final : public Log {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    Delivery d;
-    d.pending.store(count);
+    auto* d = new Delivery(count);
     thread_local std::vector<rd_kafka_vu_t> vus;
     thread_local std::vector<std::string> names;
     size_t bytes = 0;
     Status failed;
     for (size_t i = 0; i < count; ++i) {
-      produce_args(vus, rkt, partition, records[i], &d, 0);
+      produce_args(vus, rkt, partition, records[i], d, RD_KAFKA_MSG_F_COPY);
       terminate_header_names(vus, names, records[i]);
       for (;;) {
         rd_kafka_error_t* e = rd_kafka_produceva(producer_, vus.data(), vus.size());
@@ -493,14 +503,20 @@ class KafkaLog final : public Log {
         break;
       }
       if (!failed.ok()) {
-        d.finish(count - i);  // the records not produced
+        d->finish(count - i);  // the records not produced
         break;
       }
       bytes += records[i].value.size() + (records[i].key ? records[i].key->size() : 0);
     }
-    d.wait();
-    const auto err = static_cast<rd_kafka_resp_err_t>(d.err.load());
-    if (failed.ok() && err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const bool reported = d->wait(kc_.delivery_timeout_ms + 1000);
+    const auto err = static_cast<rd_kafka_resp_err_t>(d->err.load());
+    const int64_t first = d->first_offset.load();
+    d->release(1);
+    if (failed.ok() && !reported) {
+      failed = Unavailable(fmt::format(
+          "delivering to {}[{}]: no answer from the brokers within {} ms (the records may still "
+          "be stored once they return)", topic, partition, kc_.delivery_timeout_ms));
+    } else if (failed.ok() && err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       failed = kafka_error(err, fmt::format("delivering to {}[{}]", topic, partition));
     }
     if (!failed.ok()) {
@@ -511,7 +527,7 @@ class KafkaLog final : public Log {
     appends_.fetch_add(1, std::memory_order_relaxed);
     records_.fetch_add(count, std::memory_order_relaxed);
     bytes_.fetch_add(bytes, std::memory_order_relaxed);
-    return d.first_offset.load();
+    return first;
   }
 
   Result<FetchResult> fetch(std::string_view topic, uint32_t partition, int64_t offset,
