@@ -144,7 +144,7 @@ struct RuleConfig {
 /// Where window results go besides the output topic (pipeline key `analytics[i].results[j]`).
 /// Every kind upserts by (analytics, window_start, key); see docs/analytics.md#result-sinks.
 struct ResultSinkConfig {
-  std::string kind = "sqlite";  // sqlite (the embedded default) | postgres | redis | file
+  std::string kind = "sqlite";  // sqlite (the embedded default) | postgres | redis | file | kafka
   std::string path;             // sqlite: database file (`spate run` fills "" with
                                 // DATA_DIR/analytics.db; the engine needs it set);
                                 // file: the NDJSON upsert log (required)
@@ -158,6 +158,8 @@ struct ResultSinkConfig {
   int64_t connect_timeout_ms = 5'000;  // postgres
   int64_t timeout_ms = 0;       // per statement (postgres; 0 = 30 s) / connect and reply (redis;
                                 // 0 = 5 s)
+  std::string topic;              // kafka: the topic (required; compacted, keyed by window+key)
+  std::string bootstrap_servers;  // kafka: "" = $KAFKA_BOOTSTRAP_SERVERS
 };
 
 /// Pipeline key `analytics[i]`.

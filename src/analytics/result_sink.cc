@@ -2,6 +2,7 @@
 #include "analytics/result_sink.h"
 
 #include "analytics/file_sink.h"
+#include "analytics/kafka_sink.h"
 #include "analytics/postgres_sink.h"
 #include "analytics/redis_sink.h"
 #include "analytics/sqlite_sink.h"
@@ -45,6 +46,16 @@ Result<std::unique_ptr<ResultSink>> make_result_sink(const ResultSinkConfig& c,
     o.ttl_ms = c.ttl_ms;
     o.timeout_ms = c.timeout_ms > 0 ? c.timeout_ms : 5'000;
     return std::unique_ptr<ResultSink>(std::make_unique<RedisResultSink>(std::move(o)));
+  }
+  if (c.kind == "kafka") {
+    if (c.topic.empty()) return InvalidArgument(what + " needs a topic");
+    KafkaSinkOptions o;
+    o.topic = c.topic;
+    o.kafka.bootstrap_servers = c.bootstrap_servers;
+    if (kafka_bootstrap_servers(o.kafka).empty()) {
+      return InvalidArgument(what + " needs bootstrap_servers (or $KAFKA_BOOTSTRAP_SERVERS)");
+    }
+    return std::unique_ptr<ResultSink>(std::make_unique<KafkaResultSink>(std::move(o)));
   }
   return InvalidArgument("analytics " + job + ": unknown result sink kind '" + c.kind + "'");
 }

@@ -981,9 +981,10 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
         continue;
       }
       ResultSinkConfig rc;
-      r.get_enum("kind", &rc.kind, {"sqlite", "postgres", "redis", "file"});
+      r.get_enum("kind", &rc.kind, {"sqlite", "postgres", "redis", "file", "kafka"});
       const bool sqlite = rc.kind == "sqlite", postgres = rc.kind == "postgres",
-                 redis = rc.kind == "redis", file_kind = rc.kind == "file";
+                 redis = rc.kind == "redis", file_kind = rc.kind == "file",
+                 kafka = rc.kind == "kafka";
       // A key of another kind is an error (not silently ignored); true if `key` applies.
       auto applies = [&](std::string_view key, bool ok, std::string_view kinds) {
         if (Node v = r.get(key); v.present() && !ok) {
@@ -1036,6 +1037,17 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
       }
       if (applies("connect_timeout", postgres, "postgres")) {
         r.get_duration_ms("connect_timeout", &rc.connect_timeout_ms, 1, 600'000);
+      }
+      if (applies("topic", kafka, "kafka")) {
+        r.require("topic");
+        r.get_string("topic", &rc.topic, topic_check);
+      }
+      if (applies("bootstrap_servers", kafka, "kafka")) {
+        r.get_string("bootstrap_servers", &rc.bootstrap_servers, config::non_empty);
+        const char* bs = std::getenv("KAFKA_BOOTSTRAP_SERVERS");
+        if (rc.bootstrap_servers.empty() && (bs == nullptr || *bs == 0)) {
+          r.get("kind").error("kind kafka needs bootstrap_servers or $KAFKA_BOOTSTRAP_SERVERS");
+        }
       }
       if (applies("timeout", postgres || redis, "postgres, redis")) {
         r.get_duration_ms("timeout", &rc.timeout_ms, 1, 3'600'000);
