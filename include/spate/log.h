@@ -73,7 +73,7 @@ struct KafkaLogConfig {
   // Producer.
   std::string acks = "all";  // all | 1 | 0 (idempotence needs all)
   bool enable_idempotence = true;
-  int64_t linger_ms = 5;
+  int64_t linger_ms = 1;  // appends wait for their acks: a long linger only adds latency
   int64_t batch_size = 1 << 20;  // bytes per partition batch (librdkafka batch.size)
   std::string compression_type = "lz4";  // none | gzip | snappy | lz4 | zstd
   int64_t retries = 2147483647;  // bounded in time by delivery_timeout_ms
