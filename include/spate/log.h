@@ -245,6 +245,45 @@ class TransactionalProducer {
   virtual Status abort() = 0;
 };
 
+/// A partition of a group member's assignment.
+struct GroupPartition {
+  std::string topic;
+  uint32_t partition = 0;
+};
+
+struct GroupAssignment {
+  uint64_t generation = 0;  // grows with every change of `partitions`
+  std::vector<GroupPartition> partitions;
+};
+
+/// Options of a dynamic group membership (Log::join_group).
+struct GroupOptions {
+  int64_t session_timeout_ms = 45'000;      // no heartbeat for this long = the member is gone
+  int64_t max_poll_interval_ms = 300'000;   // bound on the time between two assignment() calls
+  std::string assignment_strategy = "cooperative-sticky";  // or range, roundrobin (eager)
+};
+
+/// A member of a consumer group whose partitions the cluster assigns (Kafka's group protocol).
+/// The member reads its partitions with Log::fetch and commits through commit() — as the member,
+/// so that a cluster can reject commits of a member that has been replaced.
+///
+/// Contract:
+///  - assignment() is the current assignment; it changes when members join or leave (with the
+///    cooperative protocol, only the partitions that move). Call it at least every
+///    max_poll_interval_ms. A revoked partition is no longer this member's: stop reading it;
+///    work on it that is not yet committed is processed again by its new owner (at-least-once).
+///  - commit()/committed() store and read the group's committed offsets.
+///  - leave() (also on destruction) hands the partitions to the other members at once.
+///  - Thread-safe.
+class GroupMembership {
+ public:
+  virtual ~GroupMembership() = default;
+  virtual GroupAssignment assignment() = 0;
+  virtual Status commit(std::string_view topic, const std::map<uint32_t, int64_t>& offsets) = 0;
+  virtual Result<std::optional<int64_t>> committed(std::string_view topic, uint32_t partition) = 0;
+  virtual void leave() = 0;
+};
+
 class Log {
  public:
   virtual ~Log() = default;
@@ -283,6 +322,17 @@ class Log {
   /// OK while what stores the log is reachable; kUnavailable with the reason otherwise (a Kafka
   /// cluster that answered no request lately). `/ready` answers 503 while it is not OK.
   virtual Status health() const { return Status::Ok(); }
+
+  /// Join consumer group `group` for `topics` with cluster-assigned partitions. Logs without a
+  /// group coordinator (embedded, remote) return kUnimplemented: their consumers use explicit
+  /// assignment (GroupConsumer's replica/replicas).
+  virtual Result<std::unique_ptr<GroupMembership>> join_group(
+      std::string_view group, const std::vector<std::string>& topics, const GroupOptions& options) {
+    (void)group;
+    (void)topics;
+    (void)options;
+    return Status(Errc::kUnimplemented, "this log has no group coordinator");
+  }
 
   /// A producer for `transactional_id` (1-1000 bytes). Creating one fences (kFenced on every
   /// later call) any earlier producer with the same id and aborts its open transaction.

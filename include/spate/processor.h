@@ -131,6 +131,8 @@ class KafkaStreamProcessor {
   std::vector<DownstreamStatus> downstreams() const;
   /// Records of the assigned partitions not yet committed (as of each worker's last batch).
   int64_t total_lag() const;
+  /// Partitions assigned to this processor's workers now (changes with Kafka rebalances).
+  size_t assigned_partitions() const;
   /// Steps' extra state (EventProcessor::status_json of worker 0), as JSON object members.
   std::string steps_status_json() const;
   const ProcessorConfig& config() const;

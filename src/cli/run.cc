@@ -106,10 +106,11 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     out += fmt::format(",\"replica\":{},\"replicas\":{},\"workers\":{},\"exactly_once\":{},"
                        "\"consumed\":{},\"produced\":{},\"filtered\":{},\"failed\":{},"
                        "\"dead_lettered\":{},\"retries\":{},\"batches\":{},\"pauses\":{},"
-                       "\"aborts\":{},\"paused\":{},\"lag\":{}",
+                       "\"aborts\":{},\"paused\":{},\"lag\":{},\"partitions\":{}",
                        c.replica, c.replicas, c.workers, c.exactly_once, st.consumed, st.produced,
                        st.filtered, st.failed, st.dead_lettered, st.retries, st.batches, st.pauses,
-                       st.aborts, st.paused, processors[i]->total_lag());
+                       st.aborts, st.paused, processors[i]->total_lag(),
+                       processors[i]->assigned_partitions());
     out += ",\"downstreams\":[";
     const auto ds = processors[i]->downstreams();
     for (size_t k = 0; k < ds.size(); ++k) {

@@ -16,39 +16,95 @@ Status GroupConsumer::open() {
     return InvalidArgument(fmt::format("replica {} of {} is not a member of the group",
                                        cfg_.replica, cfg_.replicas));
   }
-  std::vector<TopicPartition> all;
   std::vector<std::string> topics = cfg_.topics;
   std::sort(topics.begin(), topics.end());
   topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
-  for (const std::string& t : topics) {
+  for (const std::string& t : topics) {  // the topics must exist either way
     auto info = log_->describe_topic(t);
     if (!info.ok()) return info.status().with_context("consumer group " + cfg_.group);
-    for (uint32_t p = 0; p < info->partitions; ++p) all.push_back({t, p});
   }
-  std::sort(all.begin(), all.end());
   assignment_.clear();
   state_.clear();
+  if (cfg_.group_membership) {
+    auto m = log_->join_group(cfg_.group, topics, cfg_.group_options);
+    if (m.ok()) {
+      membership_ = std::move(m).value();
+      return Status::Ok();  // partitions arrive with the first assignment (poll)
+    }
+    if (m.status().code() != Errc::kUnimplemented) {
+      return m.status().with_context("consumer group " + cfg_.group);
+    }
+  }
+  std::vector<TopicPartition> all;
+  for (const std::string& t : topics) {
+    SPATE_ASSIGN_OR_RETURN(TopicInfo info, log_->describe_topic(t));
+    for (uint32_t p = 0; p < info.partitions; ++p) all.push_back({t, p});
+  }
+  std::sort(all.begin(), all.end());
   for (size_t i = 0; i < all.size(); ++i) {
     if (i % cfg_.replicas != cfg_.replica) continue;
     const TopicPartition& tp = all[i];
-    SPATE_ASSIGN_OR_RETURN(TopicInfo info, log_->describe_topic(tp.topic));
-    const PartitionInfo& pi = info.partition_info[tp.partition];
     SPATE_ASSIGN_OR_RETURN(std::optional<int64_t> c,
                            log_->committed_offset(cfg_.group, tp.topic, tp.partition));
-    int64_t start = c ? *c : (cfg_.start_at_latest ? pi.end_offset : pi.start_offset);
-    if (start < pi.start_offset) {
-      skipped_by_retention_ += static_cast<uint64_t>(pi.start_offset - start);
-      start = pi.start_offset;
-    }
-    start = std::min(start, pi.end_offset);
-    assignment_.push_back(tp);
-    state_[tp] = {start, c ? std::min(*c, start) : start};
+    SPATE_RETURN_IF_ERROR(add_partition(tp, c));
   }
   return Status::Ok();
 }
 
+Status GroupConsumer::add_partition(const TopicPartition& tp, std::optional<int64_t> c) {
+  SPATE_ASSIGN_OR_RETURN(TopicInfo info, log_->describe_topic(tp.topic));
+  if (tp.partition >= info.partition_info.size()) {
+    return NotFound(fmt::format("{}[{}] does not exist", tp.topic, tp.partition));
+  }
+  const PartitionInfo& pi = info.partition_info[tp.partition];
+  int64_t start = c ? *c : (cfg_.start_at_latest ? pi.end_offset : pi.start_offset);
+  if (start < pi.start_offset) {
+    skipped_by_retention_ += static_cast<uint64_t>(pi.start_offset - start);
+    start = pi.start_offset;
+  }
+  start = std::min(start, pi.end_offset);
+  assignment_.push_back(tp);
+  state_[tp] = {start, c ? std::min(*c, start) : start};
+  assigned_count_.store(assignment_.size(), std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Status GroupConsumer::refresh_assignment() {
+  if (!membership_) return Status::Ok();
+  GroupAssignment ga = membership_->assignment();
+  if (ga.generation == generation_) return Status::Ok();
+  std::vector<TopicPartition> now;
+  for (const GroupPartition& g : ga.partitions) now.push_back({g.topic, g.partition});
+  std::sort(now.begin(), now.end());
+  // Revoked: forget (uncommitted work is the new owner's to redo).
+  std::vector<TopicPartition> kept;
+  for (const TopicPartition& tp : assignment_) {
+    if (std::binary_search(now.begin(), now.end(), tp)) {
+      kept.push_back(tp);
+    } else {
+      state_.erase(tp);
+    }
+  }
+  assignment_ = std::move(kept);
+  assigned_count_.store(assignment_.size(), std::memory_order_relaxed);
+  for (const TopicPartition& tp : now) {
+    if (state_.count(tp)) continue;
+    SPATE_ASSIGN_OR_RETURN(std::optional<int64_t> c, membership_->committed(tp.topic, tp.partition));
+    SPATE_RETURN_IF_ERROR(add_partition(tp, c));
+  }
+  std::sort(assignment_.begin(), assignment_.end());
+  next_ = 0;
+  generation_ = ga.generation;
+  return Status::Ok();
+}
+
+void GroupConsumer::leave() {
+  if (membership_) membership_->leave();
+}
+
 Result<std::vector<PolledBatch>> GroupConsumer::poll(int64_t max_wait_ms) {
   const int64_t wait_ms = max_wait_ms < 0 ? cfg_.max_wait_ms : max_wait_ms;
+  SPATE_RETURN_IF_ERROR(refresh_assignment());
   std::vector<PolledBatch> out;
   if (assignment_.empty()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
@@ -105,6 +161,7 @@ Status GroupConsumer::commit(const std::map<TopicPartition, int64_t>& next_offse
   for (const auto& [tp, off] : next_offsets) {
     auto it = state_.find(tp);
     if (it == state_.end()) {
+      if (membership_) continue;  // revoked since it was polled: its new owner redoes it
       return InvalidArgument(fmt::format("{}[{}] is not assigned to this consumer", tp.topic,
                                          tp.partition));
     }
@@ -115,10 +172,17 @@ Status GroupConsumer::commit(const std::map<TopicPartition, int64_t>& next_offse
     if (off > it->second.committed) by_topic[tp.topic][tp.partition] = off;
   }
   for (const auto& [topic, offsets] : by_topic) {
-    SPATE_RETURN_IF_ERROR(log_->commit_offsets(cfg_.group, topic, offsets));
+    SPATE_RETURN_IF_ERROR(membership_ ? membership_->commit(topic, offsets)
+                                      : log_->commit_offsets(cfg_.group, topic, offsets));
     for (const auto& [p, off] : offsets) state_[{topic, p}].committed = off;
   }
   return Status::Ok();
+}
+
+Status GroupConsumer::commit_through(std::string_view topic,
+                                     const std::map<uint32_t, int64_t>& offsets) {
+  return membership_ ? membership_->commit(topic, offsets)
+                     : log_->commit_offsets(cfg_.group, topic, offsets);
 }
 
 void GroupConsumer::mark_committed(const std::map<TopicPartition, int64_t>& next_offsets) {
@@ -130,7 +194,10 @@ void GroupConsumer::mark_committed(const std::map<TopicPartition, int64_t>& next
 
 Status GroupConsumer::seek(const TopicPartition& tp, int64_t offset) {
   auto it = state_.find(tp);
-  if (it == state_.end()) return InvalidArgument(tp.topic + " partition is not assigned");
+  if (it == state_.end()) {
+    if (membership_) return Status::Ok();  // revoked meanwhile
+    return InvalidArgument(tp.topic + " partition is not assigned");
+  }
   it->second.position = offset;
   return Status::Ok();
 }

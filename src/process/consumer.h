@@ -1,7 +1,12 @@
 // GroupConsumer: a consumer group member over Spate's Log interface (embedded log today, Kafka
 // later), the input side of the stream processor.
 //
-// Assignment is explicit, as the orchestrator scales replicas: the partitions of the subscribed
+// With `group_membership` on a log that has a group coordinator (Kafka), the cluster assigns
+// the partitions (cooperative rebalancing: members joining or leaving move only the partitions
+// they must); poll() picks up changes, a revoked partition's uncommitted work is dropped here and
+// processed again by its new owner (at-least-once), and commits go through the membership.
+// Otherwise (the embedded and remote logs, or group_membership off):
+// assignment is explicit, as the orchestrator scales replicas: the partitions of the subscribed
 // topics, ordered by (topic, partition), are dealt round-robin to the group's `replicas`, and
 // this member takes those whose position modulo `replicas` equals `replica`. Within a process
 // the assigned partitions may be split further over worker threads by the caller.
@@ -24,7 +29,10 @@
 //  - Not thread-safe: one thread polls and commits.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <map>
 #include <string>
 #include <utility>
@@ -45,6 +53,8 @@ struct ConsumerConfig {
   size_t max_bytes = 4 << 20;    // per poll
   int64_t max_wait_ms = 100;     // when nothing is available
   Isolation isolation = Isolation::kReadCommitted;  // never see uncommitted/aborted output
+  bool group_membership = false;  // cluster-assigned partitions where the log has a coordinator
+  GroupOptions group_options;
 };
 
 struct TopicPartition {
@@ -72,6 +82,12 @@ class GroupConsumer {
   Status open();
 
   const std::vector<TopicPartition>& assignment() const { return assignment_; }
+  /// True if the cluster assigns the partitions (see the top of this file).
+  bool dynamic() const { return membership_ != nullptr; }
+  /// Number of assigned partitions; safe to read from any thread.
+  size_t assigned_count() const { return assigned_count_.load(std::memory_order_relaxed); }
+  /// Leave the group now (dynamic membership), handing the partitions to the other members.
+  void leave();
 
   /// Up to max_records records from assigned partitions (possibly several batches), waiting
   /// up to `max_wait_ms` (-1: the configured max_wait_ms) when there are none.
@@ -80,6 +96,11 @@ class GroupConsumer {
   /// Durably commit next offsets (offset after the last processed record) for partitions.
   /// Offsets beyond what was polled, or for unassigned partitions, are errors.
   Status commit(const std::map<TopicPartition, int64_t>& next_offsets);
+
+  /// Commit offsets of one topic as this member (through the membership if dynamic, else the
+  /// log) without the checks of commit(); for a committer thread: safe to call concurrently
+  /// with the polling thread's calls.
+  Status commit_through(std::string_view topic, const std::map<uint32_t, int64_t>& offsets);
 
   /// Record that `next_offsets` were committed elsewhere (with a log transaction).
   void mark_committed(const std::map<TopicPartition, int64_t>& next_offsets);
@@ -95,6 +116,10 @@ class GroupConsumer {
   uint64_t skipped_by_retention() const { return skipped_by_retention_; }
 
  private:
+  // Dynamic membership: apply the membership's assignment if it changed.
+  Status refresh_assignment();
+  Status add_partition(const TopicPartition& tp, std::optional<int64_t> committed);
+
   struct State {
     int64_t position = 0;   // next offset to poll
     int64_t committed = 0;  // next offset after the last committed record
@@ -107,6 +132,9 @@ class GroupConsumer {
   size_t next_ = 0;  // round-robin start of the next poll
   double avg_record_bytes_ = 256;  // moving average, sizes the log reads
   uint64_t skipped_by_retention_ = 0;
+  std::unique_ptr<GroupMembership> membership_;
+  uint64_t generation_ = 0;
+  std::atomic<size_t> assigned_count_{0};
 };
 
 }  // namespace spate::process

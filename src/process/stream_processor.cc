@@ -136,6 +136,9 @@ struct KafkaStreamProcessor::Impl::Worker {
   std::vector<std::unique_ptr<EventProcessor>> steps;
   std::unique_ptr<process::GroupConsumer> consumer;
   std::map<std::pair<std::string, uint32_t>, Gauge*> lag_gauges;
+  // The lag gauge of a partition (created on first use: with cluster-assigned partitions the
+  // assignment changes while the processor runs).
+  Gauge* lag_gauge(const process::TopicPartition& tp);
   std::map<std::string, Counter*> error_counters;  // "topic\0error"
   std::thread thread;
   std::mt19937_64 rng{std::random_device{}()};
@@ -255,6 +258,11 @@ Status KafkaStreamProcessor::initialize() {
     cc.max_records = m.cfg.batch_size;
     cc.max_bytes = m.cfg.buffer_size;
     cc.max_wait_ms = m.cfg.poll_timeout_ms;
+    // On a log with a group coordinator (Kafka) the cluster assigns partitions, unless the
+    // assignment is explicit (replicas) or exactly-once (transactional ids per member index).
+    cc.group_membership = !m.cfg.exactly_once && m.cfg.replicas == 1;
+    cc.group_options.session_timeout_ms = m.cfg.session_timeout_ms;
+    cc.group_options.max_poll_interval_ms = m.cfg.max_poll_interval_ms;
     wk->group = group;
     if (m.cfg.exactly_once) {
       // One transactional id per group member: a restarted member fences its predecessor and
@@ -338,15 +346,11 @@ Status KafkaStreamProcessor::initialize() {
                                        "Batches that took longer than max_poll_interval",
                                        {{"processor", m.cfg.name}});
   for (auto& wk : m.workers) {
-    for (const auto& tp : wk->consumer->assignment()) {
-      wk->lag_gauges[{tp.topic, tp.partition}] = &m.metrics->gauge(
-          "stream_consumer_lag", "Records of a partition not yet committed by the processor",
-          {{"topic", tp.topic}, {"partition", std::to_string(tp.partition)}, {"processor", m.cfg.name}});
-    }
+    for (const auto& tp : wk->consumer->assignment()) (void)wk->lag_gauge(tp);
     if (auto l = wk->consumer->lag(); l.ok()) {  // the backlog before the first batch
       int64_t sum = 0;
       for (const auto& [tp, n] : *l) {
-        wk->lag_gauges[{tp.topic, tp.partition}]->set(static_cast<double>(n));
+        wk->lag_gauge(tp)->set(static_cast<double>(n));
         sum += n;
       }
       wk->lag.store(sum);
@@ -406,6 +410,22 @@ std::vector<DownstreamStatus> KafkaStreamProcessor::downstreams() const {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+Gauge* KafkaStreamProcessor::Impl::Worker::lag_gauge(const process::TopicPartition& tp) {
+  Gauge*& g = lag_gauges[{tp.topic, tp.partition}];
+  if (g == nullptr) {
+    g = &m->metrics->gauge(
+        "stream_consumer_lag", "Records of a partition not yet committed by the processor",
+        {{"topic", tp.topic}, {"partition", std::to_string(tp.partition)}, {"processor", m->cfg.name}});
+  }
+  return g;
+}
+
+size_t KafkaStreamProcessor::assigned_partitions() const {
+  size_t n = 0;
+  for (const auto& w : impl_->workers) n += w->consumer ? w->consumer->assigned_count() : 0;
+  return n;
 }
 
 int64_t KafkaStreamProcessor::total_lag() const {
@@ -587,7 +607,7 @@ void KafkaStreamProcessor::Impl::Worker::finish_batch(Slot& s) {
   if (auto l = consumer->lag(); l.ok()) {
     int64_t sum = 0;
     for (const auto& [tp, n] : *l) {
-      lag_gauges[{tp.topic, tp.partition}]->set(static_cast<double>(n));
+      lag_gauge(tp)->set(static_cast<double>(n));
       sum += n;
     }
     lag.store(sum, std::memory_order_relaxed);
@@ -659,7 +679,7 @@ Status KafkaStreamProcessor::Impl::Worker::append_and_commit(Slot& s) {
     }
   }
   for (const auto& [topic, offs] : s.offsets_by_topic) {
-    if (Status st = m->log->commit_offsets(group, topic, offs); !st.ok()) {
+    if (Status st = consumer->commit_through(topic, offs); !st.ok()) {
       spdlog::warn("processor {}: committing offsets failed: {}", cfg.name, st.to_string());
       return Status::Ok();  // the outputs are in; the offsets are committed with a later batch
     }

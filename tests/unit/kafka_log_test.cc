@@ -445,6 +445,47 @@ TEST(KafkaLog, InFlightAppendsFailInBoundsWhenTheClusterGoesAway) {
   EXPECT_GT(ok.load(), ok_before);
 }
 
+std::set<std::string> parts_of(GroupMembership& m) {
+  std::set<std::string> out;
+  for (const auto& p : m.assignment().partitions) out.insert(p.topic + "/" + std::to_string(p.partition));
+  return out;
+}
+
+// Two members share a topic's partitions (cooperative-sticky); when one leaves, the other gets
+// them all; commits go through the member.
+TEST(KafkaLog, GroupMembersShareAndTakeOverPartitions) {
+  MockCluster mc;
+  mc.topic("t", 4);
+  auto log = open(kafka_config(mc));
+  ASSERT_NE(log, nullptr);
+  GroupOptions go;
+  go.session_timeout_ms = 6000;
+  auto a = log->join_group("g", {"t"}, go);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  auto wait_for = [](auto pred) {
+    for (int i = 0; i < 300 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return pred();
+  };
+  ASSERT_TRUE(wait_for([&] { return parts_of(**a).size() == 4; })) << parts_of(**a).size();
+  const uint64_t gen = (*a)->assignment().generation;
+  auto b = log->join_group("g", {"t"}, go);
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  ASSERT_TRUE(wait_for([&] {
+    auto x = parts_of(**a);
+    auto y = parts_of(**b);
+    std::set<std::string> all = x;
+    all.insert(y.begin(), y.end());
+    return !x.empty() && !y.empty() && x.size() + y.size() == 4 && all.size() == 4;
+  })) << parts_of(**a).size() << " + " << parts_of(**b).size();
+  EXPECT_GT((*a)->assignment().generation, gen);
+  ASSERT_TRUE((*a)->commit("t", {{0, 3}}).ok());
+  auto c = (*b)->committed("t", 0);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(*c, std::optional<int64_t>(3));
+  (*b)->leave();
+  EXPECT_TRUE(wait_for([&] { return parts_of(**a).size() == 4; })) << parts_of(**a).size();
+}
+
 // A full producer queue fails the append before any of it is sent (HTTP answers 503).
 TEST(KafkaLog, FullProducerQueueFailsTheAppend) {
   MockCluster mc;

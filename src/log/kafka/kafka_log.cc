@@ -282,6 +282,140 @@ void terminate_header_names(std::vector<rd_kafka_vu_t>& vus, std::vector<std::st
   }
 }
 
+// A dynamic member of a consumer group: a subscribed consumer whose partitions are paused as
+// soon as they are assigned (records are read with the partition consumer of KafkaLog::fetch);
+// a thread polls it for rebalance events and to stay within max.poll.interval.ms.
+class KafkaGroupMember final : public GroupMembership {
+ public:
+  KafkaGroupMember() = default;
+  ~KafkaGroupMember() override { leave(); }
+
+  Status start(const KafkaLogConfig& kc, std::string_view group,
+               const std::vector<std::string>& topics, const GroupOptions& opts) {
+    group_ = std::string(group);
+    Conf c;
+    common_conf(kc, c);
+    c.set("group.id", group_);
+    c.set("enable.auto.commit", "false");
+    c.set("enable.auto.offset.store", "false");
+    c.set("enable.partition.eof", "false");
+    c.set("partition.assignment.strategy", opts.assignment_strategy);
+    c.set("session.timeout.ms", std::to_string(opts.session_timeout_ms));
+    c.set("heartbeat.interval.ms", std::to_string(std::max<int64_t>(opts.session_timeout_ms / 10, 100)));
+    c.set("max.poll.interval.ms", std::to_string(opts.max_poll_interval_ms));
+    apply_properties(kc, c);
+    rd_kafka_conf_set_opaque(c.get(), this);
+    rd_kafka_conf_set_rebalance_cb(
+        c.get(), [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                    rd_kafka_topic_partition_list_t* parts, void* op) {
+          static_cast<KafkaGroupMember*>(op)->rebalance(rk, err, parts);
+        });
+    SPATE_ASSIGN_OR_RETURN(rk_, new_handle(RD_KAFKA_CONSUMER, c));
+    PartitionList sub(static_cast<int>(topics.size()));
+    for (const std::string& t : topics) {
+      rd_kafka_topic_partition_list_add(sub.l, t.c_str(), RD_KAFKA_PARTITION_UA);
+    }
+    if (rd_kafka_resp_err_t e = rd_kafka_subscribe(rk_, sub.l); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return kafka_error(e, "joining group " + group_);
+    }
+    poller_ = std::thread([this] {
+      while (!stop_.load()) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 100);
+        if (m != nullptr) rd_kafka_message_destroy(m);  // paused partitions; errors are logged
+      }
+    });
+    return Status::Ok();
+  }
+
+  GroupAssignment assignment() override {
+    std::lock_guard lk(mu_);
+    return assignment_;
+  }
+
+  Status commit(std::string_view topic, const std::map<uint32_t, int64_t>& offsets) override {
+    if (offsets.empty()) return Status::Ok();
+    if (rk_ == nullptr) return Unavailable("left the group");
+    PartitionList pl(static_cast<int>(offsets.size()));
+    const std::string t(topic);
+    for (const auto& [p, off] : offsets) {
+      rd_kafka_topic_partition_list_add(pl.l, t.c_str(), static_cast<int32_t>(p))->offset = off;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_commit(rk_, pl.l, 0);
+    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < pl.l->cnt; ++i) e = pl.l->elems[i].err;
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return kafka_error(e, fmt::format("committing offsets of group {} on {}", group_, topic));
+    }
+    return Status::Ok();
+  }
+
+  Result<std::optional<int64_t>> committed(std::string_view topic, uint32_t partition) override {
+    if (rk_ == nullptr) return Unavailable("left the group");
+    PartitionList pl(1);
+    rd_kafka_topic_partition_list_add(pl.l, std::string(topic).c_str(),
+                                      static_cast<int32_t>(partition));
+    rd_kafka_resp_err_t e = rd_kafka_committed(rk_, pl.l, 10'000);
+    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = pl.l->elems[0].err;
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return kafka_error(e, "reading committed offsets of group " + group_);
+    }
+    const int64_t off = pl.l->elems[0].offset;
+    if (off < 0) return std::optional<int64_t>();
+    return std::optional<int64_t>(off);
+  }
+
+  void leave() override {
+    if (rk_ == nullptr) return;
+    stop_.store(true);
+    if (poller_.joinable()) poller_.join();
+    (void)rd_kafka_consumer_close(rk_);  // leaves the group (runs the final revoke)
+    rd_kafka_destroy(rk_);
+    rk_ = nullptr;
+  }
+
+ private:
+  void rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    std::lock_guard lk(mu_);
+    auto& cur = assignment_.partitions;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      if (cooperative) {
+        (void)take_error(rd_kafka_incremental_assign(rk, parts), "incremental assign");
+      } else {
+        (void)rd_kafka_assign(rk, parts);
+        cur.clear();
+      }
+      (void)rd_kafka_pause_partitions(rk, parts);
+      for (int i = 0; i < parts->cnt; ++i) {
+        cur.push_back({parts->elems[i].topic, static_cast<uint32_t>(parts->elems[i].partition)});
+      }
+    } else {  // revoked (or lost)
+      if (cooperative) {
+        (void)take_error(rd_kafka_incremental_unassign(rk, parts), "incremental unassign");
+        for (int i = 0; i < parts->cnt; ++i) {
+          const std::string t = parts->elems[i].topic;
+          const auto p = static_cast<uint32_t>(parts->elems[i].partition);
+          std::erase_if(cur, [&](const GroupPartition& g) { return g.topic == t && g.partition == p; });
+        }
+      } else {
+        (void)rd_kafka_assign(rk, nullptr);
+        cur.clear();
+      }
+    }
+    if (parts->cnt == 0) return;
+    ++assignment_.generation;
+    spdlog::info("kafka group {}: {} {} partitions, {} assigned now", group_,
+                 err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked", parts->cnt,
+                 cur.size());
+  }
+
+  std::string group_;
+  rd_kafka_t* rk_ = nullptr;
+  std::thread poller_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  GroupAssignment assignment_;
+};
+
 class KafkaLog;
 
 class KafkaTxnProducer final : public TransactionalProducer {
@@ -761,6 +895,15 @@ class KafkaLog final : public Log {
   Status health() const override {
     std::lock_guard lk(health_mu_);
     return unreachable_.empty() ? Status::Ok() : Unavailable(unreachable_);
+  }
+
+  Result<std::unique_ptr<GroupMembership>> join_group(std::string_view group,
+                                                      const std::vector<std::string>& topics,
+                                                      const GroupOptions& options) override {
+    if (closed_.load()) return Unavailable("the log is closed");
+    auto m = std::make_unique<KafkaGroupMember>();
+    SPATE_RETURN_IF_ERROR(m->start(kc_, group, topics, options));
+    return std::unique_ptr<GroupMembership>(std::move(m));
   }
 
   Result<std::unique_ptr<TransactionalProducer>> transactional_producer(
