@@ -126,6 +126,7 @@ Result<std::vector<PolledBatch>> GroupConsumer::poll(int64_t max_wait_ms) {
                                               avg_record_bytes_ * 1.25) + 4096;
       fo.max_bytes = std::clamp<size_t>(need, 1, std::max<size_t>(1, cfg_.max_bytes - std::min(bytes, cfg_.max_bytes)));
       SPATE_ASSIGN_OR_RETURN(FetchResult fr, log_->fetch(tp.topic, tp.partition, st.position, fo));
+      st.end = fr.end_offset;
       if (fr.records().empty()) {
         // Nothing to return but the position moved: past transaction markers or aborted
         // records, or past the retained start (retention ran). Move up instead of stalling, and
@@ -206,6 +207,10 @@ Result<std::map<TopicPartition, int64_t>> GroupConsumer::lag() const {
   std::map<TopicPartition, int64_t> out;
   std::map<std::string, TopicInfo> infos;
   for (const auto& [tp, st] : state_) {
+    if (st.end >= 0) {  // no round trip to the log (a Kafka cluster) per batch
+      out[tp] = std::max<int64_t>(0, st.end - st.committed);
+      continue;
+    }
     auto it = infos.find(tp.topic);
     if (it == infos.end()) {
       SPATE_ASSIGN_OR_RETURN(TopicInfo info, log_->describe_topic(tp.topic));

@@ -108,7 +108,8 @@ class GroupConsumer {
   /// Rewind the polling position of a partition to `offset` (e.g. to retry after an abort).
   Status seek(const TopicPartition& tp, int64_t offset);
 
-  /// Per assigned partition: end offset - committed offset (>= 0).
+  /// Per assigned partition: end offset (as of the last fetch; asked of the log before the
+  /// first) - committed offset (>= 0).
   Result<std::map<TopicPartition, int64_t>> lag() const;
 
   int64_t position(const TopicPartition& tp) const;
@@ -123,6 +124,7 @@ class GroupConsumer {
   struct State {
     int64_t position = 0;   // next offset to poll
     int64_t committed = 0;  // next offset after the last committed record
+    int64_t end = -1;       // the partition's end offset at the last fetch (-1: none yet)
   };
 
   Log* log_;

@@ -111,7 +111,9 @@ try:
     for b in (1, 2, 3):
         kafka.command(f"down {b}")
     saw_unready = wait_for(lambda: http_get(port, "/ready")[0] == 503, timeout=20)
-    during(5)
+    # Requests in flight fail once the delivery timeout (3 s) has passed for each of their
+    # appends; stay down until one has been answered (bounded).
+    wait_for(lambda: len(refused) > 0, timeout=60, interval=0.2)
     check(saw_unready, "/ready is 503 while the cluster is unreachable")
     print(f"during the outage: {len(acked)} acknowledged so far, {len(refused)} refused", flush=True)
     check(refused, "ingestion refuses events it cannot store (503) during the outage")
@@ -120,7 +122,7 @@ try:
         kafka.command(f"up {b}")
     check(wait_for(lambda: http_get(port, "/ready")[0] == 200, timeout=30), "/ready recovers")
     n2 = len(acked)
-    during(3)
+    wait_for(lambda: len(acked) > n2 + 500, timeout=30, interval=0.2)
     stop.set()
     for t in threads:
         t.join()

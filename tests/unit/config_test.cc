@@ -948,7 +948,7 @@ TEST(ConfigTest, AnalyticsResultSinkErrorsHavePositions) {
           "p.yaml:10:28: analytics[0].results[3].url: rediss:// (TLS) is not supported by "
           "this build; use redis:// or a unix: socket",
           "p.yaml:11:16: analytics[0].results[4].kind: expected one of sqlite, postgres, "
-          "redis, file, got \"mysql\"",
+          "redis, file, kafka, got \"mysql\"",
           "p.yaml:12:36: analytics[0].results[5].dsn: applies only to kind: postgres (kind "
           "is file)"}));
   // A bad $REDIS_URL is reported at `kind`, the key that made it matter.

@@ -956,24 +956,39 @@ class KafkaLog final : public Log {
     return out;
   }
 
-  // Offsets of every partition at `which` (-1 end, -2 start), one ListOffsets round.
+  // Offsets of every partition at `which` (-1 end, -2 start, else a timestamp), one ListOffsets
+  // round. librdkafka does not refresh a stale leader for this call by itself (after a leader
+  // move it keeps answering "not leader"), so such errors refresh the topic's metadata and retry.
   Status list_offsets(const std::string& topic, uint32_t partitions, int64_t which,
                       std::vector<int64_t>* out) {
     SPATE_ASSIGN_OR_RETURN(rd_kafka_t * c, consumer(Isolation::kReadUncommitted));
-    PartitionList pl(static_cast<int>(partitions));
-    for (uint32_t p = 0; p < partitions; ++p) {
-      rd_kafka_topic_partition_list_add(pl.l, topic.c_str(), static_cast<int32_t>(p))->offset = which;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0; attempt < 6; ++attempt) {
+      PartitionList pl(static_cast<int>(partitions));
+      for (uint32_t p = 0; p < partitions; ++p) {
+        rd_kafka_topic_partition_list_add(pl.l, topic.c_str(), static_cast<int32_t>(p))->offset = which;
+      }
+      e = rd_kafka_offsets_for_times(c, pl.l, static_cast<int>(kc_.request_timeout_ms));
+      for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < pl.l->cnt; ++i) e = pl.l->elems[i].err;
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        out->assign(partitions, 0);
+        for (int i = 0; i < pl.l->cnt; ++i) {
+          (*out)[static_cast<size_t>(pl.l->elems[i].partition)] = pl.l->elems[i].offset;
+        }
+        return Status::Ok();
+      }
+      if (errc_of(e) != Errc::kUnavailable && errc_of(e) != Errc::kTimeout &&
+          e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        break;
+      }
+      const struct rd_kafka_metadata* md = nullptr;  // refreshes the handle's leader cache
+      if (rd_kafka_metadata(c, 1, nullptr, &md, static_cast<int>(kc_.request_timeout_ms)) ==
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 << attempt));
     }
-    rd_kafka_resp_err_t e =
-        rd_kafka_offsets_for_times(c, pl.l, static_cast<int>(kc_.request_timeout_ms));
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(e, "listing offsets of " + topic);
-    out->assign(partitions, 0);
-    for (int i = 0; i < pl.l->cnt; ++i) {
-      const auto& el = pl.l->elems[i];
-      if (el.err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafka_error(el.err, "listing offsets of " + topic);
-      (*out)[static_cast<size_t>(el.partition)] = el.offset;
-    }
-    return Status::Ok();
+    return kafka_error(e, "listing offsets of " + topic);
   }
 
   Result<rd_kafka_topic_t*> producer_topic(std::string_view topic, uint32_t partition) {
