@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <memory>
+#include <optional>
 #include <map>
 #include <mutex>
 
@@ -221,6 +224,23 @@ Status OptionReader::finish() {
   std::string all;
   for (const auto& e : errors_) all += (all.empty() ? "" : "\n") + e;
   return ConfigError(all);
+}
+
+IngestResult submit_and_wait(DataIngestionEngine& engine, IngestRequest req) {
+  struct Ack {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<IngestResult> result;
+  };
+  auto ack = std::make_shared<Ack>();
+  engine.submit(std::move(req), [ack](IngestResult r) {
+    std::lock_guard lk(ack->mu);
+    ack->result = std::move(r);
+    ack->cv.notify_all();
+  });
+  std::unique_lock lk(ack->mu);
+  ack->cv.wait(lk, [&] { return ack->result.has_value(); });
+  return std::move(*ack->result);
 }
 
 }  // namespace spate::ingest

@@ -75,6 +75,9 @@ std::vector<std::string> source_type_names();
 /// Registers the built-in source types (idempotent). Called by the CLI before validation.
 void register_builtin_sources();
 
+/// Submit `req` to the engine and wait for its result (sources' delivery loops).
+IngestResult submit_and_wait(DataIngestionEngine& engine, IngestRequest req);
+
 /// Validate every entry of cfg.sources (unknown type -> error with a did-you-mean).
 Status validate_sources(const IngestionConfig& cfg);
 

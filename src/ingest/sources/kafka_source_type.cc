@@ -215,7 +215,7 @@ class KafkaSource final : public Source {
   bool deliver(IngestRequest req, size_t n, int64_t* backoff) {
     while (true) {
       IngestRequest attempt = req;
-      IngestResult r = submit_and_wait(std::move(attempt));
+      IngestResult r = submit_and_wait(*engine_, std::move(attempt));
       if (r.status == IngestStatus::kOk) {
         *backoff = 0;
         if (r.rejected > 0) {
@@ -237,22 +237,6 @@ class KafkaSource final : public Source {
     }
   }
 
-  IngestResult submit_and_wait(IngestRequest req) {
-    struct Ack {
-      std::mutex mu;
-      std::condition_variable cv;
-      std::optional<IngestResult> result;
-    };
-    auto ack = std::make_shared<Ack>();
-    engine_->submit(std::move(req), [ack](IngestResult r) {
-      std::lock_guard lk(ack->mu);
-      ack->result = std::move(r);
-      ack->cv.notify_all();
-    });
-    std::unique_lock lk(ack->mu);
-    ack->cv.wait(lk, [&] { return ack->result.has_value(); });
-    return std::move(*ack->result);
-  }
 
   // Commit the offsets that moved (the batch is acknowledged). A failed commit is retried with
   // the next one; a restart before it ingests those records again (at-least-once).

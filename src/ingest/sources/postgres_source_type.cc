@@ -387,22 +387,6 @@ class PostgresSource final : public Source {
     return Poll::kRows;
   }
 
-  IngestResult submit_and_wait(IngestRequest req) {
-    struct Ack {
-      std::mutex mu;
-      std::condition_variable cv;
-      std::optional<IngestResult> result;
-    };
-    auto ack = std::make_shared<Ack>();
-    engine_->submit(std::move(req), [ack](IngestResult r) {
-      std::lock_guard lk(ack->mu);
-      ack->result = std::move(r);
-      ack->cv.notify_all();
-    });
-    std::unique_lock lk(ack->mu);
-    ack->cv.wait(lk, [&] { return ack->result.has_value(); });
-    return std::move(*ack->result);
-  }
 
   // Submit until acknowledged; false if stopping first (nothing acknowledged, cursor unchanged).
   bool deliver(Batch& b) {
@@ -417,7 +401,7 @@ class PostgresSource final : public Source {
         req.body.push_back('\n');
       }
       req.event_positions = b.positions;
-      IngestResult r = submit_and_wait(std::move(req));
+      IngestResult r = submit_and_wait(*engine_, std::move(req));
       if (r.status == IngestStatus::kOk) {
         cap_ = std::min(max_cap_, cap_ * 2);
         if (r.rejected > 0) {

@@ -176,6 +176,41 @@ struct PartitionList {
   PartitionList& operator=(const PartitionList&) = delete;
 };
 
+// Commit `offsets` of `topic` through consumer handle `rk` (of `group`), synchronously.
+Status commit_through(rd_kafka_t* rk, std::string_view group, std::string_view topic,
+                      const std::map<uint32_t, int64_t>& offsets) {
+  if (offsets.empty()) return Status::Ok();
+  PartitionList pl(static_cast<int>(offsets.size()));
+  const std::string t(topic);
+  for (const auto& [p, off] : offsets) {
+    if (off < 0) return InvalidArgument("negative offset to commit");
+    rd_kafka_topic_partition_list_add(pl.l, t.c_str(), static_cast<int32_t>(p))->offset = off;
+  }
+  rd_kafka_resp_err_t e = rd_kafka_commit(rk, pl.l, 0);
+  for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < pl.l->cnt; ++i) e = pl.l->elems[i].err;
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kafka_error(e, fmt::format("committing offsets of group {} on {}", group, topic));
+  }
+  return Status::Ok();
+}
+
+// The committed offset of topic[partition] for the group of consumer handle `rk`.
+Result<std::optional<int64_t>> committed_through(rd_kafka_t* rk, std::string_view group,
+                                                 std::string_view topic, uint32_t partition,
+                                                 int timeout_ms) {
+  PartitionList pl(1);
+  rd_kafka_topic_partition_list_add(pl.l, std::string(topic).c_str(),
+                                    static_cast<int32_t>(partition));
+  rd_kafka_resp_err_t e = rd_kafka_committed(rk, pl.l, timeout_ms);
+  if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = pl.l->elems[0].err;
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kafka_error(e, fmt::format("reading committed offsets of group {}", group));
+  }
+  const int64_t off = pl.l->elems[0].offset;
+  if (off < 0) return std::optional<int64_t>();
+  return std::optional<int64_t>(off);
+}
+
 // What one append waits for: a delivery report per record. Shared by the append (which may
 // stop waiting after delivery_timeout_ms: the idempotent producer never times out records
 // already sent, so a request in flight when the brokers vanish waits for their return) and
@@ -333,34 +368,13 @@ class KafkaGroupMember final : public GroupMembership {
   }
 
   Status commit(std::string_view topic, const std::map<uint32_t, int64_t>& offsets) override {
-    if (offsets.empty()) return Status::Ok();
     if (rk_ == nullptr) return Unavailable("left the group");
-    PartitionList pl(static_cast<int>(offsets.size()));
-    const std::string t(topic);
-    for (const auto& [p, off] : offsets) {
-      rd_kafka_topic_partition_list_add(pl.l, t.c_str(), static_cast<int32_t>(p))->offset = off;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_commit(rk_, pl.l, 0);
-    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < pl.l->cnt; ++i) e = pl.l->elems[i].err;
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return kafka_error(e, fmt::format("committing offsets of group {} on {}", group_, topic));
-    }
-    return Status::Ok();
+    return commit_through(rk_, group_, topic, offsets);
   }
 
   Result<std::optional<int64_t>> committed(std::string_view topic, uint32_t partition) override {
     if (rk_ == nullptr) return Unavailable("left the group");
-    PartitionList pl(1);
-    rd_kafka_topic_partition_list_add(pl.l, std::string(topic).c_str(),
-                                      static_cast<int32_t>(partition));
-    rd_kafka_resp_err_t e = rd_kafka_committed(rk_, pl.l, 10'000);
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = pl.l->elems[0].err;
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return kafka_error(e, "reading committed offsets of group " + group_);
-    }
-    const int64_t off = pl.l->elems[0].offset;
-    if (off < 0) return std::optional<int64_t>();
-    return std::optional<int64_t>(off);
+    return committed_through(rk_, group_, topic, partition, 10'000);
   }
 
   void leave() override {
@@ -812,34 +826,14 @@ class KafkaLog final : public Log {
                         const std::map<uint32_t, int64_t>& offsets) override {
     if (offsets.empty()) return Status::Ok();
     SPATE_ASSIGN_OR_RETURN(rd_kafka_t * g, group_handle(group));
-    PartitionList pl(static_cast<int>(offsets.size()));
-    const std::string t(topic);
-    for (const auto& [p, off] : offsets) {
-      if (off < 0) return InvalidArgument("negative offset to commit");
-      rd_kafka_topic_partition_list_add(pl.l, t.c_str(), static_cast<int32_t>(p))->offset = off;
-    }
-    rd_kafka_resp_err_t e = rd_kafka_commit(g, pl.l, 0);
-    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < pl.l->cnt; ++i) e = pl.l->elems[i].err;
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return kafka_error(e, fmt::format("committing offsets of group {} on {}", group, topic));
-    }
-    return Status::Ok();
+    return commit_through(g, group, topic, offsets);
   }
 
   Result<std::optional<int64_t>> committed_offset(std::string_view group, std::string_view topic,
                                                   uint32_t partition) override {
     SPATE_ASSIGN_OR_RETURN(rd_kafka_t * g, group_handle(group));
-    PartitionList pl(1);
-    rd_kafka_topic_partition_list_add(pl.l, std::string(topic).c_str(),
-                                      static_cast<int32_t>(partition));
-    rd_kafka_resp_err_t e = rd_kafka_committed(g, pl.l, static_cast<int>(kc_.request_timeout_ms));
-    if (e == RD_KAFKA_RESP_ERR_NO_ERROR) e = pl.l->elems[0].err;
-    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return kafka_error(e, fmt::format("reading committed offsets of group {}", group));
-    }
-    const int64_t off = pl.l->elems[0].offset;
-    if (off < 0) return std::optional<int64_t>();
-    return std::optional<int64_t>(off);
+    return committed_through(g, group, topic, partition,
+                             static_cast<int>(kc_.request_timeout_ms));
   }
 
   LogStats stats() const override {
