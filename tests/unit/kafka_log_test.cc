@@ -13,6 +13,11 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
 #include "spate/log.h"
 
 namespace spate {
@@ -148,6 +153,37 @@ TEST(KafkaLog, UnreachableClusterFailsOpenWithinTheRequestTimeout) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("127.0.0.1:1"), std::string::npos) << r.status().to_string();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+}
+
+// Passwords never reach an error message or the log output, whether librdkafka rejects a
+// property or the cluster cannot be reached with SASL credentials.
+TEST(KafkaLog, SecretsStayOutOfErrorsAndLogs) {
+  const std::string secret = "hunter2-very-secret";
+  auto out = std::make_shared<std::ostringstream>();
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*out);
+  auto prev = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+  spdlog::set_level(spdlog::level::debug);
+  LogConfig c;
+  c.kind = "kafka";
+  c.kafka.bootstrap_servers = "127.0.0.1:1";
+  c.kafka.request_timeout_ms = 1000;
+  c.kafka.properties.emplace_back("bogus.password.property", secret);
+  auto r = open_kafka_log(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Errc::kConfig);
+  EXPECT_NE(r.status().message().find("bogus.password.property"), std::string::npos);
+  EXPECT_EQ(r.status().message().find(secret), std::string::npos) << r.status().message();
+  c.kafka.properties.clear();
+  c.kafka.security_protocol = "SASL_PLAINTEXT";
+  c.kafka.sasl_mechanism = "PLAIN";
+  c.kafka.sasl_username = "spate";
+  c.kafka.sasl_password = secret;
+  r = open_kafka_log(c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find(secret), std::string::npos) << r.status().message();
+  spdlog::set_default_logger(prev);
+  EXPECT_EQ(out->str().find(secret), std::string::npos) << out->str();
 }
 
 TEST(KafkaLog, TopicsAreListedAndDescribedWithOffsets) {
