@@ -54,7 +54,9 @@ int main(int argc, char** argv) {
     } else if (a == "--topic" && i + 1 < argc) {
       topics.emplace_back(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: spate-test-kafka [--brokers N] [--topic NAME:PARTITIONS[:REPLICAS]]...\n");
+      std::fprintf(
+          stderr,
+          "usage: spate-test-kafka [--brokers N] [--topic NAME:PARTITIONS[:REPLICAS]]...\n");
       return 2;
     }
   }

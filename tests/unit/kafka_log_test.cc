@@ -4,19 +4,17 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
-#include <sstream>
 
 #include "spate/log.h"
 
@@ -91,8 +89,8 @@ Result<int64_t> put(Log& log, const std::string& topic, uint32_t p, const std::v
 }
 
 // Every record of topic[p] from `from` until `want` records or a quiet `wait_ms`.
-std::vector<Rec> read_all(Log& log, const std::string& topic, uint32_t p, int64_t from,
-                          size_t want, Isolation iso = Isolation::kReadUncommitted) {
+std::vector<Rec> read_all(Log& log, const std::string& topic, uint32_t p, int64_t from, size_t want,
+                          Isolation iso = Isolation::kReadUncommitted) {
   std::vector<Rec> out;
   FetchOptions fo;
   fo.wait_ms = 200;
@@ -460,7 +458,8 @@ TEST(KafkaLog, InFlightAppendsFailInBoundsWhenTheClusterGoesAway) {
       const auto t0 = std::chrono::steady_clock::now();
       auto r = put(*log, "t", 0, std::vector<Rec>(20, Rec{{}, "x"}));
       const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - t0).count();
+                             std::chrono::steady_clock::now() - t0)
+                             .count();
       if (ms > longest_ms.load()) longest_ms = ms;
       (r.ok() ? ok : failed).fetch_add(1);
     }
@@ -483,7 +482,8 @@ TEST(KafkaLog, InFlightAppendsFailInBoundsWhenTheClusterGoesAway) {
 
 std::set<std::string> parts_of(GroupMembership& m) {
   std::set<std::string> out;
-  for (const auto& p : m.assignment().partitions) out.insert(p.topic + "/" + std::to_string(p.partition));
+  for (const auto& p : m.assignment().partitions)
+    out.insert(p.topic + "/" + std::to_string(p.partition));
   return out;
 }
 
@@ -499,7 +499,8 @@ TEST(KafkaLog, GroupMembersShareAndTakeOverPartitions) {
   auto a = log->join_group("g", {"t"}, go);
   ASSERT_TRUE(a.ok()) << a.status().to_string();
   auto wait_for = [](auto pred) {
-    for (int i = 0; i < 300 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (int i = 0; i < 300 && !pred(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     return pred();
   };
   ASSERT_TRUE(wait_for([&] { return parts_of(**a).size() == 4; })) << parts_of(**a).size();
@@ -512,7 +513,8 @@ TEST(KafkaLog, GroupMembersShareAndTakeOverPartitions) {
     std::set<std::string> all = x;
     all.insert(y.begin(), y.end());
     return !x.empty() && !y.empty() && x.size() + y.size() == 4 && all.size() == 4;
-  })) << parts_of(**a).size() << " + " << parts_of(**b).size();
+  })) << parts_of(**a).size()
+      << " + " << parts_of(**b).size();
   EXPECT_GT((*a)->assignment().generation, gen);
   ASSERT_TRUE((*a)->commit("t", {{0, 3}}).ok());
   auto c = (*b)->committed("t", 0);
@@ -535,7 +537,8 @@ TEST(KafkaLog, FullProducerQueueFailsTheAppend) {
   std::vector<Rec> big(150, Rec{{}, "x"});
   auto r = put(*log, "t", 0, big);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("queue is full"), std::string::npos) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("queue is full"), std::string::npos)
+      << r.status().to_string();
   EXPECT_TRUE(read_all(*log, "t", 0, 0, 1).empty());  // nothing of it was sent
 }
 

@@ -138,7 +138,9 @@ struct Pipeline {
 
 void produce(Log& kafka, uint32_t partition, int from, int to) {
   std::vector<std::string> values;
-  for (int i = from; i < to; ++i) values.push_back("{\"id\":\"o" + std::to_string(i) + "\",\"amount\":" + std::to_string(i) + "}");
+  for (int i = from; i < to; ++i)
+    values.push_back("{\"id\":\"o" + std::to_string(i) + "\",\"amount\":" + std::to_string(i) +
+                     "}");
   std::vector<RecordIn> recs(values.size());
   for (size_t i = 0; i < values.size(); ++i) recs[i].value = values[i];
   ASSERT_TRUE(kafka.append("orders", partition, recs.data(), recs.size()).ok());
@@ -175,7 +177,8 @@ TEST(KafkaSource, IngestsExternalTopicsAndResumesWithoutRepeats) {
   ASSERT_TRUE(kafka->append("orders", 1, &bad, 1).ok());
 
   Pipeline pl;
-  const SourceConfig cfg = kafka_source({{"bootstrap_servers", mc.bootstrap()}, {"batch_records", "64"}});
+  const SourceConfig cfg =
+      kafka_source({{"bootstrap_servers", mc.bootstrap()}, {"batch_records", "64"}});
   auto src = pl.source(cfg);
   ASSERT_NE(src, nullptr);
   ASSERT_TRUE(pl.wait_count("events", 500));

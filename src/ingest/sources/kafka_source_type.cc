@@ -17,10 +17,9 @@
 // offsets committed. A crash between the two ingests the batch again (dedup removes the
 // repeats when ingestion.dedup is on). Every stored event carries spate.source = NAME and
 // spate.pos = TOPIC/PARTITION/OFFSET.
-#include <spdlog/spdlog.h>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -57,8 +56,9 @@ Status read_options(const SourceConfig& cfg, KafkaSourceOptions* o) {
   }
   r.get_string("bootstrap_servers", &o->kafka.bootstrap_servers);
   if (kafka_bootstrap_servers(o->kafka).empty()) {
-    r.error("bootstrap_servers", "missing: set bootstrap_servers (host:port,...) or the "
-                                 "KAFKA_BOOTSTRAP_SERVERS environment variable");
+    r.error("bootstrap_servers",
+            "missing: set bootstrap_servers (host:port,...) or the "
+            "KAFKA_BOOTSTRAP_SERVERS environment variable");
   }
   o->group = "spate.source." + cfg.name;
   if (r.get_string("group", &o->group) && o->group.empty()) r.error("group", "must not be empty");
@@ -67,7 +67,8 @@ Status read_options(const SourceConfig& cfg, KafkaSourceOptions* o) {
   r.get_duration_ms("poll_interval", &o->poll_interval_ms, 1, 3'600'000);
   r.get_enum("security_protocol", &o->kafka.security_protocol,
              {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"});
-  r.get_enum("sasl_mechanism", &o->kafka.sasl_mechanism, {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"});
+  r.get_enum("sasl_mechanism", &o->kafka.sasl_mechanism,
+             {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"});
   r.get_string("sasl_username", &o->kafka.sasl_username);
   r.get_string("sasl_password", &o->kafka.sasl_password);
   r.get_string("ssl_ca_location", &o->kafka.ssl_ca_location);
@@ -112,8 +113,8 @@ class KafkaSource final : public Source {
         Position pos;
         pos.topic = t;
         pos.partition = p.partition;
-        pos.offset = committed ? *committed
-                               : (opts_.start == "latest" ? p.end_offset : p.start_offset);
+        pos.offset =
+            committed ? *committed : (opts_.start == "latest" ? p.end_offset : p.start_offset);
         positions_.push_back(pos);
       }
     }
@@ -183,8 +184,9 @@ class KafkaSource final : public Source {
           // inside them), so they are blanked rather than allowed to split a record.
           const size_t at = req.body.size();
           req.body.append(r.value);
-          std::replace_if(req.body.begin() + static_cast<std::ptrdiff_t>(at), req.body.end(),
-                          [](char c) { return c == '\n' || c == '\r'; }, ' ');
+          std::replace_if(
+              req.body.begin() + static_cast<std::ptrdiff_t>(at), req.body.end(),
+              [](char c) { return c == '\n' || c == '\r'; }, ' ');
           req.body.push_back('\n');
           req.event_positions.push_back(fmt::format("{}/{}/{}", p.topic, p.partition, r.offset));
           ++n;
@@ -220,12 +222,11 @@ class KafkaSource final : public Source {
         *backoff = 0;
         if (r.rejected > 0) {
           errors_->inc(r.rejected);
-          spdlog::warn("kafka source {}: {} of {} records were rejected ({}{}) and {}", name_,
-                       r.rejected, n, r.errors.empty() ? "" : "first: ",
-                       r.errors.empty() ? "" : r.errors.front().reason,
-                       engine_->config().dead_letter_topic.empty()
-                           ? "not stored (no dead_letter_topic)"
-                           : "dead-lettered");
+          spdlog::warn(
+              "kafka source {}: {} of {} records were rejected ({}{}) and {}", name_, r.rejected, n,
+              r.errors.empty() ? "" : "first: ", r.errors.empty() ? "" : r.errors.front().reason,
+              engine_->config().dead_letter_topic.empty() ? "not stored (no dead_letter_topic)"
+                                                          : "dead-lettered");
         }
         return true;
       }
@@ -236,7 +237,6 @@ class KafkaSource final : public Source {
       if (!sleep_ms(*backoff)) return false;
     }
   }
-
 
   // Commit the offsets that moved (the batch is acknowledged). A failed commit is retried with
   // the next one; a restart before it ingests those records again (at-least-once).

@@ -9,8 +9,8 @@
 //    the prefetched stream, any other offset restarts the partition there;
 //  - one consumer handle per consumer group (never subscribed) for commit/committed offsets;
 //  - one transactional producer per TransactionalProducer.
-#include <librdkafka/rdkafka.h>
 #include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -144,8 +144,8 @@ void producer_conf(const KafkaLogConfig& kc, Conf& c) {
 
 void apply_properties(const KafkaLogConfig& kc, Conf& c) {
   for (const auto& [k, v] : kc.properties) {
-    const bool secret = k.find("password") != std::string::npos ||
-                        k.find("secret") != std::string::npos;
+    const bool secret =
+        k.find("password") != std::string::npos || k.find("secret") != std::string::npos;
     c.set(k, v, secret);
   }
 }
@@ -162,8 +162,7 @@ Result<rd_kafka_t*> new_handle(rd_kafka_type_t type, Conf& c) {
 // rd_kafka_error_t -> Status; destroys the error.
 Status take_error(rd_kafka_error_t* e, std::string_view what) {
   if (e == nullptr) return Status::Ok();
-  Status s(errc_of(rd_kafka_error_code(e)),
-           std::string(what) + ": " + rd_kafka_error_string(e));
+  Status s(errc_of(rd_kafka_error_code(e)), std::string(what) + ": " + rd_kafka_error_string(e));
   rd_kafka_error_destroy(e);
   return s;
 }
@@ -336,15 +335,14 @@ class KafkaGroupMember final : public GroupMembership {
     c.set("enable.partition.eof", "false");
     c.set("partition.assignment.strategy", opts.assignment_strategy);
     c.set("session.timeout.ms", std::to_string(opts.session_timeout_ms));
-    c.set("heartbeat.interval.ms", std::to_string(std::max<int64_t>(opts.session_timeout_ms / 10, 100)));
+    c.set("heartbeat.interval.ms",
+          std::to_string(std::max<int64_t>(opts.session_timeout_ms / 10, 100)));
     c.set("max.poll.interval.ms", std::to_string(opts.max_poll_interval_ms));
     apply_properties(kc, c);
     rd_kafka_conf_set_opaque(c.get(), this);
     rd_kafka_conf_set_rebalance_cb(
-        c.get(), [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                    rd_kafka_topic_partition_list_t* parts, void* op) {
-          static_cast<KafkaGroupMember*>(op)->rebalance(rk, err, parts);
-        });
+        c.get(), [](rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                    void* op) { static_cast<KafkaGroupMember*>(op)->rebalance(rk, err, parts); });
     SPATE_ASSIGN_OR_RETURN(rk_, new_handle(RD_KAFKA_CONSUMER, c));
     PartitionList sub(static_cast<int>(topics.size()));
     for (const std::string& t : topics) {
@@ -408,7 +406,8 @@ class KafkaGroupMember final : public GroupMembership {
         for (int i = 0; i < parts->cnt; ++i) {
           const std::string t = parts->elems[i].topic;
           const auto p = static_cast<uint32_t>(parts->elems[i].partition);
-          std::erase_if(cur, [&](const GroupPartition& g) { return g.topic == t && g.partition == p; });
+          std::erase_if(cur,
+                        [&](const GroupPartition& g) { return g.topic == t && g.partition == p; });
         }
       } else {
         (void)rd_kafka_assign(rk, nullptr);
@@ -508,8 +507,7 @@ class KafkaLog final : public Log {
     // The cluster must answer once before the log is usable.
     auto topics = all_topics();
     if (!topics.ok()) {
-      return topics.status().with_context("connecting to Kafka at " +
-                                          kafka_bootstrap_servers(kc_));
+      return topics.status().with_context("connecting to Kafka at " + kafka_bootstrap_servers(kc_));
     }
     prober_ = std::thread([this] { probe_loop(); });
     return Status::Ok();
@@ -535,9 +533,10 @@ class KafkaLog final : public Log {
                                          : std::string(compression_name(*spec.compression)));
     }
     rd_kafka_queue_t* q = rd_kafka_queue_new(producer_);
-    rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    (void)rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(kc_.admin_timeout_ms), err,
-                                                    sizeof err);
+    rd_kafka_AdminOptions_t* opts =
+        rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    (void)rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(kc_.admin_timeout_ms),
+                                                    err, sizeof err);
     (void)rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(kc_.admin_timeout_ms),
                                                       err, sizeof err);
     rd_kafka_CreateTopics(producer_, &nt, 1, opts, q);
@@ -556,7 +555,8 @@ class KafkaLog final : public Log {
         const rd_kafka_resp_err_t e = rd_kafka_topic_result_error(tr[i]);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
         const char* msg = rd_kafka_topic_result_error_string(tr[i]);
-        st = Status(errc_of(e), "creating topic " + spec.name + ": " + (msg ? msg : rd_kafka_err2str(e)));
+        st = Status(errc_of(e),
+                    "creating topic " + spec.name + ": " + (msg ? msg : rd_kafka_err2str(e)));
       }
     }
     if (ev != nullptr) rd_kafka_event_destroy(ev);
@@ -624,9 +624,9 @@ class KafkaLog final : public Log {
     while (rd_kafka_outq_len(producer_) + static_cast<int64_t>(count) > kc_.queue_max_messages) {
       if (std::chrono::steady_clock::now() >= deadline) {
         append_errors_.fetch_add(1, std::memory_order_relaxed);
-        return Unavailable(fmt::format(
-            "the Kafka producer queue is full ({} messages waiting for the brokers)",
-            rd_kafka_outq_len(producer_)));
+        return Unavailable(
+            fmt::format("the Kafka producer queue is full ({} messages waiting for the brokers)",
+                        rd_kafka_outq_len(producer_)));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
@@ -663,7 +663,8 @@ class KafkaLog final : public Log {
     if (failed.ok() && !reported) {
       failed = Unavailable(fmt::format(
           "delivering to {}[{}]: no answer from the brokers within {} ms (the records may still "
-          "be stored once they return)", topic, partition, kc_.delivery_timeout_ms));
+          "be stored once they return)",
+          topic, partition, kc_.delivery_timeout_ms));
     } else if (failed.ok() && err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       failed = kafka_error(err, fmt::format("delivering to {}[{}]", topic, partition));
     }
@@ -832,8 +833,7 @@ class KafkaLog final : public Log {
   Result<std::optional<int64_t>> committed_offset(std::string_view group, std::string_view topic,
                                                   uint32_t partition) override {
     SPATE_ASSIGN_OR_RETURN(rd_kafka_t * g, group_handle(group));
-    return committed_through(g, group, topic, partition,
-                             static_cast<int>(kc_.request_timeout_ms));
+    return committed_through(g, group, topic, partition, static_cast<int>(kc_.request_timeout_ms));
   }
 
   LogStats stats() const override {
@@ -853,7 +853,8 @@ class KafkaLog final : public Log {
     if (producer_ != nullptr) {
       // Deliver what is queued (bounded), then fail the rest so that every waiting append
       // returns.
-      (void)rd_kafka_flush(producer_, static_cast<int>(std::min<int64_t>(kc_.delivery_timeout_ms, 5000)));
+      (void)rd_kafka_flush(producer_,
+                           static_cast<int>(std::min<int64_t>(kc_.delivery_timeout_ms, 5000)));
       (void)rd_kafka_purge(producer_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
       (void)rd_kafka_flush(producer_, 1000);
     }
@@ -960,7 +961,8 @@ class KafkaLog final : public Log {
     for (int attempt = 0; attempt < 6; ++attempt) {
       PartitionList pl(static_cast<int>(partitions));
       for (uint32_t p = 0; p < partitions; ++p) {
-        rd_kafka_topic_partition_list_add(pl.l, topic.c_str(), static_cast<int32_t>(p))->offset = which;
+        rd_kafka_topic_partition_list_add(pl.l, topic.c_str(), static_cast<int32_t>(p))->offset =
+            which;
       }
       e = rd_kafka_offsets_for_times(c, pl.l, static_cast<int>(kc_.request_timeout_ms));
       for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < pl.l->cnt; ++i) e = pl.l->elems[i].err;
@@ -1010,8 +1012,8 @@ class KafkaLog final : public Log {
       parts = it->second;
     }
     if (partition >= parts) {
-      return InvalidArgument(fmt::format("topic {} has {} partitions, not {}", topic, parts,
-                                         partition + 1));
+      return InvalidArgument(
+          fmt::format("topic {} has {} partitions, not {}", topic, parts, partition + 1));
     }
     std::lock_guard lk(handles_mu_);
     auto it = producer_topics_.find(std::string(topic));
@@ -1150,8 +1152,9 @@ Status KafkaTxnProducer::init() {
   SPATE_ASSIGN_OR_RETURN(rk_, new_handle(RD_KAFKA_PRODUCER, c));
   // On a real cluster this fences every earlier producer with the same id and aborts what it
   // left open.
-  Status s = take_error(rd_kafka_init_transactions(rk_, static_cast<int>(kc.request_timeout_ms * 3)),
-                        "initialising transactions for " + id_);
+  Status s =
+      take_error(rd_kafka_init_transactions(rk_, static_cast<int>(kc.request_timeout_ms * 3)),
+                 "initialising transactions for " + id_);
   if (!s.ok()) {
     rd_kafka_destroy(rk_);
     rk_ = nullptr;
