@@ -7,8 +7,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <deque>
+#include <future>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -210,36 +213,89 @@ int cmd_produce(const LogTarget& t, const ProduceOptions& o) {
   std::vector<char> buf(1 << 16);
   Status failure;
 
-  auto flush = [&]() -> Status {
-    if (batch.empty()) return Status::Ok();
-    // One append per partition, preserving input order within each partition.
+  // One append per partition, preserving input order within each partition. Without
+  // --print-offsets, batches are appended in the background, up to kInFlight at a time, while
+  // the next ones are read (an append waits for the disk or the brokers). A batch waits for
+  // every earlier one that shares a partition with it, so each partition keeps input order.
+  constexpr size_t kInFlight = 4;
+  struct Flight {
+    std::future<Status> done;
+    std::vector<bool> parts;
+    size_t lines = 0;
+  };
+  std::deque<Flight> flights;
+  auto append_batch = [&log, &o, partitions](const std::vector<Line>& lines,
+                                             std::vector<int64_t>* offsets) -> Status {
     std::vector<std::vector<size_t>> by_part(partitions);
-    for (size_t i = 0; i < batch.size(); ++i) by_part[batch[i].partition].push_back(i);
-    std::vector<int64_t> offsets(batch.size(), -1);
+    for (size_t i = 0; i < lines.size(); ++i) by_part[lines[i].partition].push_back(i);
     std::vector<RecordIn> recs;
     for (uint32_t p = 0; p < partitions; ++p) {
       if (by_part[p].empty()) continue;
       recs.clear();
       for (size_t i : by_part[p]) {
         RecordIn r;
-        r.value = batch[i].value;
-        if (batch[i].key) r.key = std::string_view(*batch[i].key);
+        r.value = lines[i].value;
+        if (lines[i].key) r.key = std::string_view(*lines[i].key);
         recs.push_back(r);
       }
       SPATE_ASSIGN_OR_RETURN(int64_t base, log->append(o.topic, p, recs.data(), recs.size()));
-      for (size_t k = 0; k < by_part[p].size(); ++k) {
-        offsets[by_part[p][k]] = base + static_cast<int64_t>(k);
+      if (offsets != nullptr) {
+        for (size_t k = 0; k < by_part[p].size(); ++k) {
+          (*offsets)[by_part[p][k]] = base + static_cast<int64_t>(k);
+        }
       }
     }
+    return Status::Ok();
+  };
+  auto land_oldest = [&]() -> Status {
+    Status s = flights.front().done.get();
+    if (s.ok()) produced += flights.front().lines;
+    flights.pop_front();
+    return s;
+  };
+  auto land_all = [&]() -> Status {
+    Status first;
+    while (!flights.empty()) {
+      Status s = land_oldest();
+      if (first.ok()) first = s;
+    }
+    return first;
+  };
+
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return Status::Ok();
     if (o.print_offsets) {
+      std::vector<int64_t> offsets(batch.size(), -1);
+      SPATE_RETURN_IF_ERROR(append_batch(batch, &offsets));
       std::string out;
       for (size_t i = 0; i < batch.size(); ++i) {
         out += fmt::format("{} {}\n", batch[i].partition, offsets[i]);
       }
       std::fwrite(out.data(), 1, out.size(), stdout);
       std::fflush(stdout);
+      produced += batch.size();
+    } else {
+      std::vector<bool> parts(partitions, false);
+      for (const Line& l : batch) parts[l.partition] = true;
+      auto shares = [&](const Flight& f) {
+        for (uint32_t p = 0; p < partitions; ++p) {
+          if (parts[p] && f.parts[p]) return true;
+        }
+        return false;
+      };
+      while (!flights.empty() &&
+             (flights.size() >= kInFlight ||
+              std::any_of(flights.begin(), flights.end(), shares))) {
+        SPATE_RETURN_IF_ERROR(land_oldest());
+      }
+      auto owned = std::make_shared<std::vector<Line>>(std::move(batch));
+      Flight f;
+      f.lines = owned->size();
+      f.parts = std::move(parts);
+      f.done = std::async(std::launch::async,
+                          [owned, &append_batch] { return append_batch(*owned, nullptr); });
+      flights.push_back(std::move(f));
     }
-    produced += batch.size();
     batch.clear();
     rr = (rr + 1) % partitions;  // sticky partitioner: switch partition per batch
     return Status::Ok();
@@ -295,13 +351,14 @@ int cmd_produce(const LogTarget& t, const ProduceOptions& o) {
       failure = take_line(pending);
       pending.clear();
     }
-    // Nothing more buffered right now: make what we have durable before blocking on stdin.
+    // Nothing more buffered right now: start appending what we have before blocking on stdin.
     if (failure.ok()) {
       pollfd pfd{STDIN_FILENO, POLLIN, 0};
       if (eof || ::poll(&pfd, 1, 0) == 0) failure = flush();
     }
   }
   if (failure.ok()) failure = flush();
+  if (Status landed = land_all(); failure.ok()) failure = landed;
   Status c = log->close();
   if (failure.ok()) failure = c;
   if (!failure.ok()) {

@@ -330,7 +330,8 @@ int run_pipeline(const RunOptions& opts) {
   }
   // This process owns the log: serve it to the others (log kind remote) on /log/v1/.
   std::unique_ptr<LogApi> log_api;
-  if (!remote_log && pc.server.log_api) {
+  // Only an embedded log is served: processes share a Kafka log by connecting to the cluster.
+  if (pc.log.kind == "embedded" && pc.server.log_api) {
     LogApiConfig lac;
     lac.txn_timeout_ms = pc.server.log_api_txn_timeout_ms;
     log_api = std::make_unique<LogApi>(log.get(), lac);
