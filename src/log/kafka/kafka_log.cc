@@ -450,6 +450,7 @@ class KafkaTxnProducer final : public TransactionalProducer {
   Status abort() override;
 
  private:
+  Status end_transaction(bool commit);
   // Classifies a transactional API error (and destroys it).
   Status txn_error(rd_kafka_error_t* e, std::string_view what);
   Status usable() const {
@@ -1260,24 +1261,29 @@ Status KafkaTxnProducer::send_offsets(std::string_view group, std::string_view t
   return s;
 }
 
-Status KafkaTxnProducer::commit() {
-  SPATE_RETURN_IF_ERROR(usable());
-  if (!open_) return InvalidArgument("commit outside a transaction");
+// Commit or abort the open transaction; retriable errors are retried (the outcome of a failed
+// call is unknown, and calling again is how librdkafka resolves it).
+Status KafkaTxnProducer::end_transaction(bool commit) {
+  const char* what = commit ? "commit transaction" : "abort transaction";
   const int timeout = static_cast<int>(log_->kafka_config().delivery_timeout_ms);
   Status s;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    rd_kafka_error_t* e = rd_kafka_commit_transaction(rk_, timeout);
+    rd_kafka_error_t* e = commit ? rd_kafka_commit_transaction(rk_, timeout)
+                                 : rd_kafka_abort_transaction(rk_, timeout);
     if (e == nullptr) {
       open_ = false;
       return Status::Ok();
     }
-    if (rd_kafka_error_is_retriable(e)) {  // the outcome is unknown; committing again is safe
-      s = take_error(e, "commit transaction");
-      continue;
-    }
-    return txn_error(e, "commit transaction");
+    if (!rd_kafka_error_is_retriable(e)) return txn_error(e, what);
+    s = take_error(e, what);
   }
   return s;
+}
+
+Status KafkaTxnProducer::commit() {
+  SPATE_RETURN_IF_ERROR(usable());
+  if (!open_) return InvalidArgument("commit outside a transaction");
+  return end_transaction(true);
 }
 
 Status KafkaTxnProducer::abort() {
@@ -1287,21 +1293,7 @@ Status KafkaTxnProducer::abort() {
     return Status::Ok();  // a fatal producer's transaction is aborted by its successor
   }
   if (!open_) return Status::Ok();
-  const int timeout = static_cast<int>(log_->kafka_config().delivery_timeout_ms);
-  Status s;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    rd_kafka_error_t* e = rd_kafka_abort_transaction(rk_, timeout);
-    if (e == nullptr) {
-      open_ = false;
-      return Status::Ok();
-    }
-    if (rd_kafka_error_is_retriable(e)) {
-      s = take_error(e, "abort transaction");
-      continue;
-    }
-    return txn_error(e, "abort transaction");
-  }
-  return s;
+  return end_transaction(false);
 }
 
 }  // namespace
