@@ -308,6 +308,54 @@ TEST(KafkaLog, FetchContinuesRewindsAndReportsTheEnd) {
   EXPECT_EQ(f->records()[0].value, "late");
 }
 
+// A fetch beyond the end is kOutOfRange (not a silent jump), and the partition can be read
+// again from a valid offset afterwards.
+TEST(KafkaLog, FetchBeyondTheEndIsOutOfRange) {
+  MockCluster mc;
+  mc.topic("t", 1);
+  auto log = open(kafka_config(mc));
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(put(*log, "t", 0, {{{}, "a"}, {{}, "b"}}).ok());
+  FetchOptions fo;
+  fo.wait_ms = 2000;
+  auto r = log->fetch("t", 0, 100, fo);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Errc::kOutOfRange) << r.status().to_string();
+  auto back = read_all(*log, "t", 0, 0, 2);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1].value, "b");
+}
+
+// Below the retained start (the mock keeps only a few MB per partition, so writing more makes
+// it drop the oldest batches), a fetch moves up to the start with no records, as the embedded
+// log does after retention.
+TEST(KafkaLog, FetchBelowTheRetainedStartMovesUp) {
+  MockCluster mc;
+  mc.topic("t", 1);
+  LogConfig cfg = kafka_config(mc);
+  cfg.kafka.compression_type = "none";
+  auto log = open(cfg);
+  ASSERT_NE(log, nullptr);
+  const std::string big(2000, 'x');
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(put(*log, "t", 0, std::vector<Rec>(1000, Rec{{}, big})).ok());
+  }
+  auto info = log->describe_topic("t");
+  ASSERT_TRUE(info.ok());
+  const int64_t start = info->partition_info[0].start_offset;
+  ASSERT_GT(start, 0) << "the mock kept everything; the test needs it to drop old batches";
+  FetchOptions fo;
+  fo.wait_ms = 2000;
+  auto r = log->fetch("t", 0, 0, fo);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_TRUE(r->records().empty());
+  EXPECT_EQ(r->next_offset, start);
+  auto next = log->fetch("t", 0, r->next_offset, fo);
+  ASSERT_TRUE(next.ok()) << next.status().to_string();
+  ASSERT_FALSE(next->records().empty());
+  EXPECT_EQ(next->records().front().offset, start);
+}
+
 TEST(KafkaLog, OffsetForAFutureTimestampIsTheEnd) {
   MockCluster mc;
   mc.topic("t", 1);

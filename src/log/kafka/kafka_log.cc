@@ -47,6 +47,7 @@ Errc errc_of(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS:
       return Errc::kAlreadyExists;
     case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+    case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:  // out of range with auto.offset.reset=error
       return Errc::kOutOfRange;
     case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
     case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
@@ -793,7 +794,23 @@ class KafkaLog final : public Log {
     }
     out.buffers_.push_back(std::move(buf));
     if (out.records_.empty() && first_err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (first_err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) p->started = false;
+      if (errc_of(first_err) == Errc::kOutOfRange) {  // restart the partition next time
+        rd_kafka_consume_stop(p->rkt, part32);
+        p->started = false;
+        // Below the retained start (retention ran): move up to it with an empty result, as
+        // the embedded log does, instead of failing every fetch from here on.
+        std::vector<int64_t> starts;
+        std::vector<int64_t> ends;
+        const std::string t(topic);
+        if (list_offsets(t, partition + 1, -2, &starts).ok() &&
+            list_offsets(t, partition + 1, -1, &ends).ok() && offset < starts[partition]) {
+          FetchResult moved;
+          moved.next_offset = starts[partition];
+          moved.end_offset = std::max(ends[partition], moved.next_offset);
+          moved.last_stable_offset = moved.end_offset;
+          return moved;
+        }
+      }
       return kafka_error(first_err, fmt::format("fetching {}[{}] at {}", topic, partition, offset));
     }
     p->next = next;
