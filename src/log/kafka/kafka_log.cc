@@ -381,7 +381,10 @@ class KafkaGroupMember final : public GroupMembership {
     stop_.store(true);
     if (poller_.joinable()) poller_.join();
     (void)rd_kafka_consumer_close(rk_);  // leaves the group (runs the final revoke)
-    rd_kafka_destroy(rk_);
+    // librdkafka before 2.3.0 asserts when a cooperative-sticky consumer that never received
+    // an assignment is destroyed (librdkafka issue #4312; Debian 12 has 2.0.2). Such a handle,
+    // already out of the group, is left to the process's exit instead of crashing it.
+    if (synced_.load() || rd_kafka_version() >= 0x020300ff) rd_kafka_destroy(rk_);
     rk_ = nullptr;
   }
 
@@ -391,6 +394,7 @@ class KafkaGroupMember final : public GroupMembership {
     std::lock_guard lk(mu_);
     auto& cur = assignment_.partitions;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      synced_.store(true);  // the assignor has its state now (see leave())
       if (cooperative) {
         (void)take_error(rd_kafka_incremental_assign(rk, parts), "incremental assign");
       } else {
@@ -426,6 +430,7 @@ class KafkaGroupMember final : public GroupMembership {
   rd_kafka_t* rk_ = nullptr;
   std::thread poller_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> synced_{false};  // an assignment (possibly empty) was received
   std::mutex mu_;
   GroupAssignment assignment_;
 };
