@@ -24,6 +24,7 @@
 #include "base/hash.h"
 #include "cli/common.h"
 #include "cli/dlq.h"
+#include "cli/orchestrate.h"
 #include "cli/run.h"
 #include "base/json_escape.h"
 #include "event/json.h"
@@ -535,10 +536,26 @@ int run_cli(int argc, char** argv) {
                   "What to run: all (default) or a comma list of log, ingestion, processors");
   run->add_option("--processor", run_opts.processors,
                   "Run only this processor (repeatable; default: all of them)");
+  run->add_option("--analytics", run_opts.analytics,
+                  "Run only this analytics job (repeatable; default: every one)");
+  run->add_option("--metrics-port", run_opts.metrics_port,
+                  "Override server.metrics_port (also serves /health /ready /status)");
+  run->add_flag("--reuse-port", run_opts.reuse_port,
+                "Share the main port with other processes (SO_REUSEPORT), as ingestion replicas do");
   run->add_option("--replica", run_opts.replica,
                   "I/N: run the processors as replica I of N (partitions split explicitly)");
   run->add_option("--log-url", run_opts.log_url,
                   "Use the log of the process at http://HOST:PORT instead of owning one");
+
+  OrchestrateOptions orch_opts;
+  auto* orch = app.add_subcommand("orchestrate",
+                                  "Deploy, monitor, heal and scale a pipeline's components as local processes");
+  orch->add_option("FILE", orch_opts.path, "Deployment YAML")->required();
+  orch->add_option("-p,--port", orch_opts.port, "Override server.port of the admin API (0 = any free port)");
+  orch->add_option("--state-dir", orch_opts.state_dir, "Override state_dir");
+  orch->add_flag("--check", orch_opts.check, "Validate the deployment and its pipeline, then exit");
+  orch->add_flag("--leave-running", orch_opts.leave_running,
+                 "On SIGINT/SIGTERM stop only the orchestrator; a new one adopts the replicas");
 
   auto* topics = app.add_subcommand("topics", "List, create and describe topics");
   topics->require_subcommand(1);
@@ -631,6 +648,7 @@ int run_cli(int argc, char** argv) {
   }
   if (*validate) return cmd_validate(validate_path);
   if (*run) return run_pipeline(run_opts);
+  if (*orch) return orchestrate(orch_opts);
   if (*tlist) return cmd_topics_list(tl);
   if (*tcreate) {
     return cmd_topics_create(tc, create_name, create_partitions, create_ret_ms, create_ret_bytes,

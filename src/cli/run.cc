@@ -186,6 +186,13 @@ int run_pipeline(const RunOptions& opts) {
     }
     pc.server.port = static_cast<uint16_t>(*opts.port);
   }
+  if (opts.metrics_port) {
+    if (*opts.metrics_port < 0 || *opts.metrics_port > 65535) {
+      std::fprintf(stderr, "spate: --metrics-port must be 0..65535\n");
+      return 2;
+    }
+    pc.server.metrics_port = static_cast<uint16_t>(*opts.metrics_port);
+  }
   if (!opts.log_url.empty()) {
     pc.log.kind = "remote";
     pc.log.url = opts.log_url;
@@ -223,6 +230,19 @@ int run_pipeline(const RunOptions& opts) {
                    pc.source_path.c_str());
       return 2;
     }
+  }
+  for (const std::string& name : opts.analytics) {
+    if (std::none_of(pc.analytics.begin(), pc.analytics.end(),
+                     [&](const AnalyticsConfig& a) { return a.name == name; })) {
+      std::fprintf(stderr, "spate: --analytics %s: no such analytics job in %s\n", name.c_str(),
+                   pc.source_path.c_str());
+      return 2;
+    }
+  }
+  if (!opts.analytics.empty()) {
+    std::erase_if(pc.analytics, [&](const AnalyticsConfig& a) {
+      return std::find(opts.analytics.begin(), opts.analytics.end(), a.name) == opts.analytics.end();
+    });
   }
   if (!opts.processors.empty()) {
     std::erase_if(pc.processors, [&](const ProcessorConfig& p) {
@@ -264,6 +284,7 @@ int run_pipeline(const RunOptions& opts) {
                       ? pc.server.io_threads
                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   hc.max_body_bytes = std::max<size_t>(hc.max_body_bytes, pc.ingestion.max_body_bytes + 1);
+  hc.reuse_port = opts.reuse_port;
   HttpServer server(hc);
   std::unique_ptr<Log> log;
   std::atomic<Log*> log_ptr{nullptr};
@@ -292,6 +313,7 @@ int run_pipeline(const RunOptions& opts) {
   if (pc.server.metrics_port != 0 && pc.server.metrics_port != pc.server.port) {
     HttpServerConfig mc = hc;
     mc.port = pc.server.metrics_port;
+    mc.reuse_port = false;  // the metrics port is this process's own
     metrics_server = std::make_unique<HttpServer>(mc);
     install_admin_routes(*metrics_server, hooks);
   }

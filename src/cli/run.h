@@ -22,6 +22,9 @@ struct RunOptions {
   std::vector<std::string> processors;  // only these processors (default: every one)
   std::string replica;                  // "I/N": run the processors as replica I of N
   std::string log_url;                  // use the log of the process at this URL (kind remote)
+  std::vector<std::string> analytics;   // only these analytics jobs (default: every one)
+  std::optional<int> metrics_port;      // overrides server.metrics_port
+  bool reuse_port = false;              // SO_REUSEPORT on the main port (ingestion replicas)
 };
 
 int run_pipeline(const RunOptions& opts);

@@ -625,6 +625,11 @@ Status HttpServer::start() {
   if (ec) return fail("opening socket for");
   acceptor->set_option(net::socket_base::reuse_address(true), ec);
   if (ec) return fail("setting SO_REUSEADDR on");
+  if (cfg.reuse_port) {
+    using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    acceptor->set_option(reuse_port(true), ec);
+    if (ec) return fail("setting SO_REUSEPORT on");
+  }
   acceptor->bind(endpoint, ec);
   if (ec) return fail("binding");
   acceptor->listen(net::socket_base::max_listen_connections, ec);

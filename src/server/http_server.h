@@ -90,6 +90,9 @@ struct HttpServerConfig {
   size_t max_body_bytes = 16 << 20;
   int64_t idle_timeout_ms = 60000;   // also bounds reading one request and writing a response
   int64_t shutdown_grace_ms = 2000;  // stop(): how long in-flight writes may take
+  // SO_REUSEPORT: several processes (replicas) listen on the same port and the kernel spreads
+  // connections among them. Every one of them must set it.
+  bool reuse_port = false;
 };
 
 class HttpServer {

@@ -1,0 +1,20 @@
+// `spate orchestrate DEPLOYMENT.yaml`: run a deployment with the local backend
+// (docs/orchestrator.md). Exit codes: 0 stopped cleanly, 1 runtime error, 2 configuration error.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace spate::cli {
+
+struct OrchestrateOptions {
+  std::string path;
+  std::optional<int> port;  // overrides server.port of the deployment
+  std::string state_dir;    // overrides state_dir
+  bool check = false;       // validate the deployment (and its pipeline) and exit
+  bool leave_running = false;  // on SIGINT/SIGTERM stop the orchestrator only
+};
+
+int orchestrate(const OrchestrateOptions& opts);
+
+}  // namespace spate::cli
