@@ -234,9 +234,9 @@ Result<DeploymentConfig> load(std::string_view yaml, std::string source, const E
       if (c.name == "log" && embedded) {
         item.get("name").error("\"log\" is the log owner's name on the embedded log; pick another");
       }
-      item.require("type").as_enum(&c.type, {{"ingestion", ComponentType::kIngestion},
-                                             {"processor", ComponentType::kProcessor},
-                                             {"analytics", ComponentType::kAnalytics}});
+      const bool typed = item.require("type").as_enum(&c.type, {{"ingestion", ComponentType::kIngestion},
+                                                                {"processor", ComponentType::kProcessor},
+                                                                {"analytics", ComponentType::kAnalytics}});
       item.get_int("replicas", &c.replicas, 1, 64);
       for (Node p : item.list("processors")) {
         std::string s;
@@ -286,7 +286,7 @@ Result<DeploymentConfig> load(std::string_view yaml, std::string source, const E
       if (c.port != 0 && c.type != ComponentType::kIngestion) {
         item.get("port").error("only ingestion components take a port (the others get a free one)");
       }
-      if (pipeline_error.empty()) {
+      if (pipeline_error.empty() && typed) {
         const int most = std::max(c.replicas, c.scaling.max_replicas);
         if (c.type == ComponentType::kProcessor) {
           check_names(item, "processors", c.processors, d.pipeline.processors, "processor");
