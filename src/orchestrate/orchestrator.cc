@@ -186,8 +186,9 @@ struct StreamingOrchestrator::Impl {
       std::lock_guard lock(mu_);
       for (size_t i = 0; i < components.size(); ++i) {
         const Component& c = components[i];
-        out += fmt::format("{}{{\"name\":\"{}\",\"desired\":{},\"deployment_id\":\"{}\",\"replicas\":[",
-                           i ? "," : "", json_escape(c.cfg.name), c.desired,
+        out += fmt::format("{}{{\"name\":\"{}\",\"desired\":{},\"last_scale_ms\":{},\"deployment_id\":\"{}\","
+                           "\"replicas\":[",
+                           i ? "," : "", json_escape(c.cfg.name), c.desired, c.last_scale_ms,
                            json_escape(c.deployment_id));
         bool first = true;
         for (const Replica& r : c.replicas) {
@@ -245,6 +246,11 @@ struct StreamingOrchestrator::Impl {
                                                          std::max(c.cfg.scaling.max_replicas, 1)));
         if (!c.cfg.scaling.enabled) c.desired = static_cast<int>(desired);
       }
+      int64_t last_scale = 0;
+      if (!ce["last_scale_ms"].get(last_scale) && last_scale > 0) {
+        c.last_scale_ms = last_scale;
+        if (c.scaler) c.scaler->restore_last_scale(last_scale);
+      }
       std::string_view dep;
       if (!ce["deployment_id"].get(dep)) c.deployment_id = std::string(dep);
       simdjson::dom::array reps;
@@ -253,10 +259,10 @@ struct StreamingOrchestrator::Impl {
         int64_t index = 0, of = 0, pid = 0, port = 0, started = 0, restarts = 0;
         uint64_t ticks = 0;
         if (re["index"].get(index) || re["pid"].get(pid) || re["port"].get(port)) continue;
-        (void)re["of"].get(of);
-        (void)re["start_ticks"].get(ticks);
-        (void)re["started_ms"].get(started);
-        (void)re["restarts"].get(restarts);
+        if (re["of"].get(of)) of = 0;
+        if (re["start_ticks"].get(ticks)) ticks = 0;
+        if (re["started_ms"].get(started)) started = 0;
+        if (re["restarts"].get(restarts)) restarts = 0;
         if (index < 0 || index >= 64) continue;
         Replica& r = slot(c, static_cast<int>(index));
         r.port = static_cast<uint16_t>(port);
@@ -990,6 +996,9 @@ Status StreamingOrchestrator::start() {
     m.components.push_back(std::move(c));
   }
   m.load_state();
+  for (Component& c : m.components) {
+    if (c.scaler) c.scaler->seed(m.clock->now_ms(), c.desired);
+  }
   // The log owner keeps its port across restarts (the others were started with its URL).
   for (Component& c : m.components) {
     if (c.cfg.type == ComponentType::kLog && c.cfg.port != 0) m.slot(c, 0).port = static_cast<uint16_t>(c.cfg.port);

@@ -61,6 +61,11 @@ class Autoscaler {
   ScalingDecision decide(const ScalingSample& s, int64_t now_ms);
   /// A scaling happened at `now_ms` (by decide()'s advice or by hand): cooldowns start here.
   void scaled(int64_t now_ms);
+  /// Restore the time of the last scaling (from the orchestrator's state file).
+  void restore_last_scale(int64_t at_ms) { last_scale_ms_ = at_ms; }
+  /// Count `replicas` as a recommendation at `now_ms`: a freshly started orchestrator does not
+  /// scale down before a whole stabilisation window of samples has been seen.
+  void seed(int64_t now_ms, int replicas) { history_.emplace_back(now_ms, replicas); }
   int64_t last_scale_ms() const { return last_scale_ms_; }
 
  private:
