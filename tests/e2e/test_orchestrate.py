@@ -214,4 +214,22 @@ check(wait_for(lambda: http_get(orch2_port, "/ready")[0] == 200, timeout=60),
       "ingestion comes up once its port is free")
 orch.send_signal(signal.SIGTERM)
 check(orch.wait(timeout=120) == 0, "second orchestrator exits 0")
+
+# examples/deployment.yaml (the quickstart pipeline) comes up and takes an event.
+ex_dir = tempdir()
+ex_ingest, ex_orch = free_port(), free_port()
+env = dict(os.environ, SPATE_DATA_DIR=f"{ex_dir}/data", SPATE_STATE_DIR=f"{ex_dir}/state",
+           SPATE_PORT=str(ex_ingest), SPATE_ORCHESTRATOR_PORT=str(ex_orch))
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ex = subprocess.Popen([SPATE, "orchestrate", os.path.join(root, "examples", "deployment.yaml")],
+                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+check(wait_for(lambda: http_get(ex_orch, "/ready")[0] == 200, timeout=60),
+      "examples/deployment.yaml comes up")
+code, body = post(ex_ingest, "/ingest/user_events",
+                  b'{"user_id":"u1","action":"login","timestamp":"2026-11-29T10:00:00Z"}')
+check(code == 202, f"the example takes an event: {code} {body}")
+names = [c["name"] for c in (status(ex_orch) or {}).get("components", [])]
+check(names == ["log", "errors", "analytics", "ingestion"], f"example components: {names}")
+ex.send_signal(signal.SIGTERM)
+check(ex.wait(timeout=120) == 0, "example orchestrator exits 0")
 finish("test_orchestrate")
