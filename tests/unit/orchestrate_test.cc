@@ -311,6 +311,13 @@ TEST_F(DeploymentFile, PipelineErrorsComeThrough) {
       << d.status().message();
 }
 
+TEST(DeploymentExample, ExamplesDeploymentLoads) {
+  auto d = load_deployment_file("examples/deployment.yaml");
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  ASSERT_EQ(d->components.size(), 4u);
+  EXPECT_EQ(d->components.front().type, ComponentType::kLog);
+}
+
 TEST(LocalProcess, SpawnTellsExitAndPidReuseApart) {
   spate::testing::TempDir dir;
   SpawnSpec spec;
