@@ -13,6 +13,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   python3-aiosmtpd
   librdkafka-dev kcat
+  nodejs
 )
 # `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
 # `--bench`: also the load generator and the HTTP peer of the benchmarks (make bench).
@@ -29,6 +30,10 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# npm (the Kubernetes schema validation and, later, the web UI tests): Debian's `npm` package,
+# unless a nodejs build that bundles npm (e.g. NodeSource's) already provides the command.
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -24,6 +24,7 @@
 #include "base/hash.h"
 #include "cli/common.h"
 #include "cli/dlq.h"
+#include "cli/k8s.h"
 #include "cli/orchestrate.h"
 #include "cli/run.h"
 #include "base/json_escape.h"
@@ -557,6 +558,15 @@ int run_cli(int argc, char** argv) {
   orch->add_flag("--leave-running", orch_opts.leave_running,
                  "On SIGINT/SIGTERM stop only the orchestrator; a new one adopts the replicas");
 
+  auto* k8s = app.add_subcommand("k8s", "Kubernetes: render a deployment's manifests");
+  k8s->require_subcommand(1);
+  K8sRenderOptions k8s_opts;
+  auto* k8s_render_cmd =
+      k8s->add_subcommand("render", "Print the Kubernetes manifests of a deployment (docs/kubernetes.md)");
+  k8s_render_cmd->add_option("FILE", k8s_opts.path, "Deployment YAML")->required();
+  k8s_render_cmd->add_option("--namespace", k8s_opts.k8s_namespace, "Override the deployment's namespace");
+  k8s_render_cmd->add_option("--image", k8s_opts.image, "Override the deployment's image");
+
   auto* topics = app.add_subcommand("topics", "List, create and describe topics");
   topics->require_subcommand(1);
   LogTarget tl, tc, td;
@@ -649,6 +659,7 @@ int run_cli(int argc, char** argv) {
   if (*validate) return cmd_validate(validate_path);
   if (*run) return run_pipeline(run_opts);
   if (*orch) return orchestrate(orch_opts);
+  if (*k8s_render_cmd) return k8s_render(k8s_opts);
   if (*tlist) return cmd_topics_list(tl);
   if (*tcreate) {
     return cmd_topics_create(tc, create_name, create_partitions, create_ret_ms, create_ret_bytes,

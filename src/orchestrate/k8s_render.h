@@ -1,0 +1,60 @@
+// `spate k8s render`: the Kubernetes manifests of a deployment file (docs/kubernetes.md).
+//
+// What it does: render_k8s_manifests() turns a parsed deployment (load_deployment_file) and the
+// text of its pipeline file into one multi-document YAML stream (documents separated by `---`,
+// block-style YAML written by hand, with `#` comments that say why an object looks the way it
+// does). In order:
+//  - a Namespace (d.k8s_namespace);
+//  - the orchestrator's ServiceAccount `<name>-orchestrator`, a least-privilege Role (no
+//    wildcards; every rule commented with why its verbs are there) and its RoleBinding. Nothing
+//    runs under that account yet: the orchestrator's in-cluster client is not built;
+//  - a ConfigMap `<name>-pipeline` whose key `pipeline.yaml` is the pipeline file's text,
+//    mounted read-only at /etc/spate in every pod;
+//  - per component, in the deployment's start order (the log first):
+//      log (embedded log only): Service `<name>-log` (8080 http, 8000 metrics) and a StatefulSet
+//        of 1 replica with a volumeClaimTemplate `data` (the log's disk) at /var/lib/spate;
+//      explicit-partition components (processors on the embedded log or with exactly_once, and
+//        every analytics component): a headless Service and a StatefulSet whose pods run
+//        `sh -c 'exec spate run ... --replica ${HOSTNAME##*-}/N'` (I = the pod's ordinal);
+//        analytics also get a volumeClaimTemplate for their window checkpoints;
+//      other components: a Deployment running `spate run /etc/spate/pipeline.yaml --role ROLE
+//        --port 8080 --metrics-port 8000 --data-dir /var/lib/spate ...` (emptyDir data), and a
+//        Service on 8080 for ingestion components.
+//    Every pod: image d.image, resources from cpu/memory, env and envFrom secretRefs, probes
+//    (startup and liveness on /health, readiness on /ready, port 8080) derived from the
+//    monitor and healing settings, prometheus.io scrape annotations (port 8000), and a
+//    checksum of the pipeline text so that a changed pipeline rolls the pods.
+//
+// The output depends only on its inputs (no clock, no environment, no paths beyond file base
+// names): the same deployment and pipeline give the same bytes.
+//
+// Thread safety: pure functions.
+//
+// Errors: kConfig when a name the manifests need is not a valid Kubernetes name (RFC 1123 /
+// RFC 1035 labels of at most 63 characters; `<name>-<component>` must stay within 52 because a
+// StatefulSet's pods and revisions append to it), when the image is empty or holds whitespace,
+// or when the pipeline text cannot be stored in a ConfigMap (not valid UTF-8).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spate/orchestrator.h"
+#include "spate/status.h"
+
+namespace spate::orchestrate {
+
+/// The manifests of `d`, whose pipeline file holds `pipeline_yaml_text`.
+Result<std::string> render_k8s_manifests(const DeploymentConfig& d,
+                                         std::string_view pipeline_yaml_text);
+
+/// Problems that do not stop rendering but will stop the pods from working, one sentence each
+/// (e.g. a pipeline whose server.host is a loopback address cannot be probed or reached).
+std::vector<std::string> k8s_render_warnings(const DeploymentConfig& d);
+
+/// Why `c` runs with an explicit partition split (replica I of N) and so as a StatefulSet; ""
+/// when it is a plain Deployment (ingestion, group-membership processors on Kafka) or the log.
+std::string k8s_explicit_split_reason(const DeploymentConfig& d, const ComponentConfig& c);
+
+}  // namespace spate::orchestrate
