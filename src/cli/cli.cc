@@ -533,6 +533,8 @@ int run_cli(int argc, char** argv) {
   run->add_option("FILE", run_opts.config_path, "Pipeline YAML")->required();
   run->add_option("-d,--data-dir", run_opts.data_dir, "Override data_dir");
   run->add_option("-p,--port", run_opts.port, "Override server.port (0 = any free port)");
+  run->add_option("--host", run_opts.host,
+                  "Override server.host, the address the HTTP and metrics ports listen on (0.0.0.0 = all)");
   run->add_option("--role", run_opts.role,
                   "What to run: all (default) or a comma list of log, ingestion, processors");
   run->add_option("--processor", run_opts.processors,

@@ -179,6 +179,7 @@ int run_pipeline(const RunOptions& opts) {
     pc.data_dir = opts.data_dir;
     pc.log.data_dir = opts.data_dir + "/log";
   }
+  if (!opts.host.empty()) pc.server.host = opts.host;
   if (opts.port) {
     if (*opts.port < 0 || *opts.port > 65535) {
       std::fprintf(stderr, "spate: --port must be 0..65535\n");

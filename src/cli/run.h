@@ -16,6 +16,7 @@ struct RunOptions {
   std::string config_path;
   std::string data_dir;          // overrides data_dir when non-empty
   std::optional<int> port;       // overrides server.port
+  std::string host;              // overrides server.host when non-empty (0.0.0.0 in a pod)
   // What this process runs: "all" (default) or a comma list of log, ingestion, processors.
   // The log is always opened (owned, or remote with --log-url); "log" alone runs nothing else.
   std::string role = "all";

@@ -464,6 +464,8 @@ std::vector<std::string> run_args(const Ctx& x, const ComponentConfig& c) {
                                 kPipelineFile,
                                 "--role",
                                 role_name(c.type),
+                                "--host",
+                                "0.0.0.0",
                                 "--port",
                                 std::to_string(kHttpPort),
                                 "--metrics-port",
@@ -694,15 +696,20 @@ std::string k8s_explicit_split_reason(const DeploymentConfig& d, const Component
 }
 
 std::vector<std::string> k8s_render_warnings(const DeploymentConfig& d) {
+  // Every pod runs `spate run --host 0.0.0.0`, so the pipeline's server.host (127.0.0.1 by
+  // default, right on a laptop) does not matter in a pod. A loopback Kafka address does: a pod
+  // would look for the brokers inside its own container.
   std::vector<std::string> out;
-  const std::string& h = d.pipeline.server.host;
-  if (h == "localhost" || h == "::1" || h == "[::1]" || h.starts_with("127.")) {
-    out.push_back(fmt::format(
-        "the pipeline's server.host is {}: in a pod nothing outside the container reaches a "
-        "loopback "
-        "address, so probes fail and Services get no endpoints; set server.host: 0.0.0.0 in the "
-        "pipeline (or ${{SPATE_HOST:-127.0.0.1}} with env SPATE_HOST: 0.0.0.0 on each component)",
-        h));
+  if (d.pipeline.log.kind == "kafka") {
+    const std::string& b = d.pipeline.log.kafka.bootstrap_servers;
+    if (b.find("localhost") != std::string::npos || b.find("127.") != std::string::npos ||
+        b.find("[::1]") != std::string::npos) {
+      out.push_back(fmt::format(
+          "the pipeline's log.kafka.bootstrap_servers is {}: a loopback address in a pod is the "
+          "pod itself; name the brokers' Service (or leave it empty and set "
+          "KAFKA_BOOTSTRAP_SERVERS in each component's env)",
+          b));
+    }
   }
   return out;
 }

@@ -50,7 +50,8 @@ Result<std::string> render_k8s_manifests(const DeploymentConfig& d,
                                          std::string_view pipeline_yaml_text);
 
 /// Problems that do not stop rendering but will stop the pods from working, one sentence each
-/// (e.g. a pipeline whose server.host is a loopback address cannot be probed or reached).
+/// (e.g. Kafka brokers at a loopback address, which in a pod is the pod itself). The pipeline's
+/// server.host is not one of them: every pod runs `spate run --host 0.0.0.0`.
 std::vector<std::string> k8s_render_warnings(const DeploymentConfig& d);
 
 /// Why `c` runs with an explicit partition split (replica I of N) and so as a StatefulSet; ""
