@@ -93,6 +93,16 @@ struct ComponentConfig {
   int64_t stop_timeout_ms = 30'000;
 };
 
+/// `kubernetes:` of a deployment file: where the in-cluster orchestrator finds the API server
+/// (docs/kubernetes.md). Every field has an in-cluster default.
+struct KubernetesBackendConfig {
+  std::string api_server;  // "" = https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+  std::string service_account_dir = "/var/run/secrets/kubernetes.io/serviceaccount";
+  int metrics_port = 8000;  // where pods serve /metrics (and /health, /ready)
+  std::string field_manager = "spate-orchestrator";  // server-side apply's field manager
+  int64_t request_timeout_ms = 10000;
+};
+
 struct DeploymentConfig {
   std::string source_path;    // the deployment file
   std::string name;
@@ -106,6 +116,8 @@ struct DeploymentConfig {
   std::string spate_binary;         // default: this executable
   std::string image = "spate:latest";  // Kubernetes
   std::string k8s_namespace = "spate";
+  std::string backend = "local";  // local | kubernetes (the orchestrator acts on the API server)
+  KubernetesBackendConfig kubernetes;
   std::vector<ComponentConfig> components;  // in start order (the log first, if any)
 };
 

@@ -189,6 +189,18 @@ Result<DeploymentConfig> load(std::string_view yaml, std::string source, const E
     root.get_string("image", &d.image, config::non_empty);
     root.get_string("namespace", &d.k8s_namespace, check_component_name);
     root.get_string("spate_binary", &d.spate_binary, config::non_empty);
+    root.get_enum("backend", &d.backend, {"local", "kubernetes"});
+    {
+      Node k = root.child("kubernetes");
+      k.get_string("api_server", &d.kubernetes.api_server, [](std::string_view v) -> std::string {
+        return v.starts_with("https://") ? "" : "must be an https:// URL";
+      });
+      k.get_string("service_account_dir", &d.kubernetes.service_account_dir, config::non_empty);
+      k.get_int("metrics_port", &d.kubernetes.metrics_port, 1, 65535);
+      k.get_string("field_manager", &d.kubernetes.field_manager, config::non_empty);
+      k.get_duration_ms("request_timeout", &d.kubernetes.request_timeout_ms, 100, 600'000);
+      k.finish();
+    }
     {
       Node s = root.child("server");
       s.get_string("host", &d.host, config::non_empty);

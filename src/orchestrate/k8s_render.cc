@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/hash.h"
+#include "base/json_escape.h"
 
 namespace spate::orchestrate {
 namespace {
@@ -714,8 +715,10 @@ std::vector<std::string> k8s_render_warnings(const DeploymentConfig& d) {
   return out;
 }
 
-Result<std::string> render_k8s_manifests(const DeploymentConfig& d,
-                                         std::string_view pipeline_yaml_text) {
+namespace {
+
+// The objects, in apply order (Namespace first, the components last), or the config error.
+Result<std::vector<Y>> build_docs(const DeploymentConfig& d, std::string_view pipeline_yaml_text) {
   std::vector<std::string> errors;
   auto check = [&](std::string e) {
     if (!e.empty()) errors.push_back(std::move(e));
@@ -835,7 +838,78 @@ Result<std::string> render_k8s_manifests(const DeploymentConfig& d,
                            base_name(d.pipeline_path), kPipelineDir);
   docs.push_back(std::move(cm));
   for (Y& doc : component_docs) docs.push_back(std::move(doc));
+  return docs;
+}
 
+void emit_json(std::string& out, const Y& v) {
+  switch (v.kind) {
+    case Y::Kind::kMap:
+      out += '{';
+      for (size_t i = 0; i < v.keys.size(); ++i) {
+        if (i) out += ',';
+        out += '"';
+        append_json_escaped(out, v.keys[i]);
+        out += "\":";
+        emit_json(out, v.values[i]);
+      }
+      out += '}';
+      break;
+    case Y::Kind::kList:
+      out += '[';
+      for (size_t i = 0; i < v.values.size(); ++i) {
+        if (i) out += ',';
+        emit_json(out, v.values[i]);
+      }
+      out += ']';
+      break;
+    case Y::Kind::kString:
+    case Y::Kind::kBlock:
+      out += '"';
+      append_json_escaped(out, v.text);
+      out += '"';
+      break;
+    case Y::Kind::kNumber:
+    case Y::Kind::kBool:
+      out += v.text;
+      break;
+  }
+}
+
+const Y* member(const Y& m, std::string_view key) {
+  for (size_t i = 0; i < m.keys.size(); ++i) {
+    if (m.keys[i] == key) return &m.values[i];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Result<std::vector<K8sObject>> render_k8s_objects(const DeploymentConfig& d,
+                                                  std::string_view pipeline_yaml_text) {
+  auto docs = build_docs(d, pipeline_yaml_text);
+  if (!docs.ok()) return docs.status();
+  std::vector<K8sObject> out;
+  for (const Y& doc : *docs) {
+    K8sObject o;
+    if (const Y* v = member(doc, "apiVersion")) o.api_version = v->text;
+    if (const Y* v = member(doc, "kind")) o.kind = v->text;
+    if (const Y* meta = member(doc, "metadata")) {
+      if (const Y* v = member(*meta, "name")) o.name = v->text;
+      if (const Y* labels = member(*meta, "labels")) {
+        if (const Y* v = member(*labels, "app.kubernetes.io/component")) o.component = v->text;
+      }
+    }
+    emit_json(o.json, doc);
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+Result<std::string> render_k8s_manifests(const DeploymentConfig& d,
+                                         std::string_view pipeline_yaml_text) {
+  auto built = build_docs(d, pipeline_yaml_text);
+  if (!built.ok()) return built.status();
+  const std::vector<Y>& docs = *built;
   std::string header = fmt::format(
       "Kubernetes manifests of the Spate deployment {} (deployment file {}, pipeline {}), "
       "generated "

@@ -49,6 +49,19 @@ namespace spate::orchestrate {
 Result<std::string> render_k8s_manifests(const DeploymentConfig& d,
                                          std::string_view pipeline_yaml_text);
 
+/// One object of the manifests, as JSON (for server-side apply by the in-cluster orchestrator).
+struct K8sObject {
+  std::string api_version;  // "apps/v1"
+  std::string kind;         // "Deployment"
+  std::string name;         // metadata.name
+  std::string component;    // label app.kubernetes.io/component ("" if none)
+  std::string json;         // the whole object
+};
+
+/// The same objects as render_k8s_manifests(), in the same order, each as one JSON document.
+Result<std::vector<K8sObject>> render_k8s_objects(const DeploymentConfig& d,
+                                                  std::string_view pipeline_yaml_text);
+
 /// Problems that do not stop rendering but will stop the pods from working, one sentence each
 /// (e.g. Kafka brokers at a loopback address, which in a pod is the pod itself). The pipeline's
 /// server.host is not one of them: every pod runs `spate run --host 0.0.0.0`.
