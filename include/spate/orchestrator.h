@@ -101,6 +101,7 @@ struct KubernetesBackendConfig {
   int metrics_port = 8000;  // where pods serve /metrics (and /health, /ready)
   std::string field_manager = "spate-orchestrator";  // server-side apply's field manager
   int64_t request_timeout_ms = 10000;
+  int64_t watch_timeout_ms = 300'000;  // a pod watch is renewed after this (timeoutSeconds)
 };
 
 struct DeploymentConfig {

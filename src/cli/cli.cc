@@ -557,6 +557,8 @@ int run_cli(int argc, char** argv) {
   orch->add_option("-p,--port", orch_opts.port, "Override server.port of the admin API (0 = any free port)");
   orch->add_option("--state-dir", orch_opts.state_dir, "Override state_dir");
   orch->add_flag("--check", orch_opts.check, "Validate the deployment and its pipeline, then exit");
+  orch->add_option("--backend", orch_opts.backend, "Override the deployment's backend")
+      ->check(CLI::IsMember({"local", "kubernetes"}));
   orch->add_flag("--leave-running", orch_opts.leave_running,
                  "On SIGINT/SIGTERM stop only the orchestrator; a new one adopts the replicas");
 

@@ -35,6 +35,7 @@ int orchestrate(const OrchestrateOptions& opts) {
     cfg.port = *opts.port;
   }
   if (!opts.state_dir.empty()) cfg.state_dir = opts.state_dir;
+  if (!opts.backend.empty()) cfg.backend = opts.backend;
   if (opts.check) {
     std::printf("%s: ok (deployment %s, pipeline %s, %zu components:", cfg.source_path.c_str(),
                 cfg.name.c_str(), cfg.pipeline_path.c_str(), cfg.components.size());
@@ -50,15 +51,18 @@ int orchestrate(const OrchestrateOptions& opts) {
   spdlog::set_pattern(cfg.pipeline.logging.format == "json"
                           ? R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%v"})"
                           : "%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  const bool k8s = cfg.backend == "kubernetes";
   StreamingOrchestrator orch(std::move(cfg));
   if (Status s = orch.start(); !s.ok()) {
     spdlog::error("cannot start the orchestrator: {}", s.to_string());
-    return 1;
+    return s.code() == Errc::kConfig ? 2 : 1;
   }
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("orchestrator: {} received; {}", sig == SIGINT ? "SIGINT" : "SIGTERM",
-               opts.leave_running ? "leaving the replicas running" : "stopping the deployment");
+               k8s                  ? "the Kubernetes workloads keep running"
+               : opts.leave_running ? "leaving the replicas running"
+                                    : "stopping the deployment");
   orch.stop(!opts.leave_running);
   return 0;
 }

@@ -1,5 +1,6 @@
 // `spate orchestrate DEPLOYMENT.yaml`: run a deployment with the local backend
-// (docs/orchestrator.md). Exit codes: 0 stopped cleanly, 1 runtime error, 2 configuration error.
+// (docs/orchestrator.md) or, with `backend: kubernetes`, against the Kubernetes API
+// (docs/kubernetes.md). Exit codes: 0 stopped cleanly, 1 runtime error, 2 configuration error.
 #pragma once
 
 #include <optional>
@@ -11,6 +12,7 @@ struct OrchestrateOptions {
   std::string path;
   std::optional<int> port;  // overrides server.port of the deployment
   std::string state_dir;    // overrides state_dir
+  std::string backend;      // overrides backend (local | kubernetes) when non-empty
   bool check = false;       // validate the deployment (and its pipeline) and exit
   bool leave_running = false;  // on SIGINT/SIGTERM stop the orchestrator only
 };

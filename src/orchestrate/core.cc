@@ -93,7 +93,8 @@ void OrchestratorCore::finish_op_locked(const std::string& id, const std::string
   for (Operation& op : operations) {
     if (op.id != id) continue;
     op.status = status;
-    if (!detail.empty()) op.detail = std::move(detail);
+    // Keep what the operation was for (e.g. an automatic scaling's reason) and add the result.
+    if (!detail.empty()) op.detail = op.detail.empty() ? std::move(detail) : op.detail + "; " + detail;
     op.finished_ms = clock->now_ms();
     op_counter(op.operation, status).inc();
     return;

@@ -37,6 +37,7 @@ struct Replica {
   int of = 0;  // the replica count it was started with (explicit partition split); 0 = dynamic
   ProcessId proc;     // local backend
   std::string pod;    // Kubernetes backend: the pod's name
+  std::string pod_uid;
   std::string pod_ip;
   int64_t not_ready_since_ms = 0;  // Kubernetes: unready since (0 = ready or never ready)
   int container_restarts = 0;      // Kubernetes: restartCount last seen

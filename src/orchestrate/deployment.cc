@@ -199,6 +199,7 @@ Result<DeploymentConfig> load(std::string_view yaml, std::string source, const E
       k.get_int("metrics_port", &d.kubernetes.metrics_port, 1, 65535);
       k.get_string("field_manager", &d.kubernetes.field_manager, config::non_empty);
       k.get_duration_ms("request_timeout", &d.kubernetes.request_timeout_ms, 100, 600'000);
+      k.get_duration_ms("watch_timeout", &d.kubernetes.watch_timeout_ms, 1000, 3'600'000);
       k.finish();
     }
     {

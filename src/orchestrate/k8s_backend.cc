@@ -39,7 +39,6 @@
 namespace spate::orchestrate {
 namespace {
 
-constexpr int64_t kWatchIdleMs = 90'000;  // longer than the watch's timeoutSeconds (60)
 
 int phase(ComponentType t) {
   return t == ComponentType::kLog ? 0 : t == ComponentType::kIngestion ? 2 : 1;
@@ -179,8 +178,9 @@ class K8sBackend final : public OrchestratorCore {
       }
       bool relist_now = false;
       const std::string path = fmt::format(
-          "{}?watch=true&allowWatchBookmarks=true&timeoutSeconds=60&resourceVersion={}&labelSelector={}",
-          pods_path(), k8s_query_escape(rv), k8s_query_escape(selector));
+          "{}?watch=true&allowWatchBookmarks=true&timeoutSeconds={}&resourceVersion={}&labelSelector={}",
+          pods_path(), std::max<int64_t>(cfg.kubernetes.watch_timeout_ms / 1000, 1), k8s_query_escape(rv),
+          k8s_query_escape(selector));
       auto r = client->watch(
           path,
           [&](std::string_view line) {
@@ -207,7 +207,8 @@ class K8sBackend final : public OrchestratorCore {
             }
             return true;
           },
-          stopping, kWatchIdleMs);
+          // Silence longer than the watch's own timeout (plus a margin) means a dead connection.
+          stopping, cfg.kubernetes.watch_timeout_ms + 30'000);
       if (stopping.load()) return;
       delay_ms = 0;
       if (!r.ok()) {
@@ -254,12 +255,15 @@ class K8sBackend final : public OrchestratorCore {
     std::lock_guard lock(mu_);
     std::vector<Replica> next;
     for (const PodInfo& p : ps) {
-      auto it = std::find_if(c.replicas.begin(), c.replicas.end(), [&](const Replica& r) { return r.pod == p.name; });
+      // By uid: a StatefulSet's replacement pod has its predecessor's name but none of its history.
+      auto it = std::find_if(c.replicas.begin(), c.replicas.end(),
+                             [&](const Replica& r) { return r.pod == p.name && r.pod_uid == p.uid; });
       Replica r;
       if (it != c.replicas.end()) {
         r = std::move(*it);
       } else {
         r.pod = p.name;
+        r.pod_uid = p.uid;
         r.started_ms = now;
         r.backoff = std::make_unique<RestartBackoff>(c.cfg.healing);
         r.container_restarts = p.restarts;  // restarts before we saw it do not count

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -131,7 +132,8 @@ class Conn {
   Result<KubeResponse> read_lines(const std::function<bool(std::string_view)>& on_line,
                                   const std::atomic<bool>& stop, int64_t idle_timeout_ms) {
     http::response_parser<http::buffer_body> parser;
-    parser.body_limit(boost::none);
+    // Not boost::none: Boost 1.74 compares Content-Length with the empty optional and refuses.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     auto& lowest = beast::get_lowest_layer(*stream_);
     lowest.expires_after(std::chrono::milliseconds(idle_timeout_ms));
     beast::error_code hec = net::error::would_block;
@@ -224,6 +226,7 @@ bool parse_pod_element(simdjson::dom::element e, PodInfo* p) {
   if (meta["name"].get(sv)) return false;
   p->name = std::string(sv);
   if (!meta["resourceVersion"].get(sv)) p->resource_version = std::string(sv);
+  if (!meta["uid"].get(sv)) p->uid = std::string(sv);
   simdjson::dom::element del;
   p->deleting = !meta["deletionTimestamp"].get(del) && !del.is_null();
   simdjson::dom::object labels;

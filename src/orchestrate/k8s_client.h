@@ -48,6 +48,7 @@ struct KubeResponse {
 /// What list/watch return about a pod.
 struct PodInfo {
   std::string name;
+  std::string uid;        // metadata.uid: a StatefulSet's replacement pod has the same name
   std::string component;  // label app.kubernetes.io/component
   std::string phase;      // Pending Running Succeeded Failed Unknown
   std::string pod_ip;
