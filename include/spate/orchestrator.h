@@ -125,7 +125,10 @@ struct DeploymentConfig {
 /// Parse a deployment file and the pipeline it names. Errors are kConfig with one
 /// `file:line:col: key: message` line per problem (the pipeline's own errors as
 /// load_pipeline_file reports them).
-Result<DeploymentConfig> load_deployment_file(const std::string& path);
+/// `pipeline_override`, when non-empty, is used instead of the file's `pipeline` key (the
+/// in-cluster orchestrator reads the pipeline from where the ConfigMap is mounted).
+Result<DeploymentConfig> load_deployment_file(const std::string& path,
+                                              const std::string& pipeline_override = {});
 Result<DeploymentConfig> load_deployment_string(std::string_view yaml, std::string_view source_name,
                                                 const EnvLookup& env);
 

@@ -557,6 +557,10 @@ int run_cli(int argc, char** argv) {
   orch->add_option("-p,--port", orch_opts.port, "Override server.port of the admin API (0 = any free port)");
   orch->add_option("--state-dir", orch_opts.state_dir, "Override state_dir");
   orch->add_flag("--check", orch_opts.check, "Validate the deployment and its pipeline, then exit");
+  orch->add_option("--pipeline", orch_opts.pipeline, "Use this pipeline file instead of the deployment's");
+  orch->add_option("--host", orch_opts.host, "Override server.host of the admin API (0.0.0.0 = all)");
+  orch->add_option("--namespace", orch_opts.k8s_namespace, "Override the deployment's namespace (Kubernetes)");
+  orch->add_option("--image", orch_opts.image, "Override the deployment's image (Kubernetes)");
   orch->add_option("--backend", orch_opts.backend, "Override the deployment's backend")
       ->check(CLI::IsMember({"local", "kubernetes"}));
   orch->add_flag("--leave-running", orch_opts.leave_running,

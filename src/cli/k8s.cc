@@ -33,7 +33,13 @@ int k8s_render(const K8sRenderOptions& opts) {
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
   std::fclose(f);
 
-  auto out = orchestrate::render_k8s_manifests(cfg, text);
+  // The deployment file as written, for the in-cluster orchestrator (ConfigMap deployment.yaml).
+  std::string deployment_text;
+  if (std::FILE* df = std::fopen(opts.path.c_str(), "rb"); df != nullptr) {
+    while ((n = std::fread(buf, 1, sizeof buf, df)) > 0) deployment_text.append(buf, n);
+    std::fclose(df);
+  }
+  auto out = orchestrate::render_k8s_manifests(cfg, text, deployment_text);
   if (!out.ok()) {
     std::fprintf(stderr, "%s\n", out.status().message().c_str());
     return kExitUsage;

@@ -21,7 +21,7 @@ int orchestrate(const OrchestrateOptions& opts) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  auto d = load_deployment_file(opts.path);
+  auto d = load_deployment_file(opts.path, opts.pipeline);
   if (!d.ok()) {
     std::fprintf(stderr, "%s\n", d.status().message().c_str());
     return 2;
@@ -36,6 +36,9 @@ int orchestrate(const OrchestrateOptions& opts) {
   }
   if (!opts.state_dir.empty()) cfg.state_dir = opts.state_dir;
   if (!opts.backend.empty()) cfg.backend = opts.backend;
+  if (!opts.host.empty()) cfg.host = opts.host;
+  if (!opts.k8s_namespace.empty()) cfg.k8s_namespace = opts.k8s_namespace;
+  if (!opts.image.empty()) cfg.image = opts.image;
   if (opts.check) {
     std::printf("%s: ok (deployment %s, pipeline %s, %zu components:", cfg.source_path.c_str(),
                 cfg.name.c_str(), cfg.pipeline_path.c_str(), cfg.components.size());

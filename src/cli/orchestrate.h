@@ -13,6 +13,10 @@ struct OrchestrateOptions {
   std::optional<int> port;  // overrides server.port of the deployment
   std::string state_dir;    // overrides state_dir
   std::string backend;      // overrides backend (local | kubernetes) when non-empty
+  std::string pipeline;     // overrides the deployment's pipeline file when non-empty
+  std::string host;         // overrides server.host of the admin API when non-empty
+  std::string k8s_namespace;  // overrides namespace (Kubernetes backend) when non-empty
+  std::string image;          // overrides image (Kubernetes backend) when non-empty
   bool check = false;       // validate the deployment (and its pipeline) and exit
   bool leave_running = false;  // on SIGINT/SIGTERM stop the orchestrator only
 };

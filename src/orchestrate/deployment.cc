@@ -158,7 +158,8 @@ void check_names(Node& item, std::string_view key, const std::vector<std::string
   }
 }
 
-Result<DeploymentConfig> load(std::string_view yaml, std::string source, const EnvLookup& env) {
+Result<DeploymentConfig> load(std::string_view yaml, std::string source, const EnvLookup& env,
+                              const std::string& pipeline_override = {}) {
   DeploymentConfig d;
   d.source_path = source;
   config::Errors errors(source);
@@ -169,8 +170,10 @@ Result<DeploymentConfig> load(std::string_view yaml, std::string source, const E
     root.get_string("name", &d.name, check_component_name);
     Node pipeline = root.require("pipeline");
     std::string pipeline_file;
-    if (pipeline.as_string(&pipeline_file, config::non_empty)) {
-      if (pipeline_file.front() == '/') {
+    if (pipeline.as_string(&pipeline_file, config::non_empty) || !pipeline_override.empty()) {
+      if (!pipeline_override.empty()) {
+        d.pipeline_path = pipeline_override;
+      } else if (pipeline_file.front() == '/') {
         d.pipeline_path = pipeline_file;
       } else {
         const size_t slash = source.rfind('/');
@@ -399,7 +402,7 @@ Result<DeploymentConfig> load_deployment_string(std::string_view yaml, std::stri
   return load(yaml, std::string(source_name), env);
 }
 
-Result<DeploymentConfig> load_deployment_file(const std::string& path) {
+Result<DeploymentConfig> load_deployment_file(const std::string& path, const std::string& pipeline_override) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return ConfigError(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   std::string text;
@@ -407,7 +410,7 @@ Result<DeploymentConfig> load_deployment_file(const std::string& path) {
   size_t n = 0;
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
   std::fclose(f);
-  return load(text, path, process_env());
+  return load(text, path, process_env(), pipeline_override);
 }
 
 }  // namespace spate

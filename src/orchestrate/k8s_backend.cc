@@ -67,6 +67,7 @@ class K8sBackend final : public OrchestratorCore {
   std::string ns;
   std::string selector;  // the deployment's pods
   std::string pipeline_text;
+  std::string deployment_text;
   std::map<std::string, Workload> workloads;  // by component name
   bool started = false;
   bool stopped = false;
@@ -105,7 +106,7 @@ class K8sBackend final : public OrchestratorCore {
       }
       if (c != nullptr && cc.name == c->cfg.name) cc.replicas = replicas;
     }
-    return render_k8s_objects(d, pipeline_text);
+    return render_k8s_objects(d, pipeline_text, deployment_text);
   }
 
   Status apply_component(const Component& c, int replicas) {
@@ -513,12 +514,13 @@ Status K8sBackend::start() {
   client = std::move(*c);
   ns = cfg.k8s_namespace;
   selector = fmt::format("app.kubernetes.io/name=spate,app.kubernetes.io/instance={}", cfg.name);
-  {
-    std::ifstream f(cfg.pipeline_path, std::ios::binary);
-    if (!f) return ConfigError("cannot read " + cfg.pipeline_path);
+  // The texts the ConfigMap holds, as `spate k8s render` put them there.
+  for (auto [path, out] : {std::pair{&cfg.pipeline_path, &pipeline_text}, std::pair{&cfg.source_path, &deployment_text}}) {
+    std::ifstream f(*path, std::ios::binary);
+    if (!f) return ConfigError("cannot read " + *path);
     std::stringstream ss;
     ss << f.rdbuf();
-    pipeline_text = ss.str();
+    *out = ss.str();
   }
   build_components();
   auto objs = objects();

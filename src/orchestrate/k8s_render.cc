@@ -24,6 +24,8 @@ constexpr int kHttpPort = 8080;
 constexpr int kMetricsPort = 8000;
 constexpr const char* kPipelineDir = "/etc/spate";
 constexpr const char* kPipelineFile = "/etc/spate/pipeline.yaml";
+constexpr const char* kDeploymentFile = "/etc/spate/deployment.yaml";
+constexpr int kOrchestratorPort = 9090;
 constexpr const char* kDataDir = "/var/lib/spate";
 constexpr const char* kLogStorage = "10Gi";
 constexpr const char* kCheckpointStorage = "1Gi";
@@ -643,10 +645,6 @@ Y role(const Ctx& x, const Workloads& w) {
     if (n != w.log) scalable.push_back(n);
   }
   rules.push(
-      rule("apps", kinds, {"list", "watch"}, {},
-           "list, watch: follow the rollout and readiness of every component (list and watch "
-           "cannot be limited to resourceNames)."));
-  rules.push(
       rule("apps", kinds, {"get", "patch"}, names,
            "get, patch: server-side apply (a PATCH) of the components rendered here. No create: "
            "`kubectl apply` of this file creates them, and applying an object that does not "
@@ -664,18 +662,14 @@ Y role(const Ctx& x, const Workloads& w) {
            "pod (its controller starts a new one). Pod names are generated: no resourceNames."));
   rules.push(rule("", {"configmaps"}, {"get", "patch"}, {x.d.name + "-pipeline"},
                   "get, patch: server-side apply of the pipeline ConfigMap."));
-  if (!w.services.empty()) {
-    std::vector<std::string> services = w.services;
-    std::sort(services.begin(), services.end());
-    rules.push(rule("", {"services"}, {"get", "patch"}, services,
-                    "get, patch: server-side apply of the components' Services."));
-  }
+  // No rights on Services: the orchestrator never changes them (kubectl apply does).
   Y r = object("rbac.authorization.k8s.io/v1", "Role",
                metadata(x, x.d.name + "-orchestrator", "orchestrator"));
   r.set("rules", std::move(rules));
   r.comment =
-      "Least privilege for the orchestrator's in-cluster client (not built yet: nothing uses it "
-      "today). No secrets, no RBAC objects, no serviceaccounts, no wildcards.";
+      "Least privilege for the orchestrator's in-cluster client: exactly the requests it makes "
+      "(src/orchestrate/k8s_backend.cc). No secrets, no RBAC objects, no serviceaccounts, no "
+      "wildcards, no create.";
   return r;
 }
 
@@ -718,7 +712,61 @@ std::vector<std::string> k8s_render_warnings(const DeploymentConfig& d) {
 namespace {
 
 // The objects, in apply order (Namespace first, the components last), or the config error.
-Result<std::vector<Y>> build_docs(const DeploymentConfig& d, std::string_view pipeline_yaml_text) {
+Y orchestrator_deployment(const Ctx& x) {
+  const std::string name = x.d.name + "-orchestrator";
+  Y args = ylist();
+  for (const char* a : {"orchestrate", kDeploymentFile, "--pipeline", kPipelineFile, "--backend",
+                        "kubernetes", "--host", "0.0.0.0", "--port"}) {
+    args.push(ystr(a));
+  }
+  args.push(ystr(std::to_string(kOrchestratorPort)));
+  // What `spate k8s render` was told (--namespace, --image): its re-applies must not undo them.
+  for (const auto& [k, v] : {std::pair{"--namespace", x.ns}, std::pair{"--image", x.d.image}}) {
+    args.push(ystr(k));
+    args.push(ystr(v));
+  }
+  Y probe = ymap({{"httpGet", ymap({{"path", ystr("/health")}, {"port", ynum(kOrchestratorPort)}})},
+                  {"periodSeconds", ynum(10)},
+                  {"timeoutSeconds", ynum(seconds_up(x.d.probe_timeout_ms))},
+                  {"failureThreshold", ynum(3)}});
+  Y amounts = ymap({{"cpu", ystr("100m")}, {"memory", ystr("128Mi")}});
+  Y k = ymap({{"name", ystr("orchestrator")},
+              {"image", ystr(x.d.image)},
+              {"args", std::move(args)},
+              {"ports", ylist({ymap({{"name", ystr("admin")}, {"containerPort", ynum(kOrchestratorPort)}})})},
+              {"resources", ymap({{"requests", amounts}, {"limits", amounts}})},
+              {"livenessProbe", probe},
+              {"readinessProbe", probe},
+              {"volumeMounts", ylist({ymap({{"name", ystr("pipeline")},
+                                            {"mountPath", ystr(kPipelineDir)},
+                                            {"readOnly", ybool(true)}})})},
+              {"securityContext", ymap({{"allowPrivilegeEscalation", ybool(false)}})}});
+  Y meta = ymap({{"labels", labels(x, "orchestrator")},
+                 {"annotations", ymap({{"prometheus.io/scrape", ystr("true")},
+                                       {"prometheus.io/port", ystr(std::to_string(kOrchestratorPort))},
+                                       {"prometheus.io/path", ystr("/metrics")},
+                                       {"spate.io/pipeline-checksum", ystr(x.pipeline_checksum)}})}});
+  Y spec = ymap({{"serviceAccountName", ystr(name)},
+                 {"automountServiceAccountToken", ybool(true)},
+                 {"containers", ylist({std::move(k)})},
+                 {"volumes", ylist({ymap({{"name", ystr("pipeline")},
+                                          {"configMap", ymap({{"name", ystr(x.d.name + "-pipeline")}})}})})}});
+  Y dep = object("apps/v1", "Deployment", metadata(x, name, "orchestrator"));
+  dep.set("spec", ymap({{"replicas", ynum(1)},
+                        {"strategy", ymap({{"type", ystr("Recreate")}})},
+                        {"selector", ymap({{"matchLabels", selector_labels(x, "orchestrator")}})},
+                        {"template", ymap({{"metadata", std::move(meta)}, {"spec", std::move(spec)}})}}));
+  dep.comment = fmt::format(
+      "The orchestrator, in-cluster (docs/kubernetes.md): heals and scales the components through the "
+      "API with the ServiceAccount above. One replica, replaced with Recreate: two orchestrators "
+      "must never act at once. Its admin API (/status, /heal, /scale, /metrics) is on port {}: "
+      "kubectl port-forward deployment/{} {}.",
+      kOrchestratorPort, name, kOrchestratorPort);
+  return dep;
+}
+
+Result<std::vector<Y>> build_docs(const DeploymentConfig& d, std::string_view pipeline_yaml_text,
+                                  std::string_view deployment_yaml_text) {
   std::vector<std::string> errors;
   auto check = [&](std::string e) {
     if (!e.empty()) errors.push_back(std::move(e));
@@ -740,6 +788,9 @@ Result<std::vector<Y>> build_docs(const DeploymentConfig& d, std::string_view pi
     errors.push_back(
         fmt::format("image {} must be non-empty without whitespace", yaml_quoted(d.image)));
   }
+  if (!valid_utf8(deployment_yaml_text)) {
+    errors.push_back("the deployment file is not valid UTF-8 (a ConfigMap holds text)");
+  }
   if (!valid_utf8(pipeline_yaml_text)) {
     errors.push_back("the pipeline file is not valid UTF-8 (a ConfigMap holds text)");
   }
@@ -758,7 +809,7 @@ Result<std::vector<Y>> build_docs(const DeploymentConfig& d, std::string_view pi
   Y sa = object("v1", "ServiceAccount", metadata(x, d.name + "-orchestrator", "orchestrator"));
   sa.set("automountServiceAccountToken", ybool(true));
   sa.comment =
-      "The orchestrator's identity in the cluster (for its in-cluster client, not built yet).";
+      "The orchestrator's identity in the cluster: its Deployment (last in this file) runs under it.";
   docs.push_back(std::move(sa));
 
   // The components first, so the Role can name what they are.
@@ -833,11 +884,19 @@ Result<std::vector<Y>> build_docs(const DeploymentConfig& d, std::string_view pi
   Y text;
   text.kind = block_safe(pipeline_yaml_text) ? Y::Kind::kBlock : Y::Kind::kString;
   text.text = std::string(pipeline_yaml_text);
-  cm.set("data", ymap({{"pipeline.yaml", std::move(text)}}));
+  Y data = ymap({{"pipeline.yaml", std::move(text)}});
+  if (!deployment_yaml_text.empty()) {
+    Y dtext;
+    dtext.kind = block_safe(deployment_yaml_text) ? Y::Kind::kBlock : Y::Kind::kString;
+    dtext.text = std::string(deployment_yaml_text);
+    data.set("deployment.yaml", std::move(dtext));
+  }
+  cm.set("data", std::move(data));
   cm.comment = fmt::format("The pipeline file ({}), mounted at {} in every pod.",
                            base_name(d.pipeline_path), kPipelineDir);
   docs.push_back(std::move(cm));
   for (Y& doc : component_docs) docs.push_back(std::move(doc));
+  if (!deployment_yaml_text.empty()) docs.push_back(orchestrator_deployment(x));
   return docs;
 }
 
@@ -885,8 +944,9 @@ const Y* member(const Y& m, std::string_view key) {
 }  // namespace
 
 Result<std::vector<K8sObject>> render_k8s_objects(const DeploymentConfig& d,
-                                                  std::string_view pipeline_yaml_text) {
-  auto docs = build_docs(d, pipeline_yaml_text);
+                                                  std::string_view pipeline_yaml_text,
+                                                  std::string_view deployment_yaml_text) {
+  auto docs = build_docs(d, pipeline_yaml_text, deployment_yaml_text);
   if (!docs.ok()) return docs.status();
   std::vector<K8sObject> out;
   for (const Y& doc : *docs) {
@@ -906,8 +966,9 @@ Result<std::vector<K8sObject>> render_k8s_objects(const DeploymentConfig& d,
 }
 
 Result<std::string> render_k8s_manifests(const DeploymentConfig& d,
-                                         std::string_view pipeline_yaml_text) {
-  auto built = build_docs(d, pipeline_yaml_text);
+                                         std::string_view pipeline_yaml_text,
+                                         std::string_view deployment_yaml_text) {
+  auto built = build_docs(d, pipeline_yaml_text, deployment_yaml_text);
   if (!built.ok()) return built.status();
   const std::vector<Y>& docs = *built;
   std::string header = fmt::format(

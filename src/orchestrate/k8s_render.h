@@ -6,8 +6,7 @@
 // does). In order:
 //  - a Namespace (d.k8s_namespace);
 //  - the orchestrator's ServiceAccount `<name>-orchestrator`, a least-privilege Role (no
-//    wildcards; every rule commented with why its verbs are there) and its RoleBinding. Nothing
-//    runs under that account yet: the orchestrator's in-cluster client is not built;
+//    wildcards; every rule commented with why its verbs are there) and its RoleBinding;
 //  - a ConfigMap `<name>-pipeline` whose key `pipeline.yaml` is the pipeline file's text,
 //    mounted read-only at /etc/spate in every pod;
 //  - per component, in the deployment's start order (the log first):
@@ -23,7 +22,8 @@
 //    Every pod: image d.image, resources from cpu/memory, env and envFrom secretRefs, probes
 //    (startup and liveness on /health, readiness on /ready, port 8080) derived from the
 //    monitor and healing settings, prometheus.io scrape annotations (port 8000), and a
-//    checksum of the pipeline text so that a changed pipeline rolls the pods.
+//    checksum of the pipeline text so that a changed pipeline rolls the pods;
+//  - given the deployment file's text: the orchestrator's Deployment (last).
 //
 // The output depends only on its inputs (no clock, no environment, no paths beyond file base
 // names): the same deployment and pipeline give the same bytes.
@@ -46,8 +46,12 @@
 namespace spate::orchestrate {
 
 /// The manifests of `d`, whose pipeline file holds `pipeline_yaml_text`.
+/// With `deployment_yaml_text` (the deployment file's own text), the ConfigMap also holds it as
+/// `deployment.yaml`, and a Deployment `<name>-orchestrator` runs the in-cluster orchestrator
+/// under the ServiceAccount (`spate orchestrate /etc/spate/deployment.yaml --backend kubernetes`).
 Result<std::string> render_k8s_manifests(const DeploymentConfig& d,
-                                         std::string_view pipeline_yaml_text);
+                                         std::string_view pipeline_yaml_text,
+                                         std::string_view deployment_yaml_text = {});
 
 /// One object of the manifests, as JSON (for server-side apply by the in-cluster orchestrator).
 struct K8sObject {
@@ -60,7 +64,8 @@ struct K8sObject {
 
 /// The same objects as render_k8s_manifests(), in the same order, each as one JSON document.
 Result<std::vector<K8sObject>> render_k8s_objects(const DeploymentConfig& d,
-                                                  std::string_view pipeline_yaml_text);
+                                                  std::string_view pipeline_yaml_text,
+                                                  std::string_view deployment_yaml_text = {});
 
 /// Problems that do not stop rendering but will stop the pods from working, one sentence each
 /// (e.g. Kafka brokers at a loopback address, which in a pod is the pod itself). The pipeline's

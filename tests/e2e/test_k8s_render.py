@@ -233,9 +233,27 @@ def common_checks(objs, what, ns, name, image):
           and rb["subjects"] == [{"kind": "ServiceAccount", "name": f"{name}-orchestrator", "namespace": ns}],
           f"{what}: the RoleBinding binds the Role to the ServiceAccount")
     find(objs, "ServiceAccount", f"{name}-orchestrator")
-    # Every workload.
+    # The in-cluster orchestrator: one replica, never two at once, under the ServiceAccount,
+    # told the namespace and image this render used (so its re-applies keep them).
+    orch = find(objs, "Deployment", f"{name}-orchestrator")
+    check(objs[-1] is orch, f"{what}: the orchestrator comes last")
+    check(orch["spec"]["replicas"] == 1 and orch["spec"]["strategy"] == {"type": "Recreate"},
+          f"{what}: one orchestrator, replaced with Recreate")
+    ospec = orch["spec"]["template"]["spec"]
+    check(ospec["serviceAccountName"] == f"{name}-orchestrator" and ospec["automountServiceAccountToken"] is True,
+          f"{what}: the orchestrator runs under its ServiceAccount with a token")
+    oc = container(orch)
+    a = oc["args"]
+    check(a[:2] == ["orchestrate", "/etc/spate/deployment.yaml"] and a[a.index("--pipeline") + 1] == "/etc/spate/pipeline.yaml"
+          and a[a.index("--backend") + 1] == "kubernetes" and a[a.index("--host") + 1] == "0.0.0.0"
+          and a[a.index("--namespace") + 1] == ns and a[a.index("--image") + 1] == image,
+          f"{what}: orchestrator args: {a}")
+    check(oc["livenessProbe"]["httpGet"] == {"path": "/health", "port": 9090}, f"{what}: orchestrator liveness on 9090")
+    check(set(find(objs, "ConfigMap", f"{name}-pipeline")["data"]) == {"pipeline.yaml", "deployment.yaml"},
+          f"{what}: the ConfigMap holds the pipeline and the deployment file")
+    # Every component's workload.
     for o in objs:
-        if o["kind"] not in ("Deployment", "StatefulSet"):
+        if o["kind"] not in ("Deployment", "StatefulSet") or o is orch:
             continue
         n = o["metadata"]["name"]
         tpl = o["spec"]["template"]
@@ -282,8 +300,11 @@ def args_of(workload):
 objs = valid(quickstart, "quickstart")
 common_checks(objs, "quickstart", "spate", "quickstart", "spate:latest")
 with open(os.path.join(ROOT, "examples", "quickstart.yaml")) as f:
-    check(find(objs, "ConfigMap", "quickstart-pipeline")["data"] == {"pipeline.yaml": f.read()},
+    check(find(objs, "ConfigMap", "quickstart-pipeline")["data"]["pipeline.yaml"] == f.read(),
           "the ConfigMap holds the pipeline file's text, byte for byte")
+with open(os.path.join(ROOT, "examples", "deployment.yaml")) as f:
+    check(find(objs, "ConfigMap", "quickstart-pipeline")["data"]["deployment.yaml"] == f.read(),
+          "and the deployment file's, byte for byte")
 log = find(objs, "StatefulSet", "quickstart-log")
 check(log["spec"]["replicas"] == 1, "the log runs 1 replica")
 vct = log["spec"].get("volumeClaimTemplates", [])
