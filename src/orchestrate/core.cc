@@ -2,6 +2,7 @@
 #include "orchestrate/core.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -18,6 +19,15 @@ OrchestratorCore::OrchestratorCore(DeploymentConfig c, MetricsRegistry* m)
 OrchestratorCore::~OrchestratorCore() = default;
 
 std::string OrchestratorCore::scale_refusal(const Component&, int) const { return {}; }
+
+void OrchestratorCore::monitor_loop() {
+  while (!stopping.load()) {
+    tick();
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(cfg.monitor_interval_ms),
+                 [&] { return stopping.load() || !requests.empty(); });
+  }
+}
 
 bool OrchestratorCore::deployed() const {
   std::lock_guard lock(mu_);

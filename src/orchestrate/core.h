@@ -107,6 +107,11 @@ class OrchestratorCore {
   /// Stop the monitor; with stop_components, also the replicas (reverse start order).
   virtual void stop(bool stop_components) = 0;
 
+  /// One round of the monitor: admin requests, probes, healing, scaling (monitor thread).
+  virtual void tick() = 0;
+  /// tick() every monitor.interval (sooner when a request is queued) until stopping.
+  void monitor_loop();
+
   /// Queue an admin request (heal, scale, deploy); returns the operation id.
   Result<std::string> enqueue(std::string kind, const std::string& component, int replicas);
   std::string status_json() const;
@@ -162,6 +167,11 @@ class OrchestratorCore {
   std::thread monitor;
   std::vector<ScopedMetricCallback> metric_callbacks;
 };
+
+/// The start phase of a component type: the log (0), processors and analytics (1), ingestion (2).
+inline int start_phase(ComponentType t) {
+  return t == ComponentType::kLog ? 0 : t == ComponentType::kIngestion ? 2 : 1;
+}
 
 /// The Kubernetes backend (k8s_backend.cc).
 std::unique_ptr<OrchestratorCore> make_k8s_backend(DeploymentConfig cfg, MetricsRegistry* metrics);

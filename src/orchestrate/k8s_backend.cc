@@ -40,10 +40,6 @@ namespace spate::orchestrate {
 namespace {
 
 
-int phase(ComponentType t) {
-  return t == ComponentType::kLog ? 0 : t == ComponentType::kIngestion ? 2 : 1;
-}
-
 struct Workload {
   std::string kind;  // Deployment | StatefulSet
   std::string path;  // its API path
@@ -445,7 +441,7 @@ class K8sBackend final : public OrchestratorCore {
     }
   }
 
-  void tick() {
+  void tick() override {
     const int64_t now = clock->now_ms();
     run_requests();
     bool synced_now;
@@ -458,9 +454,9 @@ class K8sBackend final : public OrchestratorCore {
     int current_phase = 0;
     bool phase_ready = true;
     for (Component& c : components) {
-      if (phase(c.cfg.type) != current_phase) {
+      if (start_phase(c.cfg.type) != current_phase) {
         earlier_ready = earlier_ready && phase_ready;
-        current_phase = phase(c.cfg.type);
+        current_phase = start_phase(c.cfg.type);
         phase_ready = true;
       }
       Workload& w = workloads[c.cfg.name];
@@ -492,14 +488,6 @@ class K8sBackend final : public OrchestratorCore {
     update_totals();
   }
 
-  void monitor_loop() {
-    while (!stopping.load()) {
-      tick();
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(cfg.monitor_interval_ms),
-                   [&] { return stopping.load() || !requests.empty(); });
-    }
-  }
 };
 
 Status K8sBackend::start() {

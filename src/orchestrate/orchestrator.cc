@@ -57,6 +57,7 @@ using orchestrate::Operation;
 using orchestrate::OrchestratorCore;
 using orchestrate::Replica;
 using orchestrate::Request;
+using orchestrate::start_phase;
 
 class LocalBackend final : public OrchestratorCore {
  public:
@@ -397,11 +398,8 @@ class LocalBackend final : public OrchestratorCore {
   }
 
   // --- the monitor --------------------------------------------------------------------------
-  static int phase(ComponentType t) {
-    return t == ComponentType::kLog ? 0 : t == ComponentType::kIngestion ? 2 : 1;
-  }
 
-  void tick() {
+  void tick() override {
     const int64_t now = clock->now_ms();
     run_requests();
     bool earlier_ready = true;
@@ -409,9 +407,9 @@ class LocalBackend final : public OrchestratorCore {
     bool phase_ready = true;
     bool changed = false;
     for (Component& c : components) {
-      if (phase(c.cfg.type) != current_phase) {
+      if (start_phase(c.cfg.type) != current_phase) {
         earlier_ready = earlier_ready && phase_ready;
-        current_phase = phase(c.cfg.type);
+        current_phase = start_phase(c.cfg.type);
         phase_ready = true;
       }
       // Replicas beyond the desired count (after a scale-down that was interrupted) go away.
@@ -564,14 +562,6 @@ class LocalBackend final : public OrchestratorCore {
     }
   }
 
-  void monitor_loop() {
-    while (!stopping.load()) {
-      tick();
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(cfg.monitor_interval_ms),
-                   [&] { return stopping.load() || !requests.empty(); });
-    }
-  }
 
 };
 
