@@ -14,6 +14,7 @@ PACKAGES=(
   python3-aiosmtpd
   librdkafka-dev kcat
   nodejs
+  prometheus
 )
 # `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
 # `--bench`: also the load generator and the HTTP peer of the benchmarks (make bench).

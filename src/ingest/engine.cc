@@ -563,6 +563,9 @@ Status DataIngestionEngine::initialize() {
                                        "Dedup store calls that failed", {});
   m.transform_errors = &m.metrics->counter("ingestion_transform_errors_total",
                                            "Events rejected because a transform rule failed", {});
+  // The HTTP API's series exist from the start (at 0): dashboards and alert rules see them, and
+  // the first rate() after start has a base. Other sources register theirs on first use.
+  (void)m.source_metrics_locked("http");
   m.quality_failures.clear();
   for (uint32_t i = 0; i < m.quality.size(); ++i) {
     m.quality_failures.push_back(&m.metrics->counter(

@@ -341,6 +341,10 @@ Status KafkaStreamProcessor::initialize() {
                           &m.metrics->counter("stream_messages_processed_total", help, labels("dead_lettered")),
                           &m.metrics->histogram("stream_processing_seconds",
                                                 "Time to process a polled batch, per input topic", l)};
+    // The catch-all error class exists from the start (at 0), so that rates and alert rules
+    // over stream_processing_errors_total see a series before the first failure.
+    (void)m.metrics->counter("stream_processing_errors_total", "Events that failed a processor",
+                             {{"topic", t}, {"error", "error"}, {"processor", m.cfg.name}});
   }
   m.slow_batches = &m.metrics->counter("stream_poll_interval_exceeded_total",
                                        "Batches that took longer than max_poll_interval",
