@@ -23,8 +23,10 @@
 #include "base/clock.h"
 #include "base/hash.h"
 #include "cli/common.h"
+#include "event/expr.h"
 #include "cli/dlq.h"
 #include "cli/k8s.h"
+#include "cli/live.h"
 #include "cli/orchestrate.h"
 #include "cli/run.h"
 #include "base/json_escape.h"
@@ -386,9 +388,20 @@ struct ConsumeOptions {
   bool follow = false;
   bool with_metadata = false;
   std::string isolation = "read_committed";
+  std::string where;  // only records whose JSON value matches this expression
 };
 
 int cmd_consume(const LogTarget& t, const ConsumeOptions& o) {
+  expr::Expression where;
+  if (!o.where.empty()) {
+    auto e = expr::Expression::compile(o.where);
+    if (!e.ok()) {
+      print_error("--where: " + e.status().message() + " (docs/expressions.md)");
+      return kExitUsage;
+    }
+    where = std::move(e).value();
+  }
+  simdjson::dom::parser where_parser;
   auto log_r = open_log(t, true);
   if (!log_r.ok()) {
     print_error(log_r.status().to_string());
@@ -451,6 +464,14 @@ int cmd_consume(const LogTarget& t, const ConsumeOptions& o) {
       out.clear();
       for (const auto& rec : r->records()) {
         if (o.max && printed >= *o.max) break;
+        if (!where.empty()) {
+          simdjson::dom::element doc;
+          if (where_parser.parse(rec.value.data(), rec.value.size()).get(doc) || !where.matches(doc)) {
+            pos[i] = rec.offset + 1;
+            progressed = true;
+            continue;
+          }
+        }
         if (o.with_metadata) {
           out += fmt::format("{{\"partition\":{},\"offset\":{},\"timestamp\":{},\"key\":",
                              parts[i], rec.offset, rec.timestamp_ms);
@@ -543,6 +564,9 @@ int run_cli(int argc, char** argv) {
                   "Run only this analytics job (repeatable; default: every one)");
   run->add_option("--metrics-port", run_opts.metrics_port,
                   "Override server.metrics_port (also serves /health /ready /status)");
+  run->add_option("--log-format", run_opts.log_format, "text (default) or json: one JSON object per log line")
+      ->check(CLI::IsMember({"text", "json"}));
+  run->add_flag("--no-status-line", run_opts.no_status_line, "No live status line on a terminal");
   run->add_flag("--reuse-port", run_opts.reuse_port,
                 "Share the main port with other processes (SO_REUSEPORT), as ingestion replicas do");
   run->add_option("--replica", run_opts.replica,
@@ -633,6 +657,27 @@ int run_cli(int argc, char** argv) {
                       "read_committed (default: no output of open or aborted transactions) or "
                       "read_uncommitted")
       ->check(CLI::IsMember({"read_committed", "read_uncommitted"}));
+  consume->add_option("--where", co.where, "Only records whose JSON value matches EXPR (docs/expressions.md)");
+
+  // `spate tap TOPIC`: what arrives on a topic of a running pipeline, live (like `vector tap`).
+  LogTarget ttap;
+  ConsumeOptions tapo;
+  tapo.follow = true;
+  auto* tap = app.add_subcommand("tap", "Print a running pipeline's events on a topic as they arrive");
+  tap->add_option("TOPIC", tapo.topic, "Topic")->required();
+  tap->add_option("--where", tapo.where, "Only events matching EXPR (docs/expressions.md)");
+  tap->add_option("--log-url", ttap.log_url, "The running pipeline's admin server")
+      ->default_val("http://127.0.0.1:8080");
+  tap->add_option("-n,--max", tapo.max, "Stop after N events");
+  tap->add_flag("--with-metadata", tapo.with_metadata, "Print partition, offset, key, timestamp, headers too");
+  tap->add_flag("--from-beginning", tapo.from_beginning, "Start at the earliest retained offset, not now");
+
+  TopOptions topo;
+  auto* top = app.add_subcommand("top", "A refreshing table of a running pipeline's (or orchestrator's) components");
+  top->add_option("--url", topo.url, "Admin server of `spate run` or of `spate orchestrate`")
+      ->default_val("http://127.0.0.1:8080");
+  top->add_option("--interval", topo.interval_s, "Seconds between refreshes")->default_val(1.0);
+  top->add_flag("--once", topo.once, "Print one table and exit");
 
   auto* dlq = app.add_subcommand("dlq", "Inspect and replay a dead-letter topic");
   dlq->require_subcommand(1);
@@ -676,6 +721,8 @@ int run_cli(int argc, char** argv) {
   if (*tdescribe) return cmd_topics_describe(td, describe_name, describe_json);
   if (*produce) return cmd_produce(tp, po);
   if (*consume) return cmd_consume(tco, co);
+  if (*tap) return cmd_consume(ttap, tapo);
+  if (*top) return cmd_top(topo);
   if (*dinspect) return cmd_dlq_inspect(di);
   if (*dreplay) return cmd_dlq_replay(dr);
   return kExitUsage;

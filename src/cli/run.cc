@@ -1,4 +1,8 @@
 #include "cli/run.h"
+#include <unistd.h>
+#include <spdlog/pattern_formatter.h>
+#include "orchestrate/prom_text.h"
+#include "cli/live.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -36,13 +40,27 @@
 namespace spate::cli {
 namespace {
 
+// %j: the message as a JSON string body (quotes, backslashes and control characters escaped),
+// so that every `--log-format json` line parses whatever the message holds.
+class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    std::string out;
+    append_json_escaped(out, std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(out.data(), out.data() + out.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
+};
+
 void setup_logging(const LoggingConfig& cfg) {
   auto logger = spdlog::stderr_color_mt("spate");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(cfg.level));
   if (cfg.format == "json") {
-    spdlog::set_pattern(
-        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%v"})");
+    auto f = std::make_unique<spdlog::pattern_formatter>();
+    f->add_flag<JsonMessageFlag>('j').set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","logger":"%n","msg":"%j"})");
+    spdlog::set_formatter(std::move(f));
   } else {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   }
@@ -272,6 +290,7 @@ int run_pipeline(const RunOptions& opts) {
     }
   }
   if (!run_ingestion) pc.ingestion.enabled = false;
+  if (!opts.log_format.empty()) pc.logging.format = opts.log_format;
   setup_logging(pc.logging);
   int64_t started_ms = system_clock()->now_ms();
   std::atomic<bool> ready{false};
@@ -596,8 +615,34 @@ int run_pipeline(const RunOptions& opts) {
                  log->list_topics().size(), fsync_policy_name(pc.log.fsync));
   }
 
+  // On a terminal: a live status line under the logs, redrawn every second (not in JSON mode,
+  // and not when stderr is a file or a pipe: logs stay plain there).
+  std::atomic<bool> status_stop{false};
+  std::thread status_line;
+  if (pc.logging.format != "json" && isatty(STDERR_FILENO) != 0 && !opts.no_status_line) {
+    status_line = std::thread([&] {
+      auto prev = orchestrate::parse_prometheus_text(metrics.render_prometheus());
+      auto prev_t = std::chrono::steady_clock::now();
+      while (!status_stop.load()) {
+        for (int i = 0; i < 10 && !status_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (status_stop.load()) break;
+        auto cur = orchestrate::parse_prometheus_text(metrics.render_prometheus());
+        const auto now = std::chrono::steady_clock::now();
+        const std::string line =
+            live_status_line(prev, cur, std::chrono::duration<double>(now - prev_t).count());
+        std::fprintf(stderr, "\x1b[2K%s\r", line.c_str());  // the next log line overwrites it
+        std::fflush(stderr);
+        prev = std::move(cur);
+        prev_t = now;
+      }
+      std::fprintf(stderr, "\x1b[2K");
+    });
+  }
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  status_stop = true;
+  if (status_line.joinable()) status_line.join();
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
   ready = false;
   // Reverse order: drain ingestion while the server still delivers its answers (new requests

@@ -26,6 +26,8 @@ struct RunOptions {
   std::vector<std::string> analytics;   // only these analytics jobs (default: every one)
   std::optional<int> metrics_port;      // overrides server.metrics_port
   bool reuse_port = false;              // SO_REUSEPORT on the main port (ingestion replicas)
+  std::string log_format;               // overrides logging.format (text | json) when non-empty
+  bool no_status_line = false;          // no live status line even on a terminal
 };
 
 int run_pipeline(const RunOptions& opts);
