@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 
 from spate_e2e import *  # noqa: F403
+from promql_names import metric_names
 
 ROOT = os.getcwd()
 promtool, prometheus = shutil.which("promtool"), shutil.which("prometheus")
@@ -121,7 +122,8 @@ try:
     # ------------------------------------------------------------ a real Prometheus scrapes them
     cfg = os.path.join(tmp, "prometheus.yml")
     with open(cfg, "w") as f:
-        f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n")
+        f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n")
+        f.write(f"rule_files: ['{ROOT}/deploy/prometheus/alerts.yaml']\nscrape_configs:\n")
         f.write(f"  - job_name: spate-orchestrator\n    static_configs: [{{targets: ['127.0.0.1:{orch_port}']}}]\n")
         replicas = ", ".join(f"'127.0.0.1:{p}'" for n, p in targets.items() if n != "orchestrator")
         f.write(f"  - job_name: spate\n    static_configs: [{{targets: [{replicas}]}}]\n")
@@ -172,6 +174,23 @@ try:
           f"streaming_component_health per component: {health}")
     thr = wait_for(lambda: (r := query("streaming_total_throughput")) and float(r[0]["value"][1]) >= 0 and r, timeout=30)
     check(thr, "streaming_total_throughput is scraped")
+
+    # ------------------------------------------------------------ deploy/prometheus/alerts.yaml, live
+    code, body = http_get(prom_port, "/api/v1/rules")
+    rules = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]] if code == 200 else []
+    check(len(rules) >= 7, f"Prometheus loaded the alert rules: {len(rules)}")
+    evaluated = wait_for(lambda: (c := http_get(prom_port, "/api/v1/rules")) and c[0] == 200 and all(
+        r.get("health") == "ok" for g in json.loads(c[1])["data"]["groups"] for r in g["rules"]), timeout=30)
+    check(evaluated, "every rule evaluates without error against live data")
+    code, body = http_get(prom_port, "/api/v1/alerts")
+    firing = [a for a in json.loads(body)["data"]["alerts"] if a["state"] == "firing"] if code == 200 else None
+    check(firing == [], f"a healthy deployment fires no alert: {firing}")
+    exported = set(everything)
+    for r in rules:
+        for name in metric_names(r["query"]):
+            if name == "up":
+                continue  # Prometheus' own
+            check(name in exported, f"alert {r['name']}: the metric {name} is exported")
 finally:
     stop_all()
 check(orch.returncode == 0, f"the orchestrator exits 0: {orch.returncode}")
