@@ -191,6 +191,21 @@ try:
             if name == "up":
                 continue  # Prometheus' own
             check(name in exported, f"alert {r['name']}: the metric {name} is exported")
+
+    # ------------------------------------------------------------ deploy/grafana/dashboard.json, live
+    dash = json.load(open(os.path.join(ROOT, "deploy/grafana/dashboard.json")))
+    panels = [q for p in dash["panels"] for q in [p] + p.get("panels", [])]
+    exprs = [(p["title"], t["expr"]) for p in panels for t in p.get("targets", []) if t.get("expr")]
+    check(len(exprs) >= 20, f"the dashboard has its queries: {len(exprs)}")
+    for title, expr in exprs:
+        q = expr.replace("$__rate_interval", "1m").replace("$__interval", "15s")
+        code, body = http_get(prom_port, "/api/v1/query?" + urllib.parse.urlencode({"query": q}))
+        check(code == 200 and json.loads(body).get("status") == "success", f"panel '{title}': {q} -> {code} {body[:200]}")
+        for name in metric_names(q):
+            if name in ("up",):
+                continue
+            # orchestration_* and streaming_* come from the orchestrator, which is scraped here too
+            check(name in exported, f"panel '{title}': the metric {name} is exported")
 finally:
     stop_all()
 check(orch.returncode == 0, f"the orchestrator exits 0: {orch.returncode}")
