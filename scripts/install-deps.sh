@@ -15,6 +15,7 @@ PACKAGES=(
   librdkafka-dev kcat
   nodejs
   prometheus
+  chromium
 )
 # `--fuzz`: also the clang toolchain and runtime that libFuzzer needs (make fuzz).
 # `--bench`: also the load generator and the HTTP peer of the benchmarks (make bench).

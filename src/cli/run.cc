@@ -26,6 +26,8 @@
 #include "server/admin.h"
 #include "server/http_server.h"
 #include "server/log_api.h"
+#include "server/web.h"
+#include "cli/web_ui.h"
 #include "cli/common.h"
 #include "spate/config.h"
 #include "spate/ingestion.h"
@@ -336,6 +338,9 @@ int run_pipeline(const RunOptions& opts) {
     mc.reuse_port = false;  // the metrics port is this process's own
     metrics_server = std::make_unique<HttpServer>(mc);
     install_admin_routes(*metrics_server, hooks);
+    WebHooks metrics_web;
+    metrics_web.ui = false;
+    install_web_routes(*metrics_server, metrics_web);
   }
   Status s;
   const bool remote_log = pc.log.kind == "remote";
@@ -581,6 +586,15 @@ int run_pipeline(const RunOptions& opts) {
     stop_analytics();
     stop_processors();
   };
+  WebHooks web;
+  web.ui_data = [&](const HttpRequest& req) {
+    int status = 200;
+    Log* l = log_ptr.load();
+    if (l == nullptr) return HttpResponse::json(200, R"({"time_ms":0,"results":[],"alerts":[]})");
+    std::string body = ui_data_json(pc, *l, req, &status);
+    return HttpResponse::json(status, std::move(body));
+  };
+  install_web_routes(server, web);
   log_ptr = log.get();
   s = server.start();
   if (!s.ok()) {

@@ -33,6 +33,7 @@
 #include "orchestrate/policy.h"
 #include "orchestrate/prom_text.h"
 #include "server/admin.h"
+#include "server/web.h"
 #include "server/http_client.h"
 #include "server/http_server.h"
 #include "spate/metrics.h"
@@ -687,6 +688,9 @@ Status StreamingOrchestrator::start() {
     return answer(scale(name, replicas),
                   fmt::format("\"component\":\"{}\",\"replicas\":{}", json_escape(name), replicas));
   });
+  WebHooks web;
+  web.ui = false;  // the web UI is spate run's; the API docs are here too
+  install_web_routes(*m.server, web);
   // The admin port first: when it is taken, nothing has been started or adopted yet.
   SPATE_RETURN_IF_ERROR(m.server->start());
   if (Status s = m.backend->start(); !s.ok()) {

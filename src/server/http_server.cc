@@ -589,6 +589,18 @@ void HttpServer::route_prefix_async(std::string method, std::string prefix,
   add(true, std::move(method), std::move(prefix), {}, std::move(handler));
 }
 
+std::vector<HttpServer::Route> HttpServer::routes() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<Route> out;
+  for (const auto& [path, set] : impl_->routes.exact) {
+    for (const auto& [method, unused] : set.by_method) out.push_back({method, path, false});
+  }
+  for (const auto& [path, set] : impl_->routes.prefix) {
+    for (const auto& [method, unused] : set.by_method) out.push_back({method, path, true});
+  }
+  return out;
+}
+
 Status HttpServer::start() {
   std::lock_guard lock(impl_->mu);
   Impl& m = *impl_;

@@ -112,6 +112,16 @@ class HttpServer {
   void route_async(std::string method, std::string path, AsyncHttpHandler handler);
   void route_prefix_async(std::string method, std::string prefix, AsyncHttpHandler handler);
 
+  /// One registered route: what /openapi.json is checked against.
+  struct Route {
+    std::string method;
+    std::string path;     // the exact path, or the prefix when `prefix`
+    bool prefix = false;
+  };
+  /// Every route registered so far, exact ones first (sorted by path), then prefixes (longest
+  /// first), each with its methods in order. Thread-safe.
+  std::vector<Route> routes() const;
+
   /// Bind, listen, start the I/O threads. Error if already running or the address is taken.
   Status start();
   /// The bound port (the real one when the config said 0); 0 when not running.

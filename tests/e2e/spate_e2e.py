@@ -84,3 +84,41 @@ def stop_process(proc, timeout=30):
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.communicate()
+
+
+def node_tools(src_dir, test_name):
+    """The npm packages of `src_dir` (its package.json and package-lock.json), installed with
+    `npm ci` into a cache in the build tree next to the spate binary, once per lock file (a file
+    lock keeps tests running in parallel from installing at the same time). Returns
+    (node, node_dir), node_dir holding node_modules; when npm/node are missing prints SKIP and
+    finishes the test (a failure in CI, where scripts/install-deps.sh installs them)."""
+    import fcntl
+    import shutil
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        print(f"SKIP: npm/node are not installed: the checks of {test_name} that need them did not run")
+        check(not os.environ.get("CI"), "npm and node are installed in CI (scripts/install-deps.sh)")
+        finish(test_name)
+    node_dir = os.path.join(os.path.dirname(SPATE), os.path.basename(src_dir.rstrip("/")) + "_node")
+    lock_src = os.path.join(src_dir, "package-lock.json")
+    stamp = os.path.join(node_dir, "installed-package-lock.json")  # the lock of the last good install
+
+    def read(p):
+        try:
+            with open(p, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+    with open(node_dir + ".lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        if read(lock_src) != read(stamp) or not os.path.isdir(os.path.join(node_dir, "node_modules")):
+            shutil.rmtree(node_dir, ignore_errors=True)
+            os.makedirs(node_dir)
+            shutil.copy(os.path.join(src_dir, "package.json"), node_dir)
+            shutil.copy(lock_src, node_dir)
+            inst = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=node_dir, capture_output=True,
+                                  text=True, timeout=600)
+            if not check(inst.returncode == 0, f"npm ci of {src_dir}: {inst.stdout}{inst.stderr}"):
+                finish(test_name)
+            shutil.copy(lock_src, stamp)  # last: a half-done install is redone next time
+    return node, node_dir

@@ -20,7 +20,6 @@ from spate_e2e import *
 
 ROOT = os.getcwd()  # ctest runs e2e tests in the source directory
 VALIDATE_SRC = os.path.join(ROOT, "tests", "e2e", "k8s_validate")
-NODE_DIR = os.path.join(os.path.dirname(SPATE), "k8s_validate_node")  # the cache, in the build tree
 tmp = tempdir()
 # KAFKA_BOOTSTRAP_SERVERS moves a pipeline without log.kind onto Kafka: keep it out of renders.
 ENV = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
@@ -138,33 +137,7 @@ check(r.returncode == 0, f"render with --namespace/--image: {r.stderr}")
 overridden = r.stdout
 
 # ---------------------------------------------------------------- schema validation (node)
-npm = shutil.which("npm")
-node = shutil.which("node")
-if npm is None or node is None:
-    print("SKIP: npm/node is not installed: the Kubernetes schema validation and the semantic "
-          "checks (which parse the YAML in node) did not run")
-    # scripts/install-deps.sh installs them: in CI a missing npm is a broken set-up, not a skip.
-    check(not os.environ.get("CI"), "npm and node are installed in CI (scripts/install-deps.sh)")
-    finish("test_k8s_render")
-
-lock_src = os.path.join(VALIDATE_SRC, "package-lock.json")
-stamp = os.path.join(NODE_DIR, "installed-package-lock.json")  # the lock of the last good install
-def read(p):
-    try:
-        with open(p, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-if read(lock_src) != read(stamp) or not os.path.isdir(os.path.join(NODE_DIR, "node_modules")):
-    shutil.rmtree(NODE_DIR, ignore_errors=True)
-    os.makedirs(NODE_DIR)
-    shutil.copy(os.path.join(VALIDATE_SRC, "package.json"), NODE_DIR)
-    shutil.copy(lock_src, NODE_DIR)
-    inst = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
-                          text=True, timeout=600)
-    if not check(inst.returncode == 0, f"npm ci of tests/e2e/k8s_validate: {inst.stdout}{inst.stderr}"):
-        finish("test_k8s_render")
-    shutil.copy(lock_src, stamp)  # last: a half-done install is redone next time
+node, NODE_DIR = node_tools(VALIDATE_SRC, "test_k8s_render")
 
 
 def validate(text):
