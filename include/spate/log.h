@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -101,6 +102,15 @@ struct KafkaLogConfig {
 };
 
 /// Configuration of the log (pipeline file key `log:`).
+/// How far opening (recovering) an embedded log has got.
+struct LogOpenProgress {
+  size_t topics_done = 0;      // topics whose partitions are being or have been opened
+  size_t topics_total = 0;
+  size_t partitions_done = 0;  // partitions opened so far
+  uint64_t bytes_done = 0;     // bytes of the segments of those partitions
+  int64_t elapsed_ms = 0;      // since the open started
+};
+
 struct LogConfig {
   std::string kind = "embedded";  // embedded | remote (another process's log) | kafka
   std::string data_dir;           // set from the pipeline's data_dir
@@ -118,6 +128,9 @@ struct LogConfig {
   uint32_t default_partitions = 1;
   bool auto_create_topics = true;  // append/produce to a missing topic creates it
   KafkaLogConfig kafka;            // kind kafka
+  /// Embedded: called on the opening thread after each partition has been opened (and its
+  /// segments recovered) while the log opens, so that a long recovery can show progress.
+  std::function<void(const LogOpenProgress&)> on_open_progress;
   FileSystem* fs = nullptr;        // nullptr = default_fs(); tests inject faults here
   Clock* clock = nullptr;          // nullptr = system_clock()
 };

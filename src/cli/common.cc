@@ -1,5 +1,9 @@
 #include "cli/common.h"
 
+#include <fmt/format.h>
+
+#include "cli/progress.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -52,7 +56,18 @@ Result<std::unique_ptr<Log>> open_configured_log(const LogConfig& lc) {
 
 Result<std::unique_ptr<Log>> open_log(const LogTarget& t, bool create_topics_from_config) {
   SPATE_ASSIGN_OR_RETURN(LogConfig lc, resolve_log_config(t));
-  SPATE_ASSIGN_OR_RETURN(auto log, open_configured_log(lc));
+  Progress progress;  // on a terminal: how far recovering a large log has got
+  if (progress.enabled() && lc.kind == "embedded") {
+    lc.on_open_progress = [&progress](const LogOpenProgress& p) {
+      if (!progress.due()) return;
+      progress.show(fmt::format("opening the log: topic {} of {}, {} partitions, {} read ({:.1f} s)",
+                                p.topics_done, p.topics_total, p.partitions_done,
+                                human_bytes(p.bytes_done), static_cast<double>(p.elapsed_ms) / 1000));
+    };
+  }
+  auto opened = open_configured_log(lc);
+  progress.done();
+  SPATE_ASSIGN_OR_RETURN(auto log, std::move(opened));
   if (create_topics_from_config && !t.config_path.empty()) {
     SPATE_ASSIGN_OR_RETURN(PipelineConfig pc, load_pipeline_file(t.config_path));
     for (const auto& spec : pc.topics) SPATE_RETURN_IF_ERROR(log->ensure_topic(spec));

@@ -11,6 +11,7 @@
 
 #include "base/hash.h"
 #include "base/json_escape.h"
+#include "cli/progress.h"
 #include "event/expr.h"
 #include "event/json.h"
 
@@ -202,6 +203,22 @@ int cmd_dlq_replay(const DlqReplayOptions& o) {
   uint64_t seen = 0, matched = 0, appended = 0;
   simdjson::dom::parser parser;
   Status failure;
+  // On a terminal: how many of the dead letters have been read and replayed so far.
+  Progress progress;
+  uint64_t total = 0;
+  if (progress.enabled()) {
+    if (auto src = log.describe_topic(o.topic); src.ok()) {
+      for (const PartitionInfo& pi : src->partition_info) {
+        total += static_cast<uint64_t>(pi.end_offset - pi.start_offset);
+      }
+    }
+  }
+  auto show_progress = [&] {
+    const double pct = total ? 100.0 * static_cast<double>(seen) / static_cast<double>(total) : 100.0;
+    progress.show(fmt::format("{} {} of {} dead letters read ({:.0f}%), {} matched, {} appended to {}",
+                              o.dry_run ? "checking" : "replaying", seen, total, pct, matched,
+                              appended, o.to));
+  };
   auto flush = [&](uint32_t p) -> Status {
     Pending& pd = pending[p];
     if (pd.values.empty()) return Status::Ok();
@@ -224,6 +241,7 @@ int cmd_dlq_replay(const DlqReplayOptions& o) {
   Status s = for_each_record(log, o.topic, [&](uint32_t p, const FetchResult& fr, const RecordView& r) {
     if (o.max && matched >= *o.max) return false;
     ++seen;
+    if (progress.due()) show_progress();
     if (!where.empty()) {
       simdjson::dom::element doc;
       if (parser.parse(r.value.data(), r.value.size()).get(doc) || !where.matches(doc)) return true;
@@ -254,6 +272,7 @@ int cmd_dlq_replay(const DlqReplayOptions& o) {
     return true;
   });
   for (uint32_t p = 0; p < parts && failure.ok() && s.ok(); ++p) failure = flush(p);
+  progress.done();
   if (!s.ok() || !failure.ok()) {
     const Status& bad = s.ok() ? failure : s;
     print_error(bad.to_string() + fmt::format(" (appended {} before the error)", appended));

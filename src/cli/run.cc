@@ -3,6 +3,7 @@
 #include <spdlog/pattern_formatter.h>
 #include "orchestrate/prom_text.h"
 #include "cli/live.h"
+#include "cli/progress.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <limits>
@@ -345,7 +347,27 @@ int run_pipeline(const RunOptions& opts) {
   Status s;
   const bool remote_log = pc.log.kind == "remote";
   if (remote_log) spdlog::info("using the log of {}", pc.log.url);
+  // Opening a large log recovers its segments: say how far it has got every 2 s, and how long
+  // it took once open.
+  LogOpenProgress opened;
+  auto last_progress = std::chrono::steady_clock::now();
+  if (pc.log.kind == "embedded") {
+    pc.log.on_open_progress = [&](const LogOpenProgress& p) {
+      opened = p;
+      if (std::chrono::steady_clock::now() - last_progress < std::chrono::seconds(2)) return;
+      last_progress = std::chrono::steady_clock::now();
+      spdlog::info("opening the log: topic {} of {}, {} partitions, {} read ({:.1f} s)", p.topics_done,
+                   p.topics_total, p.partitions_done, human_bytes(p.bytes_done),
+                   static_cast<double>(p.elapsed_ms) / 1000);
+    };
+  }
   auto log_r = open_configured_log(pc.log);
+  pc.log.on_open_progress = nullptr;
+  if (log_r.ok() && pc.log.kind == "embedded") {
+    spdlog::info("log opened: {} topics, {} partitions, {} in {:.1f} s", opened.topics_total,
+                 opened.partitions_done, human_bytes(opened.bytes_done),
+                 static_cast<double>(opened.elapsed_ms) / 1000);
+  }
   if (!log_r.ok()) {
     spdlog::error("cannot open the log {}: {}",
                   remote_log              ? pc.log.url

@@ -1,10 +1,17 @@
 """spate dlq inspect / replay on the dead letters of a real `spate run`: counts by reason class
 and source (text and --json), a --dry-run, and a replay with --where whose records reach the
-target topic with their origin in headers, while the dead-letter topic stays as it was."""
+target topic with their origin in headers, while the dead-letter topic stays as it was.
+Progress: on a terminal (a pty) a replay draws "... dead letters read (N%) ..." in place and
+erases it; not on a terminal (the calls above) nothing but the result is printed. A restarted
+`spate run` logs how long opening (recovering) its log took and what it held."""
 import http.client
 import json
 import os
+import pty
+import select
+import signal
 import subprocess
+import time
 
 from spate_e2e import *
 
@@ -89,4 +96,43 @@ check(all(x["headers"]["spate.replayed_from"].startswith("dead/0/") and
       f"replayed headers and keys: {replayed}")
 after = json.loads(spate("dlq", "inspect", "-c", cfg, "dead", "--json").stdout)
 check(after["records"] == 6, "the dead-letter topic is unchanged by a replay")
+check("\r" not in rep.stderr and "dead letters read" not in rep.stderr, f"no progress when not on a terminal: {rep.stderr!r}")
+
+
+def on_terminal(*args, timeout=60):
+    """Runs spate with stdout and stderr on a pty; returns (exit code, everything written)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([SPATE, *args], stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    out = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r_, _, _ = select.select([master], [], [], 0.2)
+        if r_:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    return p.wait(timeout=30), out.decode(errors="replace")
+
+
+rc, text = on_terminal("dlq", "replay", "-c", cfg, "dead", "--to", "events", "--where", "exists(user)", "--dry-run")
+check(rc == 0 and "checking 1 of 6 dead letters read" in text and "\r\x1b[K" in text,
+      f"on a terminal a replay shows its progress: {text!r}")
+check(text.rstrip().endswith("would replay 3 of 6 dead letters from dead to events"),
+      f"the progress line is erased before the result: {text!r}")
+
+port = free_port()
+proc = subprocess.Popen([SPATE, "run", cfg, "--port", str(port), "--no-status-line"], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE, text=True)
+check(wait_for(lambda: http_get(port, "/ready")[0] == 200, timeout=30), "spate run restarts")
+proc.send_signal(signal.SIGTERM)
+_, err = proc.communicate(timeout=60)
+check("log opened: 2 topics, 3 partitions" in err, f"the restart says what opening the log recovered: {err[-800:]}")
 finish("test_dlq")

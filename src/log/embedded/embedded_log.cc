@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <shared_mutex>
 #include <sstream>
@@ -267,8 +269,23 @@ class EmbeddedLog final : public Log {
 
     SPATE_RETURN_IF_ERROR(offsets_.open());
     SPATE_ASSIGN_OR_RETURN(auto names, fs_->list_dir(path_join(cfg_.data_dir, "topics")));
+    LogOpenProgress progress;
+    const auto open_started = std::chrono::steady_clock::now();
+    progress.topics_total = static_cast<size_t>(std::count_if(
+        names.begin(), names.end(), [](const std::string& n) { return validate_topic_name(n).ok(); }));
+    if (cfg_.on_open_progress) {
+      opening_ = [&](const Partition& p) {
+        ++progress.partitions_done;
+        progress.bytes_done += p.info().size_bytes;
+        progress.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - open_started)
+                                  .count();
+        cfg_.on_open_progress(progress);
+      };
+    }
     for (const auto& name : names) {
       if (!validate_topic_name(name).ok()) continue;
+      ++progress.topics_done;
       std::string dir = topic_dir(name);
       auto text = fs_->read_file(path_join(dir, "topic.meta"));
       if (!text.ok()) continue;  // half-created topic: ignore (meta is written last)
@@ -278,6 +295,7 @@ class EmbeddedLog final : public Log {
       SPATE_RETURN_IF_ERROR(open_partitions(*t));
       topics_[name] = std::move(t);
     }
+    opening_ = nullptr;
     SPATE_RETURN_IF_ERROR(resolve_open_transactions());
     bg_ = std::thread([this] { background(); });
     return Status::Ok();
@@ -600,6 +618,7 @@ class EmbeddedLog final : public Log {
                                            i, partition_options(t.meta));
       SPATE_RETURN_IF_ERROR(p->open().with_context("opening " + t.meta.name + "/" +
                                                    std::to_string(i)));
+      if (opening_) opening_(*p);
       t.partitions.push_back(std::move(p));
     }
     return Status::Ok();
@@ -686,6 +705,7 @@ class EmbeddedLog final : public Log {
   std::condition_variable bg_cv_;
   bool closed_ = false;
   std::thread bg_;
+  std::function<void(const Partition&)> opening_;  // set while open() recovers the topics
   ParallelSync parallel_sync_;  // last: its helpers stop before the partitions go
 };
 
