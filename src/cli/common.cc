@@ -67,6 +67,12 @@ Result<std::unique_ptr<Log>> open_log(const LogTarget& t, bool create_topics_fro
   }
   auto opened = open_configured_log(lc);
   progress.done();
+  if (!opened.ok() && opened.status().message().find("in use by another spate process") != std::string::npos) {
+    return Status(opened.status().code(),
+                  opened.status().message() +
+                      " — use --log-url http://HOST:PORT (its admin address) to work on the log "
+                      "of a running spate run, or stop it first");
+  }
   SPATE_ASSIGN_OR_RETURN(auto log, std::move(opened));
   if (create_topics_from_config && !t.config_path.empty()) {
     SPATE_ASSIGN_OR_RETURN(PipelineConfig pc, load_pipeline_file(t.config_path));

@@ -373,7 +373,12 @@ int run_pipeline(const RunOptions& opts) {
                   remote_log              ? pc.log.url
                   : pc.log.kind == "kafka" ? "on Kafka at " + kafka_bootstrap_servers(pc.log.kafka)
                                            : pc.log.data_dir,
-                  log_r.status().to_string());
+                  log_r.status().to_string() +
+                      (log_r.status().message().find("in use by another spate process") != std::string::npos
+                           ? " — stop that process, or give this one another data_dir "
+                             "(--data-dir DIR); to share its log, run this one with --log-url "
+                             "http://HOST:PORT of the first"
+                           : ""));
     return 1;
   }
   log = std::move(log_r).value();
@@ -620,7 +625,11 @@ int run_pipeline(const RunOptions& opts) {
   log_ptr = log.get();
   s = server.start();
   if (!s.ok()) {
-    spdlog::error("cannot start the admin server on {}:{}: {}", hc.host, hc.port, s.to_string());
+    spdlog::error("cannot start the admin server on {}:{}: {}{}", hc.host, hc.port, s.to_string(),
+                  s.message().find("in use") != std::string::npos
+                      ? " (another process listens there: stop it, or choose another port with "
+                        "--port N or server.port; 0 = any free port)"
+                      : "");
     stop_processors_and_health();
     stop_sources();
     if (ingestion) ingestion->stop();

@@ -1572,7 +1572,15 @@ Result<PipelineConfig> load_pipeline_file(const std::string& path, const EnvLook
   const int err = std::ferror(f) ? errno : 0;
   std::fclose(f);
   if (err != 0) return ConfigError(fmt::format("cannot read {}: {}", path, std::strerror(err)));
-  return load(text, path, env);
+  Result<PipelineConfig> r = load(text, path, env);
+  // A deployment file given where a pipeline file is expected: say which command takes it.
+  if (!r.ok() && (text.starts_with("components:") || text.find("\ncomponents:") != std::string::npos)) {
+    return ConfigError(fmt::format(
+        "{}\n{}: this is a deployment file (it has `components`), not a pipeline: run it with "
+        "`spate orchestrate {}` (check it with `spate orchestrate --check {}`)",
+        r.status().message(), path, path, path));
+  }
+  return r;
 }
 
 Result<PipelineConfig> load_pipeline_string(std::string_view yaml, std::string_view source_name) {

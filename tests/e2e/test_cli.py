@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -120,10 +121,27 @@ time.sleep(0.5)
 # One process owns a data directory at a time: while the follower runs, produce is refused
 # with a clear message (network produce/consume through a running server comes later).
 r = spate("produce", "-d", d, "--topic", "g", "--raw", input="late\n")
-check(r.returncode == 1 and "in use" in r.stderr, "a second process is refused while one owns the log")
+check(r.returncode == 1 and "in use" in r.stderr and "--log-url" in r.stderr,
+      f"a second process is refused while one owns the log, and told to use --log-url: {r.stderr}")
 p.send_signal(signal.SIGINT)
 out, err = p.communicate(timeout=20)
 check(p.returncode == 0, f"follow stops on SIGINT with exit 0 (got {p.returncode}) {err}")
+
+# Error messages say what to do: a deployment file where a pipeline is expected names the
+# command that takes it; a taken port and a data directory in use name the way out.
+r = spate("validate", "examples/deployment.yaml")
+check(r.returncode == 2 and "examples/deployment.yaml:8:1: pipeline: unknown key" in r.stderr
+      and "this is a deployment file" in r.stderr and "spate orchestrate --check examples/deployment.yaml" in r.stderr,
+      f"validate on a deployment file points at orchestrate --check: {r.stderr}")
+busy = socket.socket()
+busy.bind(("127.0.0.1", 0))
+busy.listen(1)
+taken = busy.getsockname()[1]
+r = spate("run", "examples/quickstart.yaml", "--data-dir", os.path.join(tmp, "portdata"), "--port", str(taken),
+          "--no-status-line", timeout=60)
+busy.close()
+check(r.returncode == 1 and "Address already in use" in r.stderr and "--port N" in r.stderr,
+      f"a taken port is reported with what to do: {r.stderr[-600:]}")
 
 shutil.rmtree(tmp, ignore_errors=True)
 finish("cli")
