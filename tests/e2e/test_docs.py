@@ -9,6 +9,8 @@
   named in docs/configuration.md or the page it links for that part;
 - every `spate ...` command in a shell block exists (`spate SUB --help` exits 0) and every
   `--option` it uses is one that subcommand has;
+- the read-only commands of getting-started.md and of operations.md (troubleshooting) run, with
+  exit 0, against a live quickstart;
 - every relative link (file and #anchor) in docs/, README.md and the alert rules' runbook_url
   resolves.
 The getting-started walk-through itself (quickstart, demo load, the UI with an alert) is what
@@ -33,8 +35,9 @@ def rel(p):
 
 
 def blocks(path, langs):
-    """(line, language, text) of the fenced blocks of `path` in `langs` ("" = no language)."""
-    text = open(path).read()
+    """(line, language, text, what follows) of the fenced blocks of the file `path` (or of the
+    markdown text itself, when it has a newline) in `langs` ("" = no language)."""
+    text = path if "\n" in path else open(path).read()
     for m in re.finditer(r"^```([A-Za-z]*)\n(.*?)^```", text, re.S | re.M):
         if m.group(1) in langs:
             yield text[:m.start()].count("\n") + 1, m.group(1), m.group(2), text[m.end():]
@@ -106,16 +109,40 @@ for ex in sorted(glob.glob(os.path.join(ROOT, "examples", "*.yaml")) + glob.glob
     check(r.returncode == 0, f"{rel(ex)} validates: {r.stdout}{r.stderr}")
 
 # ---------------------------------------------------------------- every loader key is documented
-loader = open(os.path.join(ROOT, "src", "config", "pipeline.cc")).read()
-keys = set(re.findall(r'\bget_[a-z_]+\(\s*"([a-z_0-9]+)"', loader)) | set(re.findall(r'\brequire\(\s*"([a-z_0-9]+)"', loader))
-check(len(keys) >= 100, f"the loader's keys were found: {len(keys)}")
-reference = open(os.path.join(ROOT, "docs", "configuration.md")).read()
-linked = set(re.findall(r"\]\(([a-z_-]+\.md)", reference))
-documented = reference + "".join(open(os.path.join(ROOT, "docs", p)).read() for p in linked
-                                 if os.path.exists(os.path.join(ROOT, "docs", p)))
-for k in sorted(keys):
-    check(re.search(r"(?<![A-Za-z0-9_])" + re.escape(k) + r"(?![A-Za-z0-9_])", documented),
-          f"the pipeline key `{k}` is documented in docs/configuration.md or a page it links")
+KEY_CALL = re.compile(r'\b(?:get_[a-z_]+|require)\(\s*"([a-z_0-9]+)"')
+
+
+def keys_in(patterns):
+    out = set()
+    for pat in patterns:
+        for f in glob.glob(os.path.join(ROOT, pat)):
+            out |= set(KEY_CALL.findall(open(f).read()))
+    return out
+
+
+def documented_in(page):
+    """The text of docs/PAGE and of the docs pages it links."""
+    text = open(os.path.join(ROOT, "docs", page)).read()
+    linked = set(re.findall(r"\]\(([a-z_-]+\.md)", text))
+    return text + "".join(open(os.path.join(ROOT, "docs", p)).read() for p in linked
+                          if os.path.exists(os.path.join(ROOT, "docs", p)))
+
+
+def word(k, text):
+    return re.search(r"(?<![A-Za-z0-9_])" + re.escape(k) + r"(?![A-Za-z0-9_])", text) is not None
+
+
+pipeline_keys = keys_in(["src/config/pipeline.cc", "src/process/steps/*.cc", "src/ingest/sources/*_source_type.cc"])
+deployment_keys = keys_in(["src/orchestrate/deployment.cc"])
+check(len(pipeline_keys) >= 150 and len(deployment_keys) >= 20,
+      f"the loaders' keys were found: {len(pipeline_keys)} pipeline, {len(deployment_keys)} deployment")
+reference = documented_in("configuration.md")
+for k in sorted(pipeline_keys):
+    check(word(k, reference), f"the pipeline key `{k}` is documented in docs/configuration.md or a page it links")
+orchestration = documented_in("orchestrator.md") + documented_in("kubernetes.md")
+for k in sorted(deployment_keys):
+    check(word(k, orchestration), f"the deployment key `{k}` is documented in docs/orchestrator.md, kubernetes.md or a page they link")
+keys = pipeline_keys | deployment_keys
 
 # ---------------------------------------------------------------- spate commands in shell blocks
 help_cache = {}
@@ -132,17 +159,26 @@ subcommands = set(re.findall(r"^  ([a-z0-9-]+)\s", help_of(())[1], re.M))
 commands = 0
 
 
-def shown_commands(doc):
+def shown_commands(doc, section=None):
     """(line, text) of every command line in the shell blocks of `doc` and of every inline
     `spate ...` code span (placeholders in [brackets] unwrapped)."""
-    for line, _, block, _ in blocks(doc, {"sh", "bash", "console", "shell", ""}):
+    text = open(doc).read()
+    start = 0
+    if section:  # only from the heading `section` to the next heading of its level
+        m = re.search(r"^(#+) " + re.escape(section) + r"\s*$", text, re.M)
+        if not m:
+            return
+        start = text[:m.start()].count("\n")
+        end = re.search(r"^#{1,%d} " % len(m.group(1)), text[m.end():], re.M)
+        text = text[m.start():m.end() + (end.start() if end else len(text))]
+    for line, _, block, _ in blocks(text, {"sh", "bash", "console", "shell", ""}):
         joined = re.sub(r"\\\n\s*", " ", block)
         for i, raw in enumerate(joined.splitlines()):
-            yield line + i, raw
-    text = open(doc).read()
+            yield start + line + i, raw
     prose = re.sub(r"```.*?```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
     for m in re.finditer(r"`((?:[A-Z_]+=\S+\s+)?(?:\./)?(?:build/)?spate [^`]+)`", prose):
-        yield prose[:m.start()].count("\n") + 1, m.group(1).replace("[", " ").replace("]", " ")
+        yield (start + prose[:m.start()].count("\n") + 1,
+               re.sub(r"\s+", " ", m.group(1).replace("[", " ").replace("]", " ")))
 
 
 def command_problems(raw):
@@ -183,7 +219,39 @@ for doc in DOCS:
         check(not problems, f"{rel(doc)}:{line}: {raw.strip()}: {'; '.join(problems)}")
         commands += 1
 check(commands >= 30, f"the spate commands of the docs were checked: {commands}")
-print(f"{validated} YAML blocks, {len(keys)} loader keys, {commands} commands checked")
+
+
+# ---------------------------------------------------------------- the read-only commands, for real
+# The commands of getting-started and troubleshooting that only read (or send one event) run
+# against a live quickstart; ports are rewritten to its port. Commands with placeholders
+# (TOPIC, EXPR, ...), the orchestrator's (:9090), servers and load generators are left out.
+port = free_port()
+quick = subprocess.Popen([SPATE, "run", "examples/quickstart.yaml", "--data-dir", os.path.join(tmp, "quick"),
+                          "--port", str(port), "--no-status-line"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+ran = 0
+try:
+    check(wait_for(lambda: http_get(port, "/ready")[0] == 200, timeout=30), "the quickstart for the doc commands is ready")
+    for page, section in (("getting-started.md", None), ("operations.md", "Troubleshooting")):
+        for line, raw in shown_commands(os.path.join(ROOT, "docs", page), section):
+            text = re.sub(r"^\$\s+", "", raw.split(" #", 1)[0].strip())
+            if not re.match(r"(\./build/spate|spate|curl) ", text):
+                continue
+            args = re.sub(r"^[A-Z_]+=\S+\s+", "", text)
+            if ("9090" in text or re.search(r"\b[A-Z]{3,}\b", args.replace("-XPOST", "")) or " tap " in f" {text} "
+                    or ("replay" in text and "--dry-run" not in text) or "--follow" in text or "\\|" in text
+                    or re.match(r"(\./build/spate|spate) (run|orchestrate)\b", args)):
+                continue
+            cmd = re.sub(r"(localhost|127\.0\.0\.1):8080", f"127.0.0.1:{port}", text)
+            cmd = re.sub(r"^(\./build/spate|spate) ", SPATE + " ", cmd)
+            if re.match(r"\S+ top\b", cmd):
+                cmd += "" if "--once" in cmd else " --once --interval 0.2"
+                cmd += "" if "--url" in cmd else f" --url http://127.0.0.1:{port}"
+            r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True, cwd=ROOT, timeout=60)
+            check(r.returncode == 0, f"docs/{page}:{line}: `{text}` runs: rc={r.returncode} {r.stdout[-300:]}{r.stderr[-300:]}")
+            ran += 1
+finally:
+    stop_process(quick)
+check(ran >= 6, f"the read-only commands of the docs ran: {ran}")
 
 # ---------------------------------------------------------------- links and anchors
 
@@ -227,4 +295,5 @@ for url in set(re.findall(r'runbook_url:\s*"([^"]+)"', alerts)):
     check(os.path.exists(os.path.join(ROOT, path)) and anchor in slugs(os.path.join(ROOT, path)),
           f"alerts.yaml runbook_url {url} exists")
 check(links >= 30, f"the links of the docs were checked: {links}")
+print(f"{validated} YAML blocks, {len(keys)} loader keys, {commands} commands checked, {ran} run, {links} links")
 finish("test_docs")
