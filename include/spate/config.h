@@ -32,7 +32,22 @@
 namespace spate {
 
 /// Admin HTTP server (pipeline key `server:`).
+/// One API token (pipeline key `server.auth.tokens[i]`).
+struct AuthTokenConfig {
+  std::string name;                 // for logs and the failure metric; never the token
+  std::string token;                // `token` (use ${VAR}) or read from `token_file` at start
+  std::vector<std::string> scopes;  // ingest:TOPIC | ingest:* | read | admin
+};
+
+/// Authentication of the HTTP API (pipeline key `server.auth`; docs/security.md).
+struct AuthConfig {
+  bool enabled = false;  // true once `server.auth` lists a token
+  std::vector<AuthTokenConfig> tokens;
+  std::vector<std::string> open_paths = {"/health", "/ready"};  // served without a token
+};
+
 struct ServerConfig {
+  AuthConfig auth;
   std::string host = "127.0.0.1";
   uint16_t port = 8080;       // 0 = pick a free port
   uint16_t metrics_port = 0;  // 0 = serve /metrics on the main port

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "server/http_client.h"
+#include "server/auth.h"
 
 namespace spate::cli {
 
@@ -207,8 +208,12 @@ int cmd_top(const TopOptions& opts) {
   std::signal(SIGTERM, on_top_signal);
   const bool tty = isatty(STDOUT_FILENO) != 0;
   auto fetch = [&](const char* path) -> Result<std::string> {
-    auto r = http_request(host, static_cast<uint16_t>(port), "GET", path, {}, {}, 5000);
+    auto r = http_request(host, static_cast<uint16_t>(port), "GET", path, {}, client_auth_headers(), 5000);
     if (!r.ok()) return r.status();
+    if (r->status == 401 || r->status == 403) {
+      return Unavailable(fmt::format("GET {}{}: HTTP {} ({}): set SPATE_TOKEN to a token with the read scope",
+                                     opts.url, path, r->status, r->body));
+    }
     if (r->status != 200) return Unavailable(fmt::format("GET {}{}: HTTP {}", opts.url, path, r->status));
     return r->body;
   };

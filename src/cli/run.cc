@@ -29,6 +29,7 @@
 #include "server/http_server.h"
 #include "server/log_api.h"
 #include "server/web.h"
+#include "server/auth.h"
 #include "cli/web_ui.h"
 #include "cli/common.h"
 #include "spate/config.h"
@@ -309,6 +310,13 @@ int run_pipeline(const RunOptions& opts) {
                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   hc.max_body_bytes = std::max<size_t>(hc.max_body_bytes, pc.ingestion.max_body_bytes + 1);
   hc.reuse_port = opts.reuse_port;
+  std::unique_ptr<Authenticator> auth;
+  if (pc.server.auth.enabled) {
+    auth = std::make_unique<Authenticator>(pc.server.auth, &metrics);
+    hc.authorize = auth->authorizer();
+    spdlog::info("authentication on: {} token(s); open without a token: {}", pc.server.auth.tokens.size(),
+                 fmt::join(pc.server.auth.open_paths, ", "));
+  }
   HttpServer server(hc);
   std::unique_ptr<Log> log;
   std::atomic<Log*> log_ptr{nullptr};

@@ -2,6 +2,7 @@
 // config::Node; later sections (ingestion, processors, analytics) are added the same way.
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -84,7 +85,69 @@ void parse_retention(Node n, RetentionConfig* out) {
   n.finish();
 }
 
+// server.auth: {tokens: [{name, token | token_file, scopes: [...]}], open_paths: [...]}
+void parse_auth(Node a, AuthConfig* out) {
+  if (!a.present() || a.is_null()) return;
+  std::vector<Node> tokens = a.list("tokens");
+  for (Node t : tokens) {
+    AuthTokenConfig tc;
+    t.require("name");
+    t.get_string("name", &tc.name, config::non_empty);
+    const bool inline_token = t.get_string("token", &tc.token);
+    std::string file;
+    const bool from_file = t.get_string("token_file", &file, config::non_empty);
+    if (inline_token == from_file) {
+      t.error("give exactly one of token (e.g. \"${INGEST_TOKEN}\") and token_file");
+    } else if (from_file) {
+      std::FILE* f = std::fopen(file.c_str(), "rb");
+      if (f == nullptr) {
+        t.get("token_file").error(fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+      } else {
+        char buf[4096];
+        const size_t n = std::fread(buf, 1, sizeof buf, f);
+        std::fclose(f);
+        tc.token.assign(buf, n);
+        while (!tc.token.empty() && std::isspace(static_cast<unsigned char>(tc.token.back()))) tc.token.pop_back();
+      }
+    }
+    if ((inline_token || from_file) && tc.token.size() < 16 && !tc.token.empty()) {
+      t.error("the token is shorter than 16 characters: use a long random one (openssl rand -hex 32)");
+    } else if ((inline_token || from_file) && tc.token.empty() && !t.get("token_file").present()) {
+      t.get("token").error("the token is empty");
+    }
+    Node scopes = t.require("scopes");
+    for (Node sc : scopes.items()) {
+      std::string v;
+      if (!sc.as_string(&v)) continue;
+      if (v == "admin" || v == "read" || v == "ingest:*" ||
+          (v.starts_with("ingest:") && check_topic_name(std::string_view(v).substr(7)).empty())) {
+        tc.scopes.push_back(v);
+      } else {
+        sc.error(fmt::format("unknown scope {}: expected ingest:TOPIC, ingest:*, read or admin",
+                             config::quote(v)));
+      }
+    }
+    t.finish();
+    out->tokens.push_back(std::move(tc));
+  }
+  if (a.get("open_paths").present()) {
+    out->open_paths.clear();
+    for (Node p : a.list("open_paths")) {
+      std::string v;
+      if (p.as_string(&v, [](std::string_view s) {
+            return s.starts_with("/") ? std::string() : std::string("must start with /");
+          })) {
+        out->open_paths.push_back(v);
+      }
+    }
+  }
+  if (tokens.empty()) a.error("auth needs at least one entry in tokens");
+  out->enabled = !out->tokens.empty();
+  a.finish();
+}
+
 void parse_server(Node n, ServerConfig* out) {
+  parse_auth(n.child("auth"), &out->auth);
   n.get_string("host", &out->host, config::non_empty);
   n.get_int("port", &out->port, 0, 65535);
   n.get_int("metrics_port", &out->metrics_port, 0, 65535);

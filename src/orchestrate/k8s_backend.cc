@@ -34,6 +34,7 @@
 #include "orchestrate/core.h"
 #include "orchestrate/k8s_client.h"
 #include "orchestrate/k8s_render.h"
+#include "server/auth.h"
 #include "server/http_client.h"
 
 namespace spate::orchestrate {
@@ -296,7 +297,7 @@ class K8sBackend final : public OrchestratorCore {
       return;
     }
     auto mt = http_request(r.pod_ip, static_cast<uint16_t>(cfg.kubernetes.metrics_port), "GET", "/metrics",
-                           {}, {}, cfg.probe_timeout_ms);
+                           {}, client_auth_headers(), cfg.probe_timeout_ms);
     std::lock_guard lock(mu_);
     if (mt.ok() && mt->status == 200) update_metrics(c, r, parse_prometheus_text(mt->body), now);
     const double lag_target = static_cast<double>(c.cfg.scaling.target_consumer_lag);

@@ -34,6 +34,7 @@
 #include "orchestrate/prom_text.h"
 #include "server/admin.h"
 #include "server/web.h"
+#include "server/auth.h"
 #include "server/http_client.h"
 #include "server/http_server.h"
 #include "spate/metrics.h"
@@ -326,7 +327,7 @@ class LocalBackend final : public OrchestratorCore {
     if (healthy) {
       auto rd = http_request(probe_host, r.port, "GET", "/ready", {}, {}, to);
       ready = rd.ok() && rd->status == 200;
-      auto mt = http_request(probe_host, r.port, "GET", "/metrics", {}, {}, to);
+      auto mt = http_request(probe_host, r.port, "GET", "/metrics", {}, client_auth_headers(), to);
       if (mt.ok() && mt->status == 200) {
         m = orchestrate::parse_prometheus_text(mt->body);
         have_metrics = true;

@@ -358,6 +358,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!split_target(req.target, &req.path, &req.query)) {
       return send(HttpResponse::error(400, "bad request target"), version, false, false);
     }
+    if (state_->cfg.authorize) {
+      if (std::optional<HttpResponse> deny = state_->cfg.authorize(req)) {
+        return send(std::move(*deny), version, keep_alive, req.method == "HEAD");
+      }
+    }
     bool head_only = false;
     HttpResponse error;
     const Handler* h = state_->routes.find(req, &head_only, &error);

@@ -83,6 +83,10 @@ using HttpResponder = std::function<void(HttpResponse)>;
 /// until it has answered, so pipelined requests are still answered in order.
 using AsyncHttpHandler = std::function<void(HttpRequest, HttpResponder)>;
 
+/// Decides before routing whether a request may be served: nullopt = yes, else the answer to
+/// send instead (e.g. 401). Called on the I/O threads; must be thread-safe and quick.
+using HttpAuthorizer = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+
 struct HttpServerConfig {
   std::string host = "127.0.0.1";  // IP literal or resolvable name; "0.0.0.0"/"::" for all
   uint16_t port = 8080;            // 0 = ephemeral, see HttpServer::port()
@@ -93,6 +97,7 @@ struct HttpServerConfig {
   // SO_REUSEPORT: several processes (replicas) listen on the same port and the kernel spreads
   // connections among them. Every one of them must set it.
   bool reuse_port = false;
+  HttpAuthorizer authorize;  // unset: every request is served
 };
 
 class HttpServer {

@@ -1,5 +1,7 @@
 #include "server/remote_log.h"
 
+#include "server/auth.h"
+
 #include <atomic>
 #include <charconv>
 #include <cstring>
@@ -96,8 +98,9 @@ class RemoteLog final : public Log {
     if (closed_.load()) return Unavailable("the log is closed");
     std::unique_ptr<HttpClient> c = acquire();
     c->set_timeout_ms(cfg_.timeout_ms + extra_ms);
-    auto r = c->request(method, target, body,
-                        {{"Content-Type", std::string(logwire::kContentType)}});
+    HttpHeaders headers = client_auth_headers();
+    headers.emplace_back("Content-Type", std::string(logwire::kContentType));
+    auto r = c->request(method, target, body, headers);
     if (!r.ok()) {
       // Unreachable owner: one error code for all the ways a connection fails.
       return Status(r.status().code() == Errc::kTimeout ? Errc::kTimeout : Errc::kUnavailable,
@@ -110,6 +113,12 @@ class RemoteLog final : public Log {
       if (r->status == 404 || r->status == 405) {
         return Unimplemented("no log API at " + cfg_.url + " (is it a `spate run` that owns its "
                              "log, with server.log_api on?)");
+      }
+      if (r->status == 401 || r->status == 403) {
+        // Not retried as an outage: the token is wrong until someone changes it.
+        return Status(Errc::kConfig, "log at " + cfg_.url + " refused this process (HTTP " +
+                                         std::to_string(r->status) + ": " + error_message(r->body) +
+                                         "): set SPATE_TOKEN to a token with the admin scope");
       }
       return Unavailable("log at " + cfg_.url + ": HTTP " + std::to_string(r->status));
     }

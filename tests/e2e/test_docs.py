@@ -54,6 +54,8 @@ def env_for(block):
             env[var] = "https://hooks.example.com/x"
         elif "KAFKA" in var or "BROKER" in var:
             env[var] = "127.0.0.1:9092"
+        elif "TOKEN" in var:
+            env[var] = "doc-token-0123456789abcdef"
         elif "EMAIL" in var:
             env[var] = "ops@example.com"
         else:

@@ -33,6 +33,12 @@ tmp = tempdir()
 node, node_dir = node_tools(os.path.join(ROOT, "tests", "e2e", "web_tools"), "test_openapi")
 WEB_TOOLS = os.path.join(ROOT, "tests", "e2e", "web_tools")
 
+# ---------------------------------------------------------------- the document's source
+gen = subprocess.run(["python3", os.path.join(ROOT, "scripts", "gen_openapi.py")], capture_output=True, text=True, timeout=60)
+with open(os.path.join(ROOT, "src", "server", "web", "openapi.json")) as f:
+    check(gen.returncode == 0 and gen.stdout == f.read(),
+          "src/server/web/openapi.json is the output of scripts/gen_openapi.py (regenerate it)")
+
 # ---------------------------------------------------------------- the servers
 pipeline = os.path.join(tmp, "pipeline.yaml")
 with open(pipeline, "w") as f:
