@@ -632,6 +632,7 @@ struct StreamingOrchestrator::Impl {
   DeploymentConfig cfg;
   MetricsRegistry* metrics = nullptr;
   std::unique_ptr<orchestrate::OrchestratorCore> backend;
+  std::unique_ptr<Authenticator> auth;  // before the server: its handlers use it
   std::unique_ptr<HttpServer> server;
   bool started = false;
   bool stopped = false;
@@ -658,6 +659,11 @@ Status StreamingOrchestrator::start() {
   hc.host = cfg.host;
   hc.port = static_cast<uint16_t>(cfg.port);
   hc.io_threads = 1;
+  // The pipeline's server.auth protects the orchestrator's API too (its operations need admin).
+  if (cfg.pipeline.server.auth.enabled) {
+    m.auth = std::make_unique<Authenticator>(cfg.pipeline.server.auth, m.metrics);
+    hc.authorize = m.auth->authorizer();
+  }
   m.server = std::make_unique<HttpServer>(hc);
   AdminHooks hooks;
   orchestrate::OrchestratorCore* b = m.backend.get();

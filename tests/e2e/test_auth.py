@@ -10,6 +10,9 @@ environment through ${VAR}) and `read` — and a signed webhook source. Checked:
   - a signed webhook needs no token (its signature authenticates it);
   - http_auth_failures_total counts each refusal by reason;
   - the CLI (`consume --log-url`, `tap`, `top`) sends $SPATE_TOKEN and says what to do without;
+  - a deployment (`spate orchestrate`) with auth comes up with $SPATE_TOKEN: replicas use the
+    log owner's API, the orchestrator's probes read /metrics, its own API takes the tokens
+    (scaling needs admin);
   - no token appears in the logs;
   - configuration errors: a short token, an unknown scope, both token and token_file."""
 import hashlib
@@ -144,6 +147,74 @@ log = open(err_path).read()
 check("authentication on: 3 token(s)" in log, f"the log says authentication is on: {log[:600]}")
 for t in (ADMIN, INGEST, READ):
     check(t not in log, "no token appears in the log")
+
+# ---------------------------------------------------------------- a deployment with auth
+# The orchestrator and every replica it starts share the pipeline's tokens: $SPATE_TOKEN (admin)
+# is inherited by the replicas (their RemoteLog calls to the log owner) and used by the
+# orchestrator's metrics probes; the orchestrator's own API takes the same tokens.
+orch_port, ingest_port = free_port(), free_port()
+with open(os.path.join(tmp, "pipeline2.yaml"), "w") as f:
+    f.write(f"""
+name: auth-orch
+data_dir: {tmp}/data2
+server:
+  auth:
+    tokens:
+      - {{name: ops, token: "{ADMIN}", scopes: [admin]}}
+      - {{name: orders-producer, token: "{INGEST}", scopes: ["ingest:orders"]}}
+      - {{name: dashboards, token: "{READ}", scopes: [read]}}
+topics:
+  - {{name: orders, partitions: 1}}
+  - {{name: out, partitions: 1}}
+processors:
+  - {{name: copy, inputs: [orders], output: out, steps: [{{filter: 'true'}}]}}
+""")
+with open(os.path.join(tmp, "deployment.yaml"), "w") as f:
+    f.write(f"""
+name: auth-orch
+pipeline: pipeline2.yaml
+state_dir: {tmp}/state
+server: {{port: {orch_port}}}
+monitor: {{interval: 500ms, probe_timeout: 2s}}
+components:
+  - {{name: ingestion, type: ingestion, port: {ingest_port}}}
+  - {{name: proc, type: processor, processors: [copy]}}
+""")
+orch = subprocess.Popen([SPATE, "orchestrate", os.path.join(tmp, "deployment.yaml")], env=dict(env, SPATE_TOKEN=ADMIN),
+                        stdout=open(os.path.join(tmp, "orch.log"), "w"), stderr=subprocess.STDOUT)
+try:
+    check(wait_for(lambda: http_get(orch_port, "/ready")[0] == 200, timeout=90),
+          "the deployment comes up: replicas reach the log owner with $SPATE_TOKEN")
+    port = orch_port
+    code, _, _ = call("GET", "/status")
+    check(code == 401, f"the orchestrator's /status needs a token: {code}")
+    code, _, body = call("POST", "/scale/proc?replicas=1", token=READ)
+    check(code == 403 and "admin" in body, f"scaling needs admin: {code} {body}")
+    code, _, body = call("POST", "/scale/proc?replicas=1", token=ADMIN)
+    check(code == 202, f"admin may scale: {code} {body}")
+    port = ingest_port
+    code, _, body = call("POST", "/ingest/orders", token=INGEST, body=b'{"n": 42}')
+    check(code == 202, f"ingest through the ingestion replica: {code} {body}")
+    port = orch_port
+
+    def status():
+        c, _, b = call("GET", "/status", token=READ)
+        return json.loads(b) if c == 200 else None
+    log_port = [i["port"] for c in status()["components"] if c["name"] == "log" for i in c["instances"]][0]
+    got = wait_for(lambda: (r := spate("consume", "--log-url", f"http://127.0.0.1:{log_port}", "--topic", "out",
+                                       "--from-beginning", env=dict(env, SPATE_TOKEN=ADMIN))).returncode == 0
+                   and '"n"' in r.stdout and r, timeout=30, interval=0.5)
+    check(got, "the processor replica copied the event through the authenticated log API")
+    probed = wait_for(lambda: (st := status()) and all(i.get("lag") is not None for c in st["components"]
+                                                       if c["name"] == "proc" for i in c["instances"]) and st,
+                      timeout=30, interval=0.5)
+    check(probed, f"the orchestrator's metrics probes pass authentication (lag known): {status()}")
+    r = spate("top", "--url", f"http://127.0.0.1:{orch_port}", "--once", "--interval", "0.2", env=dict(env, SPATE_TOKEN=READ))
+    check(r.returncode == 0 and "proc" in r.stdout, f"top on the orchestrator with the read token: {r.stdout} {r.stderr}")
+finally:
+    orch.terminate()
+    orch.wait(timeout=120)
+check(ADMIN not in open(os.path.join(tmp, "orch.log")).read(), "no token in the orchestrator's log")
 
 # Configuration errors, with file:line:col.
 def bad(tokens_yaml):
