@@ -54,6 +54,9 @@ struct ServerConfig {
   int io_threads = 0;         // HTTP I/O threads (accept, parse, decode, validate); 0 = one per core
   bool log_api = true;        // serve the embedded log to other processes on /log/v1/ (log kind remote)
   int64_t log_api_txn_timeout_ms = 60'000;  // idle remote transactions are aborted after this
+  int max_connections = 10'000;     // open connections; more are answered 503 and closed
+  int max_header_count = 100;       // request headers; more: 431
+  int64_t request_timeout_ms = 60'000;  // reading one request, writing one answer, an idle connection
 };
 
 /// Spate's own diagnostic logging (pipeline key `logging:`).

@@ -153,6 +153,7 @@ struct IngestionConfig {
   bool enable_compression = true;      // accept Content-Encoding gzip / zstd
   size_t max_body_bytes = 16 << 20;    // per request, after decompression
   size_t max_event_bytes = 1 << 20;    // per event
+  size_t max_events_per_request = 100'000;  // more: the request is refused (413); 0 = no limit
   uint32_t max_depth = 64;             // JSON nesting depth per event
   std::string key_field;               // dotted path of the partitioning key ("" = none)
   std::string timestamp_field;         // dotted path of the event time ("" = arrival time)

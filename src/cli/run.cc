@@ -310,6 +310,9 @@ int run_pipeline(const RunOptions& opts) {
                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   hc.max_body_bytes = std::max<size_t>(hc.max_body_bytes, pc.ingestion.max_body_bytes + 1);
   hc.reuse_port = opts.reuse_port;
+  hc.max_connections = pc.server.max_connections;
+  hc.max_header_count = pc.server.max_header_count;
+  hc.idle_timeout_ms = pc.server.request_timeout_ms;
   std::unique_ptr<Authenticator> auth;
   if (pc.server.auth.enabled) {
     auth = std::make_unique<Authenticator>(pc.server.auth, &metrics);

@@ -154,6 +154,9 @@ void parse_server(Node n, ServerConfig* out) {
   n.get_int("io_threads", &out->io_threads, 0, 64);
   n.get_bool("log_api", &out->log_api);
   n.get_duration_ms("log_api_txn_timeout", &out->log_api_txn_timeout_ms, 1);
+  n.get_int("max_connections", &out->max_connections, 1, 1'000'000);
+  n.get_int("max_header_count", &out->max_header_count, 1, 10'000);
+  n.get_duration_ms("request_timeout", &out->request_timeout_ms, 100, 3'600'000);
   n.finish();
 }
 
@@ -745,6 +748,7 @@ void parse_ingestion(Node n, const std::string& file, const EnvLookup& env,
   n.get_size("buffer_size", &out->buffer_size, 512, 1 << 30);
   n.get_bool("enable_compression", &out->enable_compression);
   n.get_size("max_body_bytes", &out->max_body_bytes, 1, 1LL << 32);
+  n.get_int("max_events_per_request", &out->max_events_per_request, 0, 100'000'000);
   n.get_size("max_event_bytes", &out->max_event_bytes, 1, 1LL << 30);
   n.get_int("max_depth", &out->max_depth, 1, 1024);
   n.get_string("key_field", &out->key_field, check_field_path);

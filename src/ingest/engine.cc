@@ -740,6 +740,12 @@ void DataIngestionEngine::Impl::submit(IngestRequest req, std::function<void(Ing
   std::vector<ingest::RawEvent> raw;
   Status split = ingest::split_events(state->body, req.format, &raw);
   if (!split.ok()) return fail(IngestStatus::kBadRequest, split.message());
+  if (cfg.max_events_per_request != 0 && raw.size() > cfg.max_events_per_request) {
+    return fail(IngestStatus::kTooLarge,
+                fmt::format("{} events in one request, more than ingestion.max_events_per_request ({}): "
+                            "split it into smaller requests",
+                            raw.size(), cfg.max_events_per_request));
+  }
   if (!req.event_positions.empty() && req.event_positions.size() == raw.size()) {
     state->positions = std::move(req.event_positions);
   }

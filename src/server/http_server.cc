@@ -223,6 +223,7 @@ struct ServerState {
   HttpServerConfig cfg;
   Routes routes;
   std::atomic<bool> stopping{false};
+  std::atomic<int> open_connections{0};
   std::mutex conns_mu;
   std::vector<std::weak_ptr<Connection>> conns;
 };
@@ -254,7 +255,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = remote.address().to_string() + ":" + std::to_string(remote.port());
     stream_.socket().set_option(tcp::no_delay(true), ec);
+    state_->open_connections.fetch_add(1);
   }
+  ~Connection() { state_->open_connections.fetch_sub(1); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   void start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
@@ -342,6 +347,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     req.method = std::string(msg.method_string());
     req.target = std::string(msg.target());
     req.remote_address = remote_;
+    const size_t header_count = static_cast<size_t>(std::distance(msg.begin(), msg.end()));
+    if (header_count > static_cast<size_t>(std::max(state_->cfg.max_header_count, 1))) {
+      return send(HttpResponse::error(431, "more than " + std::to_string(state_->cfg.max_header_count) +
+                                               " request headers"),
+                  msg.version(), false, false);
+    }
     for (const auto& f : msg) {
       std::string name = lower(std::string_view(f.name_string().data(), f.name_string().size()));
       std::string_view value(f.value().data(), f.value().size());
@@ -511,6 +522,20 @@ struct HttpServer::Impl {
         accept_backoff->async_wait([this](beast::error_code tec) {
           if (!tec && !state->stopping.load()) do_accept();
         });
+        return;
+      }
+      if (state->open_connections.load() >= std::max(state->cfg.max_connections, 1)) {
+        // Over the limit: answer at once and close (the client sees why, and may retry later).
+        static constexpr std::string_view kBusy =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            "Retry-After: 1\r\nConnection: close\r\nContent-Length: 58\r\n\r\n"
+            "{\"error\":\"too many connections (server.max_connections)\"}\n";
+        beast::error_code ignored;
+        s.non_blocking(true, ignored);
+        (void)s.write_some(net::buffer(kBusy.data(), kBusy.size()), ignored);
+        s.shutdown(tcp::socket::shutdown_both, ignored);
+        s.close(ignored);
+        do_accept();
         return;
       }
       auto conn = std::make_shared<Connection>(std::move(s), state);

@@ -98,6 +98,8 @@ struct HttpServerConfig {
   // connections among them. Every one of them must set it.
   bool reuse_port = false;
   HttpAuthorizer authorize;  // unset: every request is served
+  int max_connections = 10'000;  // open connections; a new one beyond is answered 503 and closed
+  int max_header_count = 100;    // request headers; more: 431
 };
 
 class HttpServer {
