@@ -226,7 +226,10 @@ api.conflict_next_scale_put(1)
 api.set_pod_metrics("enrich", 'stream_consumer_lag{topic="in",partition="0"} 350\n')
 check(wait_for(lambda: spec_replicas("Deployment", "kfk-enrich") == 4, timeout=30),
       f"lag 350 over target 100 scales enrich to 4 (max): spec.replicas {spec_replicas('Deployment', 'kfk-enrich')}")
-puts = api.requests_matching("PUT", "/apis/apps/v1/namespaces/spate/deployments/kfk-enrich/scale")
+# The fake records a request after answering it: wait for the successful PUT's record too.
+puts = wait_for(lambda: (p := api.requests_matching("PUT", "/apis/apps/v1/namespaces/spate/deployments/kfk-enrich/scale"))
+                and len(p) >= 2 and p, timeout=10) or \
+    api.requests_matching("PUT", "/apis/apps/v1/namespaces/spate/deployments/kfk-enrich/scale")
 check([r["status"] for r in puts][:2] == [409, 200], f"a 409 on a stale resourceVersion is retried: {[r['status'] for r in puts]}")
 check(all(r["body"]["metadata"].get("resourceVersion") for r in puts), "every PUT carries the resourceVersion it read")
 st = wait_for(lambda: (s := status()) and component(s, "enrich")["ready_replicas"] == 4 and s, timeout=30)
