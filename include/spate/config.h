@@ -46,17 +46,29 @@ struct AuthConfig {
   std::vector<std::string> open_paths = {"/health", "/ready"};  // served without a token
 };
 
+/// TLS of the HTTP API (pipeline key `server.tls`; docs/security.md). Files are PEM.
+struct TlsConfig {
+  bool enabled = false;             // true once `server.tls` is given
+  std::string cert_file;            // certificate chain, leaf first
+  std::string key_file;             // its private key
+  std::string client_ca_file;       // "" = no client certificates; set: mutual TLS
+  bool require_client_cert = true;  // with client_ca_file: refuse clients without a certificate
+  std::string min_version = "1.2";  // "1.2" | "1.3"
+};
+
 struct ServerConfig {
   AuthConfig auth;
+  TlsConfig tls;  // on the main port, the metrics port and the orchestrator's API
   std::string host = "127.0.0.1";
   uint16_t port = 8080;       // 0 = pick a free port
   uint16_t metrics_port = 0;  // 0 = serve /metrics on the main port
-  int io_threads = 0;         // HTTP I/O threads (accept, parse, decode, validate); 0 = one per core
-  bool log_api = true;        // serve the embedded log to other processes on /log/v1/ (log kind remote)
+  int io_threads = 0;   // HTTP I/O threads (accept, parse, decode, validate); 0 = one per core
+  bool log_api = true;  // serve the embedded log to other processes on /log/v1/ (log kind remote)
   int64_t log_api_txn_timeout_ms = 60'000;  // idle remote transactions are aborted after this
-  int max_connections = 10'000;     // open connections; more are answered 503 and closed
-  int max_header_count = 100;       // request headers; more: 431
-  int64_t request_timeout_ms = 60'000;  // reading one request, writing one answer, an idle connection
+  int max_connections = 10'000;             // open connections; more are answered 503 and closed
+  int max_header_count = 100;               // request headers; more: 431
+  int64_t request_timeout_ms =
+      60'000;  // reading one request, writing one answer, an idle connection
 };
 
 /// Spate's own diagnostic logging (pipeline key `logging:`).
@@ -68,8 +80,8 @@ struct LoggingConfig {
 /// Health tracking in Redis (pipeline key `health:`): processor heartbeats for dashboards and
 /// the orchestrator. Off unless a URL is configured here or in $REDIS_URL.
 struct HealthConfig {
-  std::string redis_url;          // "" = $REDIS_URL, else off
-  int64_t interval_ms = 5'000;    // heartbeat period; keys expire after 3 periods
+  std::string redis_url;        // "" = $REDIS_URL, else off
+  int64_t interval_ms = 5'000;  // heartbeat period; keys expire after 3 periods
   std::string key_prefix = "spate:health";
 };
 

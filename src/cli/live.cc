@@ -15,8 +15,8 @@
 #include <map>
 #include <thread>
 
-#include "server/http_client.h"
 #include "server/auth.h"
+#include "server/http_client.h"
 
 namespace spate::cli {
 
@@ -40,7 +40,8 @@ double rate(double before, double after, double seconds) {
 }
 
 // The values of label `key` on samples named `name`, sorted.
-std::vector<std::string> label_values(const PromText& t, std::string_view name, std::string_view key) {
+std::vector<std::string> label_values(const PromText& t, std::string_view name,
+                                      std::string_view key) {
   std::vector<std::string> out;
   for (const PromSample& x : t.samples) {
     if (x.name != name) continue;
@@ -66,27 +67,30 @@ std::string human_number(double v) {
 std::string live_status_line(const PromText& prev, const PromText& cur, double seconds) {
   const double in = rate(sum_where(prev, "ingestion_messages_total", "status", "accepted"),
                          sum_where(cur, "ingestion_messages_total", "status", "accepted"), seconds);
-  const double out = rate(sum_where(prev, "stream_messages_processed_total", "status", "processed"),
-                          sum_where(cur, "stream_messages_processed_total", "status", "processed"), seconds) +
-                     rate(sum_where(prev, "analytics_events_processed_total"),
-                          sum_where(cur, "analytics_events_processed_total"), seconds);
-  const double errors = rate(sum_where(prev, "stream_processing_errors_total"),
-                             sum_where(cur, "stream_processing_errors_total"), seconds) +
-                        rate(sum_where(prev, "ingestion_messages_total", "status", "rejected"),
-                             sum_where(cur, "ingestion_messages_total", "status", "rejected"), seconds);
+  const double out =
+      rate(sum_where(prev, "stream_messages_processed_total", "status", "processed"),
+           sum_where(cur, "stream_messages_processed_total", "status", "processed"), seconds) +
+      rate(sum_where(prev, "analytics_events_processed_total"),
+           sum_where(cur, "analytics_events_processed_total"), seconds);
+  const double errors =
+      rate(sum_where(prev, "stream_processing_errors_total"),
+           sum_where(cur, "stream_processing_errors_total"), seconds) +
+      rate(sum_where(prev, "ingestion_messages_total", "status", "rejected"),
+           sum_where(cur, "ingestion_messages_total", "status", "rejected"), seconds);
   const double lag = sum_where(cur, "stream_consumer_lag");
   const double alerts = sum_where(cur, "analytics_alerts_total", "state", "firing");
   return fmt::format("in {}/s  out {}/s  lag {}  errors {}/s  alerts {}", human_number(in),
-                     human_number(out), human_number(lag), human_number(errors), human_number(alerts));
+                     human_number(out), human_number(lag), human_number(errors),
+                     human_number(alerts));
 }
 
 std::string live_top_table(const PromText& prev, const PromText& cur, double seconds) {
-  std::string out = fmt::format("{:<28} {:>10} {:>10} {:>10} {:>10}  {}\n", "COMPONENT", "IN/s", "OUT/s",
-                                "ERRORS/s", "LAG", "DETAIL");
-  auto row = [&](const std::string& name, double in, double outr, double err, const std::string& lag,
-                 const std::string& detail) {
-    out += fmt::format("{:<28} {:>10} {:>10} {:>10} {:>10}  {}\n", name, human_number(in), human_number(outr),
-                       human_number(err), lag, detail);
+  std::string out = fmt::format("{:<28} {:>10} {:>10} {:>10} {:>10}  {}\n", "COMPONENT", "IN/s",
+                                "OUT/s", "ERRORS/s", "LAG", "DETAIL");
+  auto row = [&](const std::string& name, double in, double outr, double err,
+                 const std::string& lag, const std::string& detail) {
+    out += fmt::format("{:<28} {:>10} {:>10} {:>10} {:>10}  {}\n", name, human_number(in),
+                       human_number(outr), human_number(err), lag, detail);
   };
   bool found = false;
   (void)cur.sum("ingestion_messages_total", &found);
@@ -95,8 +99,8 @@ std::string live_top_table(const PromText& prev, const PromText& cur, double sec
       return rate(sum_where(prev, "ingestion_messages_total", "status", status),
                   sum_where(cur, "ingestion_messages_total", "status", status), seconds);
     };
-    row("ingestion", r("accepted") + r("rejected") + r("dropped") + r("dead_lettered"), r("accepted"),
-        r("rejected"), "-",
+    row("ingestion", r("accepted") + r("rejected") + r("dropped") + r("dead_lettered"),
+        r("accepted"), r("rejected"), "-",
         fmt::format("queue {}  duplicates {}", human_number(sum_where(cur, "ingestion_queue_size")),
                     human_number(sum_where(cur, "ingestion_duplicates_total"))));
   }
@@ -114,10 +118,12 @@ std::string live_top_table(const PromText& prev, const PromText& cur, double sec
     double lag = 0, err_prev = 0, err_cur = 0;
     for (const PromSample& x : cur.samples) {
       if (x.name == "stream_consumer_lag" && x.label("processor") == p) lag += x.value;
-      if (x.name == "stream_processing_errors_total" && x.label("processor") == p) err_cur += x.value;
+      if (x.name == "stream_processing_errors_total" && x.label("processor") == p)
+        err_cur += x.value;
     }
     for (const PromSample& x : prev.samples) {
-      if (x.name == "stream_processing_errors_total" && x.label("processor") == p) err_prev += x.value;
+      if (x.name == "stream_processing_errors_total" && x.label("processor") == p)
+        err_prev += x.value;
     }
     row("processor " + p, rate(c(prev, ""), c(cur, ""), seconds),
         rate(c(prev, "processed"), c(cur, "processed"), seconds), rate(err_prev, err_cur, seconds),
@@ -126,11 +132,17 @@ std::string live_top_table(const PromText& prev, const PromText& cur, double sec
                     human_number(c(cur, "filtered"))));
   }
   for (const std::string& a : label_values(cur, "analytics_events_processed_total", "analytics")) {
-    auto v = [&](const PromText& t, std::string_view name) { return sum_where(t, name, "analytics", a); };
+    auto v = [&](const PromText& t, std::string_view name) {
+      return sum_where(t, name, "analytics", a);
+    };
     row("analytics " + a,
-        rate(v(prev, "analytics_events_processed_total"), v(cur, "analytics_events_processed_total"), seconds),
-        rate(v(prev, "analytics_window_results_total"), v(cur, "analytics_window_results_total"), seconds),
-        rate(v(prev, "analytics_late_events_total"), v(cur, "analytics_late_events_total"), seconds), "-",
+        rate(v(prev, "analytics_events_processed_total"),
+             v(cur, "analytics_events_processed_total"), seconds),
+        rate(v(prev, "analytics_window_results_total"), v(cur, "analytics_window_results_total"),
+             seconds),
+        rate(v(prev, "analytics_late_events_total"), v(cur, "analytics_late_events_total"),
+             seconds),
+        "-",
         fmt::format("windows {}  patterns {}  anomalies {}  watermark lag {}s",
                     human_number(v(cur, "analytics_active_windows")),
                     human_number(v(cur, "analytics_patterns_detected_total")),
@@ -148,7 +160,9 @@ namespace spate::cli {
 namespace {
 
 std::atomic<bool> g_top_stop{false};
-void on_top_signal(int) { g_top_stop = true; }
+void on_top_signal(int) {
+  g_top_stop = true;
+}
 
 std::string orchestrator_table(std::string_view status_json) {
   simdjson::dom::parser p;
@@ -158,9 +172,9 @@ std::string orchestrator_table(std::string_view status_json) {
   if (e["deployment"].get(dep)) dep = "?";
   double thr = 0;
   if (e["total_throughput"].get(thr)) thr = 0;
-  std::string out = fmt::format("deployment {}  ingest {}/s\n{:<16} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}  {}\n", dep,
-                                human_number(thr), "COMPONENT", "TYPE", "READY", "HEALTH", "IN/s", "OUT/s",
-                                "LAG", "SCALING");
+  std::string out = fmt::format(
+      "deployment {}  ingest {}/s\n{:<16} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}  {}\n", dep,
+      human_number(thr), "COMPONENT", "TYPE", "READY", "HEALTH", "IN/s", "OUT/s", "LAG", "SCALING");
   simdjson::dom::array comps;
   if (e["components"].get(comps)) return out;
   for (simdjson::dom::element c : comps) {
@@ -185,8 +199,8 @@ std::string orchestrator_table(std::string_view status_json) {
       }
     }
     out += fmt::format("{:<16} {:<10} {:>8} {:>7.2f} {:>10} {:>10} {:>10}  {}\n", name, type,
-                       fmt::format("{}/{}", ready, replicas), health, human_number(in), human_number(outr),
-                       any_lag ? human_number(lag) : std::string("-"), reason);
+                       fmt::format("{}/{}", ready, replicas), health, human_number(in),
+                       human_number(outr), any_lag ? human_number(lag) : std::string("-"), reason);
   }
   return out;
 }
@@ -194,27 +208,29 @@ std::string orchestrator_table(std::string_view status_json) {
 }  // namespace
 
 int cmd_top(const TopOptions& opts) {
-  std::string rest = opts.url;
-  if (rest.starts_with("http://")) rest = rest.substr(7);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  const size_t colon = rest.rfind(':');
-  const std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
-  const int port = colon == std::string::npos ? 80 : std::atoi(rest.c_str() + colon + 1);
-  if (host.empty() || port <= 0 || port > 65535 || opts.interval_s <= 0) {
-    std::fprintf(stderr, "spate top: --url must be http://HOST:PORT and --interval > 0\n");
+  const std::string url =
+      opts.url.find("://") == std::string::npos ? "http://" + opts.url : opts.url;
+  auto endpoint = parse_endpoint_url(url, "--url");
+  if (!endpoint.ok() || opts.interval_s <= 0) {
+    std::fprintf(stderr, "spate top: %s\n",
+                 endpoint.ok() ? "--interval must be > 0" : endpoint.status().message().c_str());
     return 2;
   }
+  const HttpClientTls tls = endpoint->tls();
   std::signal(SIGINT, on_top_signal);
   std::signal(SIGTERM, on_top_signal);
   const bool tty = isatty(STDOUT_FILENO) != 0;
   auto fetch = [&](const char* path) -> Result<std::string> {
-    auto r = http_request(host, static_cast<uint16_t>(port), "GET", path, {}, client_auth_headers(), 5000);
+    auto r = http_request(endpoint->host, endpoint->port, "GET", path, {}, client_auth_headers(),
+                          5000, tls);
     if (!r.ok()) return r.status();
     if (r->status == 401 || r->status == 403) {
-      return Unavailable(fmt::format("GET {}{}: HTTP {} ({}): set SPATE_TOKEN to a token with the read scope",
-                                     opts.url, path, r->status, r->body));
+      return Unavailable(
+          fmt::format("GET {}{}: HTTP {} ({}): set SPATE_TOKEN to a token with the read scope",
+                      opts.url, path, r->status, r->body));
     }
-    if (r->status != 200) return Unavailable(fmt::format("GET {}{}: HTTP {}", opts.url, path, r->status));
+    if (r->status != 200)
+      return Unavailable(fmt::format("GET {}{}: HTTP {}", opts.url, path, r->status));
     return r->body;
   };
   orchestrate::PromText prev;

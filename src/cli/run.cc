@@ -1,14 +1,11 @@
 #include "cli/run.h"
-#include <unistd.h>
-#include <spdlog/pattern_formatter.h>
-#include "orchestrate/prom_text.h"
-#include "cli/live.h"
-#include "cli/progress.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,27 +16,30 @@
 #include <memory>
 #include <thread>
 
+#include "analytics/notify.h"
 #include "base/clock.h"
-#include "base/json_escape.h"
-#include "event/json.h"
 #include "base/fs.h"
+#include "base/json_escape.h"
+#include "cli/common.h"
+#include "cli/live.h"
+#include "cli/progress.h"
+#include "cli/web_ui.h"
+#include "event/json.h"
 #include "ingest/source.h"
 #include "ingest/sources/http_source.h"
+#include "orchestrate/prom_text.h"
+#include "process/health.h"
 #include "server/admin.h"
+#include "server/auth.h"
 #include "server/http_server.h"
 #include "server/log_api.h"
 #include "server/web.h"
-#include "server/auth.h"
-#include "cli/web_ui.h"
-#include "cli/common.h"
+#include "spate/analytics.h"
 #include "spate/config.h"
 #include "spate/ingestion.h"
 #include "spate/log.h"
 #include "spate/metrics.h"
-#include "process/health.h"
 #include "spate/processor.h"
-#include "analytics/notify.h"
-#include "spate/analytics.h"
 #include "spate/version.h"
 
 namespace spate::cli {
@@ -49,12 +49,15 @@ namespace {
 // so that every `--log-format json` line parses whatever the message holds.
 class JsonMessageFlag final : public spdlog::custom_flag_formatter {
  public:
-  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
     std::string out;
     append_json_escaped(out, std::string_view(msg.payload.data(), msg.payload.size()));
     dest.append(out.data(), out.data() + out.size());
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
 };
 
 void setup_logging(const LoggingConfig& cfg) {
@@ -107,9 +110,10 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     out += fmt::format(",\"partitions\":{},\"partition_info\":[", info->partitions);
     for (size_t i = 0; i < info->partition_info.size(); ++i) {
       const auto& p = info->partition_info[i];
-      out += fmt::format("{}{{\"partition\":{},\"start_offset\":{},\"end_offset\":{},"
-                         "\"size_bytes\":{}}}",
-                         i ? "," : "", p.partition, p.start_offset, p.end_offset, p.size_bytes);
+      out += fmt::format(
+          "{}{{\"partition\":{},\"start_offset\":{},\"end_offset\":{},"
+          "\"size_bytes\":{}}}",
+          i ? "," : "", p.partition, p.start_offset, p.end_offset, p.size_bytes);
     }
     out += "]}";
   }
@@ -126,14 +130,14 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     }
     out += "],\"output\":";
     append_json_quoted(out, c.output);
-    out += fmt::format(",\"replica\":{},\"replicas\":{},\"workers\":{},\"exactly_once\":{},"
-                       "\"consumed\":{},\"produced\":{},\"filtered\":{},\"failed\":{},"
-                       "\"dead_lettered\":{},\"retries\":{},\"batches\":{},\"pauses\":{},"
-                       "\"aborts\":{},\"paused\":{},\"lag\":{},\"partitions\":{}",
-                       c.replica, c.replicas, c.workers, c.exactly_once, st.consumed, st.produced,
-                       st.filtered, st.failed, st.dead_lettered, st.retries, st.batches, st.pauses,
-                       st.aborts, st.paused, processors[i]->total_lag(),
-                       processors[i]->assigned_partitions());
+    out += fmt::format(
+        ",\"replica\":{},\"replicas\":{},\"workers\":{},\"exactly_once\":{},"
+        "\"consumed\":{},\"produced\":{},\"filtered\":{},\"failed\":{},"
+        "\"dead_lettered\":{},\"retries\":{},\"batches\":{},\"pauses\":{},"
+        "\"aborts\":{},\"paused\":{},\"lag\":{},\"partitions\":{}",
+        c.replica, c.replicas, c.workers, c.exactly_once, st.consumed, st.produced, st.filtered,
+        st.failed, st.dead_lettered, st.retries, st.batches, st.pauses, st.aborts, st.paused,
+        processors[i]->total_lag(), processors[i]->assigned_partitions());
     out += ",\"downstreams\":[";
     const auto ds = processors[i]->downstreams();
     for (size_t k = 0; k < ds.size(); ++k) {
@@ -141,8 +145,8 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
       append_json_quoted(out, ds[k].step);
       out += ",\"downstream\":";
       append_json_quoted(out, ds[k].downstream);
-      out += fmt::format(",\"breaker\":\"{}\",\"transitions\":{},\"retry_in_ms\":{}}}",
-                         ds[k].state, ds[k].transitions, ds[k].retry_in_ms);
+      out += fmt::format(",\"breaker\":\"{}\",\"transitions\":{},\"retry_in_ms\":{}}}", ds[k].state,
+                         ds[k].transitions, ds[k].retry_in_ms);
     }
     out += "],\"steps\":{" + processors[i]->steps_status_json() + "}}";
   }
@@ -154,18 +158,18 @@ std::string status_json(const PipelineConfig& pc, Log& log, int64_t started_ms, 
     append_json_quoted(out, c.name);
     out += ",\"output\":";
     append_json_quoted(out, c.output);
-    out += fmt::format(",\"window\":\"{}\",\"replica\":{},\"replicas\":{},\"events\":{},"
-                       "\"late\":{},\"invalid\":{},\"results\":{},\"active_windows\":{},"
-                       "\"watermark\":{},\"keys\":{},\"overflow\":{},\"checkpoints\":{},"
-                       "\"state_bytes\":{},\"restored\":{},\"patterns\":{},\"anomalies\":{},"
-                       "\"alerts\":{}}}",
-                       window_type_name(c.window.type), c.replica, c.replicas, st.events, st.late,
-                       st.invalid, st.results, st.active_windows,
-                       st.watermark_ms == std::numeric_limits<int64_t>::min()
-                           ? std::string("null")
-                           : std::to_string(st.watermark_ms),
-                       st.keys, st.overflow, st.checkpoints, st.state_bytes,
-                       st.restored ? "true" : "false", st.patterns, st.anomalies, st.alerts);
+    out += fmt::format(
+        ",\"window\":\"{}\",\"replica\":{},\"replicas\":{},\"events\":{},"
+        "\"late\":{},\"invalid\":{},\"results\":{},\"active_windows\":{},"
+        "\"watermark\":{},\"keys\":{},\"overflow\":{},\"checkpoints\":{},"
+        "\"state_bytes\":{},\"restored\":{},\"patterns\":{},\"anomalies\":{},"
+        "\"alerts\":{}}}",
+        window_type_name(c.window.type), c.replica, c.replicas, st.events, st.late, st.invalid,
+        st.results, st.active_windows,
+        st.watermark_ms == std::numeric_limits<int64_t>::min() ? std::string("null")
+                                                               : std::to_string(st.watermark_ms),
+        st.keys, st.overflow, st.checkpoints, st.state_bytes, st.restored ? "true" : "false",
+        st.patterns, st.anomalies, st.alerts);
   }
   out += "]}";
   return out;
@@ -236,8 +240,10 @@ int run_pipeline(const RunOptions& opts) {
       } else if (r == "analytics") {
         run_analytics = true;
       } else if (r != "log") {
-        std::fprintf(stderr, "spate: --role: unknown role \"%.*s\" (all, log, ingestion, processors, analytics)\n",
-                     static_cast<int>(r.size()), r.data());
+        std::fprintf(
+            stderr,
+            "spate: --role: unknown role \"%.*s\" (all, log, ingestion, processors, analytics)\n",
+            static_cast<int>(r.size()), r.data());
         return 2;
       }
     }
@@ -265,7 +271,8 @@ int run_pipeline(const RunOptions& opts) {
   }
   if (!opts.analytics.empty()) {
     std::erase_if(pc.analytics, [&](const AnalyticsConfig& a) {
-      return std::find(opts.analytics.begin(), opts.analytics.end(), a.name) == opts.analytics.end();
+      return std::find(opts.analytics.begin(), opts.analytics.end(), a.name) ==
+             opts.analytics.end();
     });
   }
   if (!opts.processors.empty()) {
@@ -317,8 +324,16 @@ int run_pipeline(const RunOptions& opts) {
   if (pc.server.auth.enabled) {
     auth = std::make_unique<Authenticator>(pc.server.auth, &metrics);
     hc.authorize = auth->authorizer();
-    spdlog::info("authentication on: {} token(s); open without a token: {}", pc.server.auth.tokens.size(),
-                 fmt::join(pc.server.auth.open_paths, ", "));
+    spdlog::info("authentication on: {} token(s); open without a token: {}",
+                 pc.server.auth.tokens.size(), fmt::join(pc.server.auth.open_paths, ", "));
+  }
+  hc.tls = http_tls_config(pc.server.tls, &metrics);
+  if (hc.tls) {
+    spdlog::info("TLS on: certificate {}{}", pc.server.tls.cert_file,
+                 pc.server.tls.client_ca_file.empty()
+                     ? std::string()
+                     : fmt::format(", client certificates from {} {}", pc.server.tls.client_ca_file,
+                                   pc.server.tls.require_client_cert ? "required" : "optional"));
   }
   HttpServer server(hc);
   std::unique_ptr<Log> log;
@@ -367,8 +382,8 @@ int run_pipeline(const RunOptions& opts) {
       opened = p;
       if (std::chrono::steady_clock::now() - last_progress < std::chrono::seconds(2)) return;
       last_progress = std::chrono::steady_clock::now();
-      spdlog::info("opening the log: topic {} of {}, {} partitions, {} read ({:.1f} s)", p.topics_done,
-                   p.topics_total, p.partitions_done, human_bytes(p.bytes_done),
+      spdlog::info("opening the log: topic {} of {}, {} partitions, {} read ({:.1f} s)",
+                   p.topics_done, p.topics_total, p.partitions_done, human_bytes(p.bytes_done),
                    static_cast<double>(p.elapsed_ms) / 1000);
     };
   }
@@ -380,16 +395,17 @@ int run_pipeline(const RunOptions& opts) {
                  static_cast<double>(opened.elapsed_ms) / 1000);
   }
   if (!log_r.ok()) {
-    spdlog::error("cannot open the log {}: {}",
-                  remote_log              ? pc.log.url
-                  : pc.log.kind == "kafka" ? "on Kafka at " + kafka_bootstrap_servers(pc.log.kafka)
-                                           : pc.log.data_dir,
-                  log_r.status().to_string() +
-                      (log_r.status().message().find("in use by another spate process") != std::string::npos
-                           ? " — stop that process, or give this one another data_dir "
-                             "(--data-dir DIR); to share its log, run this one with --log-url "
-                             "http://HOST:PORT of the first"
-                           : ""));
+    spdlog::error(
+        "cannot open the log {}: {}",
+        remote_log               ? pc.log.url
+        : pc.log.kind == "kafka" ? "on Kafka at " + kafka_bootstrap_servers(pc.log.kafka)
+                                 : pc.log.data_dir,
+        log_r.status().to_string() +
+            (log_r.status().message().find("in use by another spate process") != std::string::npos
+                 ? " — stop that process, or give this one another data_dir "
+                   "(--data-dir DIR); to share its log, run this one with --log-url "
+                   "http://HOST:PORT of the first"
+                 : ""));
     return 1;
   }
   log = std::move(log_r).value();
@@ -439,13 +455,12 @@ int run_pipeline(const RunOptions& opts) {
                                            : 0.0;
                            }));
       log_metrics.emplace_back(
-          &metrics, metrics.gauge_fn("spate_log_size_bytes", "Bytes on disk of a partition",
-                                    labels, [l, name, p] {
-                                      auto i = l->describe_topic(name);
-                                      return i.ok() ? static_cast<double>(
-                                                          i->partition_info[p].size_bytes)
-                                                    : 0.0;
-                                    }));
+          &metrics,
+          metrics.gauge_fn(
+              "spate_log_size_bytes", "Bytes on disk of a partition", labels, [l, name, p] {
+                auto i = l->describe_topic(name);
+                return i.ok() ? static_cast<double>(i->partition_info[p].size_bytes) : 0.0;
+              }));
     }
   }
   if (!remote_log) {
@@ -477,7 +492,8 @@ int run_pipeline(const RunOptions& opts) {
   // Ingestion (HTTP source on the admin server), then the servers; /ready turns 200 last.
   std::unique_ptr<DataIngestionEngine> ingestion;
   if (pc.ingestion.enabled) {
-    if (pc.ingestion.dedup.state_dir.empty()) pc.ingestion.dedup.state_dir = pc.data_dir + "/state/dedup";
+    if (pc.ingestion.dedup.state_dir.empty())
+      pc.ingestion.dedup.state_dir = pc.data_dir + "/state/dedup";
     ingestion = std::make_unique<DataIngestionEngine>(pc.ingestion, log.get(), &metrics);
     s = ingestion->initialize();
     if (s.ok()) s = ingestion->start();
@@ -504,8 +520,9 @@ int run_pipeline(const RunOptions& opts) {
       (void)default_fs()->create_dirs(ctx.state_dir);
       const ingest::SourceType* type = ingest::find_source_type(sc.type);
       Result<std::unique_ptr<ingest::Source>> src =
-          type ? type->create(sc, ctx) : Result<std::unique_ptr<ingest::Source>>(
-                                             ConfigError("unknown source type " + sc.type));
+          type ? type->create(sc, ctx)
+               : Result<std::unique_ptr<ingest::Source>>(
+                     ConfigError("unknown source type " + sc.type));
       if (src.ok()) s = (*src)->start();
       if (!src.ok() || !s.ok()) {
         spdlog::error("cannot start source {}: {}", sc.name,
@@ -659,8 +676,8 @@ int run_pipeline(const RunOptions& opts) {
       return 1;
     }
   }
-  spdlog::info("spate {} pipeline \"{}\": admin on http://{}:{}", SPATE_VERSION, pc.name,
-               hc.host, server.port());
+  spdlog::info("spate {} pipeline \"{}\": admin on {}://{}:{}", SPATE_VERSION, pc.name,
+               hc.tls ? "https" : "http", hc.host, server.port());
 
   ready = true;
   if (pc.log.kind == "kafka") {
@@ -680,7 +697,8 @@ int run_pipeline(const RunOptions& opts) {
       auto prev = orchestrate::parse_prometheus_text(metrics.render_prometheus());
       auto prev_t = std::chrono::steady_clock::now();
       while (!status_stop.load()) {
-        for (int i = 0; i < 10 && !status_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        for (int i = 0; i < 10 && !status_stop.load(); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (status_stop.load()) break;
         auto cur = orchestrate::parse_prometheus_text(metrics.render_prometheus());
         const auto now = std::chrono::steady_clock::now();
@@ -705,7 +723,8 @@ int run_pipeline(const RunOptions& opts) {
   // get 503), stop the servers, then fsync and close the log.
   stop_sources();
   if (ingestion) ingestion->stop();
-  stop_processors_and_health();  // after ingestion: what it drained may still be processed (at-least-once)
+  stop_processors_and_health();  // after ingestion: what it drained may still be processed
+                                 // (at-least-once)
   if (log_api) log_api->stop();  // answers what is queued; later callers get 503 and retry
   if (metrics_server) metrics_server->stop();
   server.stop();

@@ -2,13 +2,13 @@
 // config::Node; later sections (ingestion, processors, analytics) are added the same way.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -107,11 +107,13 @@ void parse_auth(Node a, AuthConfig* out) {
         const size_t n = std::fread(buf, 1, sizeof buf, f);
         std::fclose(f);
         tc.token.assign(buf, n);
-        while (!tc.token.empty() && std::isspace(static_cast<unsigned char>(tc.token.back()))) tc.token.pop_back();
+        while (!tc.token.empty() && std::isspace(static_cast<unsigned char>(tc.token.back())))
+          tc.token.pop_back();
       }
     }
     if ((inline_token || from_file) && tc.token.size() < 16 && !tc.token.empty()) {
-      t.error("the token is shorter than 16 characters: use a long random one (openssl rand -hex 32)");
+      t.error(
+          "the token is shorter than 16 characters: use a long random one (openssl rand -hex 32)");
     } else if ((inline_token || from_file) && tc.token.empty() && !t.get("token_file").present()) {
       t.get("token").error("the token is empty");
     }
@@ -146,8 +148,35 @@ void parse_auth(Node a, AuthConfig* out) {
   a.finish();
 }
 
+// server.tls: {cert_file, key_file, client_ca_file, require_client_cert, min_version}
+void parse_tls(Node t, TlsConfig* out) {
+  if (!t.present() || t.is_null()) return;
+  out->enabled = true;
+  t.require("cert_file");
+  t.require("key_file");
+  auto readable_file = [&](const char* key, std::string* v) {
+    if (!t.get_string(key, v, config::non_empty)) return;
+    if (std::FILE* f = std::fopen(v->c_str(), "rb")) {
+      std::fclose(f);
+    } else {
+      t.get(key).error(fmt::format("cannot read {}: {}", *v, std::strerror(errno)));
+    }
+  };
+  readable_file("cert_file", &out->cert_file);
+  readable_file("key_file", &out->key_file);
+  readable_file("client_ca_file", &out->client_ca_file);
+  t.get_bool("require_client_cert", &out->require_client_cert);
+  if (t.get("require_client_cert").present() && out->client_ca_file.empty()) {
+    t.get("require_client_cert")
+        .error("require_client_cert needs client_ca_file (the CA that signs client certificates)");
+  }
+  t.get_enum("min_version", &out->min_version, {"1.2", "1.3"});
+  t.finish();
+}
+
 void parse_server(Node n, ServerConfig* out) {
   parse_auth(n.child("auth"), &out->auth);
+  parse_tls(n.child("tls"), &out->tls);
   n.get_string("host", &out->host, config::non_empty);
   n.get_int("port", &out->port, 0, 65535);
   n.get_int("metrics_port", &out->metrics_port, 0, 65535);
@@ -185,11 +214,10 @@ void parse_kafka(Node n, KafkaLogConfig* out) {
   n.get_bool("enable_idempotence", &out->enable_idempotence);
   n.get_duration_ms("linger_ms", &out->linger_ms, 0, 900'000);
   n.get_size("batch_size", &out->batch_size, 1, 2'147'483'647);
-  n.get_enum("compression_type", &out->compression_type,
-             {"none", "gzip", "snappy", "lz4", "zstd"});
+  n.get_enum("compression_type", &out->compression_type, {"none", "gzip", "snappy", "lz4", "zstd"});
   n.get_int("retries", &out->retries, 0, 2'147'483'647);
-  n.get_int("max_in_flight_requests_per_connection", &out->max_in_flight_requests_per_connection,
-            1, 1'000'000);
+  n.get_int("max_in_flight_requests_per_connection", &out->max_in_flight_requests_per_connection, 1,
+            1'000'000);
   n.get_duration_ms("delivery_timeout_ms", &out->delivery_timeout_ms, 1, 2'147'483'647);
   n.get_duration_ms("request_timeout_ms", &out->request_timeout_ms, 1, 900'000);
   n.get_int("queue_max_messages", &out->queue_max_messages, 1, 2'147'483'647);
@@ -207,9 +235,11 @@ void parse_kafka(Node n, KafkaLogConfig* out) {
   n.get_string("ssl_certificate_location", &out->ssl_certificate_location);
   n.get_string("ssl_key_location", &out->ssl_key_location);
   n.get_string("ssl_key_password", &out->ssl_key_password);
-  if (out->acks != "all" && out->acks != "-1" && out->enable_idempotence && n.get("acks").present()) {
-    n.get("acks").error("enable_idempotence needs acks: all (set enable_idempotence: false to use acks " +
-                        out->acks + ")");
+  if (out->acks != "all" && out->acks != "-1" && out->enable_idempotence &&
+      n.get("acks").present()) {
+    n.get("acks").error(
+        "enable_idempotence needs acks: all (set enable_idempotence: false to use acks " +
+        out->acks + ")");
   }
   Node props = n.child("properties");
   if (props.present() && !props.is_null()) {
@@ -236,10 +266,13 @@ void parse_log(Node n, LogConfig* out) {
   n.get_duration_ms("timeout", &out->remote_timeout_ms, 1);
   n.get_duration_ms("connect_wait", &out->remote_connect_wait_ms, 0);
   if (out->kind == "remote" && out->url.empty()) {
-    n.get("kind").error("log kind remote needs url: http://HOST:PORT of the process that owns the log");
-  } else if (!out->url.empty() && !out->url.starts_with("http://")) {
-    n.get("url").error("expected http://HOST:PORT of the process that owns the log, got " +
-                       config::quote(out->url));
+    n.get("kind").error(
+        "log kind remote needs url: http://HOST:PORT of the process that owns the log");
+  } else if (!out->url.empty() && !out->url.starts_with("http://") &&
+             !out->url.starts_with("https://")) {
+    n.get("url").error(
+        "expected http://HOST:PORT (or https://) of the process that owns the log, got " +
+        config::quote(out->url));
   } else if (!out->url.empty() && out->kind != "remote") {
     n.get("url").error("url is only for log kind remote");
   }
@@ -317,8 +350,10 @@ void parse_sources(Node& n, const std::string& file, IngestionConfig* out) {
     sc.line = item.location().line;
     sc.column = item.location().column;
     if (!item.is_map()) {
-      item.error(fmt::format("expected a source such as {{type: file, name: app, paths: [...]}}, "
-                             "got {}", item.describe()));
+      item.error(
+          fmt::format("expected a source such as {{type: file, name: app, paths: [...]}}, "
+                      "got {}",
+                      item.describe()));
       continue;
     }
     item.require("type").as_string(&sc.type, config::non_empty);
@@ -330,10 +365,11 @@ void parse_sources(Node& n, const std::string& file, IngestionConfig* out) {
     if (named) {
       auto it = seen.find(sc.name);
       if (it != seen.end() || sc.name == "http") {
-        name.error(sc.name == "http" ? std::string("the name \"http\" is taken by POST /ingest")
-                                     : fmt::format("duplicate source name {} (first defined at "
-                                                   "{}:{})", config::quote(sc.name),
-                                                   it->second.first, it->second.second));
+        name.error(sc.name == "http"
+                       ? std::string("the name \"http\" is taken by POST /ingest")
+                       : fmt::format("duplicate source name {} (first defined at "
+                                     "{}:{})",
+                                     config::quote(sc.name), it->second.first, it->second.second));
       } else {
         seen.emplace(sc.name, std::make_pair(name.location().line, name.location().column));
       }
@@ -370,8 +406,8 @@ void parse_dedup_redis(Node& n, const EnvLookup& env, const std::string& pipelin
     config::RedisUrl u;
     return config::parse_redis_url(v, &u);
   };
-  for (std::string_view key : {"redis_url", "redis_password", "redis_key_prefix", "claim_ttl",
-                               "redis_timeout"}) {
+  for (std::string_view key :
+       {"redis_url", "redis_password", "redis_key_prefix", "claim_ttl", "redis_timeout"}) {
     Node v = n.get(key);
     if (v.present() && !redis) {
       v.error(fmt::format("applies only to store: redis (store is {})", out->store));
@@ -404,8 +440,7 @@ void parse_dedup_redis(Node& n, const EnvLookup& env, const std::string& pipelin
   }
 }
 
-void parse_dedup(Node n, const EnvLookup& env, const std::string& pipeline_name,
-                 DedupConfig* out) {
+void parse_dedup(Node n, const EnvLookup& env, const std::string& pipeline_name, DedupConfig* out) {
   if (!n.present() || n.is_null()) return;
   Node key = n.require("key");
   if (key.is_list()) {
@@ -454,8 +489,10 @@ void parse_route_list(Node& n, std::string_view key, const std::string& file,
     r.path = fmt::format("{}[{}]", path, index++);
     r.file = file;
     if (!item.is_map()) {
-      item.error(fmt::format("expected a route such as {{when: 'level == \"error\"', topic: "
-                             "alerts}}, got {}", item.describe()));
+      item.error(
+          fmt::format("expected a route such as {{when: 'level == \"error\"', topic: "
+                      "alerts}}, got {}",
+                      item.describe()));
       continue;
     }
     Node when = item.get("when");
@@ -562,8 +599,10 @@ void parse_quality(Node& n, const std::string& file, IngestionConfig* out) {
     c.line = item.location().line;
     c.column = item.location().column;
     if (!item.is_map()) {
-      item.error(fmt::format("expected a check such as {{name: amount, range: amount, min: 0}}, "
-                             "got {}", item.describe()));
+      item.error(
+          fmt::format("expected a check such as {{name: amount, range: amount, min: 0}}, "
+                      "got {}",
+                      item.describe()));
       continue;
     }
     std::vector<std::string> kinds;
@@ -641,7 +680,7 @@ void parse_transforms(Node& n, const std::string& file, IngestionConfig* out) {
 
 void parse_transform_list(Node& n, std::string_view key, const std::string& file,
                           const std::string& path, std::vector<TransformConfig>* out) {
-  static const std::vector<std::string> kOps = {"rename", "set",  "remove", "cast",
+  static const std::vector<std::string> kOps = {"rename",  "set",  "remove", "cast",
                                                 "default", "mask", "hash",   "metadata"};
   size_t index = 0;
   for (Node item : n.list(key)) {
@@ -660,10 +699,10 @@ void parse_transform_list(Node& n, std::string_view key, const std::string& file
       if (std::find(kOps.begin(), kOps.end(), k) != kOps.end()) ops.push_back(k);
     }
     if (ops.size() != 1) {
-      item.error(ops.empty() ? "a transform needs one of rename, set, remove, cast, default, "
-                               "mask, hash, metadata"
-                             : fmt::format("a transform does one thing, got {} and {}", ops[0],
-                                           ops[1]));
+      item.error(ops.empty()
+                     ? "a transform needs one of rename, set, remove, cast, default, "
+                       "mask, hash, metadata"
+                     : fmt::format("a transform does one thing, got {} and {}", ops[0], ops[1]));
       for (const std::string& k : item.keys()) (void)item.get(k);
       continue;
     }
@@ -677,8 +716,9 @@ void parse_transform_list(Node& n, std::string_view key, const std::string& file
       m.get_string("source", &t.source, check_field_path);
       m.get_string("request_id", &t.request_id, check_field_path);
       if (t.received_at.empty() && t.source.empty() && t.request_id.empty()) {
-        main.error("name at least one of received_at, source, request_id, e.g. "
-                   "{received_at: _ingest.received_at}");
+        main.error(
+            "name at least one of received_at, source, request_id, e.g. "
+            "{received_at: _ingest.received_at}");
       }
       m.finish();
     } else if (t.op == "remove") {
@@ -730,7 +770,8 @@ void parse_transform_list(Node& n, std::string_view key, const std::string& file
     if (t.op == "hash") item.get_string("key", &t.key, config::non_empty);
     item.get_string("when", &t.when, config::non_empty);
     std::string on_error = "reject";
-    if (item.get_enum("on_error", &on_error, {"reject", "skip"})) t.skip_on_error = on_error == "skip";
+    if (item.get_enum("on_error", &on_error, {"reject", "skip"}))
+      t.skip_on_error = on_error == "skip";
     item.finish();
     out->push_back(std::move(t));
   }
@@ -739,8 +780,9 @@ void parse_transform_list(Node& n, std::string_view key, const std::string& file
 void parse_ingestion(Node n, const std::string& file, const EnvLookup& env,
                      const std::string& pipeline_name, IngestionConfig* out) {
   n.get_bool("enabled", &out->enabled);
-  n.get_enum("ack", &out->ack, std::vector<std::pair<std::string, AckMode>>{
-                                   {"durable", AckMode::kDurable}, {"buffered", AckMode::kBuffered}});
+  n.get_enum("ack", &out->ack,
+             std::vector<std::pair<std::string, AckMode>>{{"durable", AckMode::kDurable},
+                                                          {"buffered", AckMode::kBuffered}});
   n.get_int("batch_size", &out->batch_size, 1, 1'000'000);
   n.get_duration_ms("flush_interval_ms", &out->flush_interval_ms, 0, 60'000);
   n.get_int("max_queue_size", &out->max_queue_size, 1, 1'000'000'000);
@@ -753,12 +795,10 @@ void parse_ingestion(Node n, const std::string& file, const EnvLookup& env,
   n.get_int("max_depth", &out->max_depth, 1, 1024);
   n.get_string("key_field", &out->key_field, check_field_path);
   n.get_string("timestamp_field", &out->timestamp_field, check_field_path);
-  n.get_string("default_topic", &out->default_topic, [](std::string_view v) {
-    return v.empty() ? std::string() : check_topic_name(v);
-  });
-  n.get_string("dead_letter_topic", &out->dead_letter_topic, [](std::string_view v) {
-    return v.empty() ? std::string() : check_topic_name(v);
-  });
+  n.get_string("default_topic", &out->default_topic,
+               [](std::string_view v) { return v.empty() ? std::string() : check_topic_name(v); });
+  n.get_string("dead_letter_topic", &out->dead_letter_topic,
+               [](std::string_view v) { return v.empty() ? std::string() : check_topic_name(v); });
   n.get_bool("all_or_nothing", &out->all_or_nothing);
   n.get_bool("allow_any_topic", &out->allow_any_topic);
   parse_sources(n, file, out);
@@ -852,8 +892,10 @@ void parse_rules(Node& item, AnalyticsConfig& ac) {
   for (Node r : item.list("patterns")) {
     const std::string path = fmt::format("{}.patterns[{}]", ac.path, i++);
     if (!r.is_map()) {
-      r.error(fmt::format("expected a pattern such as {{name: slow, type: threshold, "
-                          "condition: \"avg_ms > 500\"}}, got {}", r.describe()));
+      r.error(
+          fmt::format("expected a pattern such as {{name: slow, type: threshold, "
+                      "condition: \"avg_ms > 500\"}}, got {}",
+                      r.describe()));
       continue;
     }
     RuleConfig rc;
@@ -938,15 +980,17 @@ void parse_rules(Node& item, AnalyticsConfig& ac) {
           ++n;
         }
         if (steps.present() && (n < 2 || n > 31)) {
-          steps.error("a sequence needs 2 to 31 steps (conditions), e.g. "
-                      "[\"type == 'login'\", \"type == 'purchase'\"]");
+          steps.error(
+              "a sequence needs 2 to 31 steps (conditions), e.g. "
+              "[\"type == 'login'\", \"type == 'purchase'\"]");
         }
         expression(r, "not_followed_by", &rc.not_followed_by);
         r.require("within");
         r.get_duration_ms("within", &rc.within_ms, 1);
         break;
       }
-      case RuleType::kAnomaly: break;
+      case RuleType::kAnomaly:
+        break;
     }
     r.finish();
     ac.rules.push_back(std::move(rc));
@@ -955,8 +999,10 @@ void parse_rules(Node& item, AnalyticsConfig& ac) {
   for (Node r : item.list("anomalies")) {
     const std::string path = fmt::format("{}.anomalies[{}]", ac.path, i++);
     if (!r.is_map()) {
-      r.error(fmt::format("expected an anomaly rule such as {{name: spike, value: avg_ms, "
-                          "threshold: 3}}, got {}", r.describe()));
+      r.error(
+          fmt::format("expected an anomaly rule such as {{name: spike, value: avg_ms, "
+                      "threshold: 3}}, got {}",
+                      r.describe()));
       continue;
     }
     RuleConfig rc;
@@ -1014,9 +1060,11 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
     ac.line = item.location().line;
     ac.column = item.location().column;
     if (!item.is_map()) {
-      item.error(fmt::format("expected an analytics job such as {{name: latency, inputs: [events], "
-                             "output: latency_1m, window: {{type: tumbling, size: 1m}}, "
-                             "aggregations: [...]}}, got {}", item.describe()));
+      item.error(
+          fmt::format("expected an analytics job such as {{name: latency, inputs: [events], "
+                      "output: latency_1m, window: {{type: tumbling, size: 1m}}, "
+                      "aggregations: [...]}}, got {}",
+                      item.describe()));
       continue;
     }
     Node name = item.require("name");
@@ -1043,8 +1091,10 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
     item.get_string("output", &ac.output, topic_check);
     for (Node r : item.list("results")) {
       if (!r.is_map()) {
-        r.error(fmt::format("expected a result sink such as {{kind: sqlite, path: results.db}}, "
-                            "got {}", r.describe()));
+        r.error(
+            fmt::format("expected a result sink such as {{kind: sqlite, path: results.db}}, "
+                        "got {}",
+                        r.describe()));
         continue;
       }
       ResultSinkConfig rc;
@@ -1167,8 +1217,10 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
             w.get_duration_ms("size", &wc.size_ms, 1);
             w.get_duration_ms("slide", &wc.slide_ms, 1);
             if (wc.slide_ms > wc.size_ms) {
-              w.get("slide").error(fmt::format("a slide longer than the window ({} ms > {} ms) "
-                                               "leaves events in no window", wc.slide_ms, wc.size_ms));
+              w.get("slide").error(
+                  fmt::format("a slide longer than the window ({} ms > {} ms) "
+                              "leaves events in no window",
+                              wc.slide_ms, wc.size_ms));
             }
             break;
           case WindowType::kSession:
@@ -1235,8 +1287,10 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
     Node aggs = item.require("aggregations");
     for (Node a : item.list("aggregations")) {
       if (!a.is_map()) {
-        a.error(fmt::format("expected an aggregation such as {{type: avg, field: latency_ms}}, "
-                            "got {}", a.describe()));
+        a.error(
+            fmt::format("expected an aggregation such as {{type: avg, field: latency_ms}}, "
+                        "got {}",
+                        a.describe()));
         continue;
       }
       AggregationConfig g;
@@ -1264,7 +1318,8 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
       if (g.type == AggregationType::kTopK) {
         a.get_int("k", &g.k, 1, 10'000);
         a.get_int("capacity", &g.capacity, 1, 1'000'000);
-        if (g.capacity != 0 && g.capacity < g.k) a.get("capacity").error("capacity must be at least k");
+        if (g.capacity != 0 && g.capacity < g.k)
+          a.get("capacity").error("capacity must be at least k");
       }
       if (g.type == AggregationType::kDistinctCount) {
         a.get_int("precision", &g.precision, 4, 18);
@@ -1284,8 +1339,10 @@ void parse_analytics(Node& root, const std::string& file, const EnvLookup& env,
       a.finish();
       auto it = agg_names.find(g.name);
       if (it != agg_names.end()) {
-        a.error(fmt::format("duplicate aggregation name {} (first defined at {}:{}); give one a "
-                            "name:", config::quote(g.name), it->second.first, it->second.second));
+        a.error(
+            fmt::format("duplicate aggregation name {} (first defined at {}:{}); give one a "
+                        "name:",
+                        config::quote(g.name), it->second.first, it->second.second));
       } else {
         agg_names.emplace(g.name, std::make_pair(a.location().line, a.location().column));
       }
@@ -1319,8 +1376,10 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
     pc.line = item.location().line;
     pc.column = item.location().column;
     if (!item.is_map()) {
-      item.error(fmt::format("expected a processor such as {{name: clean, inputs: [events], "
-                             "output: clean_events, steps: [...]}}, got {}", item.describe()));
+      item.error(
+          fmt::format("expected a processor such as {{name: clean, inputs: [events], "
+                      "output: clean_events, steps: [...]}}, got {}",
+                      item.describe()));
       continue;
     }
     Node name = item.require("name");
@@ -1354,7 +1413,8 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
       item.get("replica").error(fmt::format("must be below replicas ({})", pc.replicas));
     }
     std::string start = "earliest";
-    if (item.get_enum("start", &start, {"earliest", "latest"})) pc.start_at_latest = start == "latest";
+    if (item.get_enum("start", &start, {"earliest", "latest"}))
+      pc.start_at_latest = start == "latest";
     item.get_int("max_retries", &pc.max_retries, -1, 1'000'000);
     item.get_duration_ms("retry_backoff", &pc.retry_backoff_ms, 1, 3'600'000);
     item.get_int("workers", &pc.workers, 1, 256);
@@ -1399,9 +1459,10 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
       sc.line = step.location().line;
       sc.column = step.location().column;
       if (!step.is_map()) {
-        step.error(fmt::format("expected a step such as {{filter: 'amount > 0'}}, {{map: [...]}}, "
-                               "{{route: [...]}} or {{type: mask, fields: [card]}}, got {}",
-                               step.describe()));
+        step.error(
+            fmt::format("expected a step such as {{filter: 'amount > 0'}}, {{map: [...]}}, "
+                        "{{route: [...]}} or {{type: mask, fields: [card]}}, got {}",
+                        step.describe()));
         continue;
       }
       if (step.get("type").present()) {
@@ -1416,9 +1477,9 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
         if (k == "filter" || k == "map" || k == "route") kinds.push_back(k);
       }
       if (kinds.size() != 1) {
-        step.error(kinds.empty() ? "a step needs `type` or one of filter, map, route"
-                                 : fmt::format("a step does one thing, got {} and {}", kinds[0],
-                                               kinds[1]));
+        step.error(kinds.empty()
+                       ? "a step needs `type` or one of filter, map, route"
+                       : fmt::format("a step does one thing, got {} and {}", kinds[0], kinds[1]));
         for (const std::string& k : step.keys()) (void)step.get(k);
         continue;
       }
@@ -1439,7 +1500,8 @@ void parse_processors(Node& root, const std::string& file, PipelineConfig* cfg) 
     if (pc.output.empty()) {
       // Without `output`, events leave through a route, a sink or a custom step.
       bool leaves = false;
-      for (const auto& st : pc.steps) leaves |= st.kind != "filter" && st.kind != "map" && st.kind != "mask";
+      for (const auto& st : pc.steps)
+        leaves |= st.kind != "filter" && st.kind != "map" && st.kind != "mask";
       if (!leaves) item.error("a processor needs `output`, a route step or a sink step");
     }
     item.finish();
@@ -1472,8 +1534,10 @@ void parse_notifiers(Node& root, PipelineConfig* cfg) {
   for (Node item : root.list("notifiers")) {
     NotifierConfig nc;
     if (!item.is_map()) {
-      item.error(fmt::format("expected a notifier such as {{name: ops, type: slack, url: "
-                             "\"${{SLACK_WEBHOOK_URL}}\"}}, got {}", item.describe()));
+      item.error(
+          fmt::format("expected a notifier such as {{name: ops, type: slack, url: "
+                      "\"${{SLACK_WEBHOOK_URL}}\"}}, got {}",
+                      item.describe()));
       continue;
     }
     Node name = item.require("name");
@@ -1641,7 +1705,8 @@ Result<PipelineConfig> load_pipeline_file(const std::string& path, const EnvLook
   if (err != 0) return ConfigError(fmt::format("cannot read {}: {}", path, std::strerror(err)));
   Result<PipelineConfig> r = load(text, path, env);
   // A deployment file given where a pipeline file is expected: say which command takes it.
-  if (!r.ok() && (text.starts_with("components:") || text.find("\ncomponents:") != std::string::npos)) {
+  if (!r.ok() &&
+      (text.starts_with("components:") || text.find("\ncomponents:") != std::string::npos)) {
     return ConfigError(fmt::format(
         "{}\n{}: this is a deployment file (it has `components`), not a pipeline: run it with "
         "`spate orchestrate {}` (check it with `spate orchestrate --check {}`)",

@@ -20,15 +20,15 @@
 //    their pods are gone applied again with the new N, so no partition ever has two owners.
 // stop() never stops components: an orchestrator pod that is rescheduled or updated must not
 // take the pipeline down with it.
+#include <fmt/format.h>
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <sstream>
-
-#include <fmt/format.h>
-#include <simdjson.h>
-#include <spdlog/spdlog.h>
 
 #include "base/json_escape.h"
 #include "orchestrate/core.h"
@@ -39,7 +39,6 @@
 
 namespace spate::orchestrate {
 namespace {
-
 
 struct Workload {
   std::string kind;  // Deployment | StatefulSet
@@ -110,8 +109,10 @@ class K8sBackend final : public OrchestratorCore {
     auto objs = objects(&c, replicas);
     if (!objs.ok()) return objs.status();
     for (const K8sObject& o : *objs) {
-      if (o.component != c.cfg.name || (o.kind != "Deployment" && o.kind != "StatefulSet")) continue;
-      SPATE_RETURN_IF_ERROR(client->apply(k8s_object_path(o.api_version, o.kind, ns, o.name), o.json));
+      if (o.component != c.cfg.name || (o.kind != "Deployment" && o.kind != "StatefulSet"))
+        continue;
+      SPATE_RETURN_IF_ERROR(
+          client->apply(k8s_object_path(o.api_version, o.kind, ns, o.name), o.json));
     }
     return Status::Ok();
   }
@@ -121,7 +122,8 @@ class K8sBackend final : public OrchestratorCore {
     if (!objs.ok()) return objs.status();
     for (const K8sObject& o : *objs) {
       if (o.kind != "ConfigMap") continue;
-      SPATE_RETURN_IF_ERROR(client->apply(k8s_object_path(o.api_version, o.kind, ns, o.name), o.json));
+      SPATE_RETURN_IF_ERROR(
+          client->apply(k8s_object_path(o.api_version, o.kind, ns, o.name), o.json));
     }
     return Status::Ok();
   }
@@ -131,20 +133,22 @@ class K8sBackend final : public OrchestratorCore {
 
   // A fresh list; returns its resourceVersion ("" on failure).
   std::string relist() {
-    auto r = client->request("GET", fmt::format("{}?labelSelector={}", pods_path(), k8s_query_escape(selector)));
+    auto r = client->request(
+        "GET", fmt::format("{}?labelSelector={}", pods_path(), k8s_query_escape(selector)));
     std::lock_guard lock(pods_mu);
     ++relists;
     if (!r.ok() || r->status != 200) {
       ++watch_errors;
-      last_watch_error = r.ok() ? fmt::format("list pods: HTTP {}", r->status) : r.status().message();
+      last_watch_error =
+          r.ok() ? fmt::format("list pods: HTTP {}", r->status) : r.status().message();
       return {};
     }
     simdjson::dom::parser p;
     simdjson::dom::element e;
     std::string_view rv;
     simdjson::dom::array items;
-    if (p.parse(simdjson::padded_string(r->body)).get(e) || e["metadata"]["resourceVersion"].get(rv) ||
-        e["items"].get(items)) {
+    if (p.parse(simdjson::padded_string(r->body)).get(e) ||
+        e["metadata"]["resourceVersion"].get(rv) || e["items"].get(items)) {
       ++watch_errors;
       last_watch_error = "list pods: not a PodList";
       return {};
@@ -176,9 +180,10 @@ class K8sBackend final : public OrchestratorCore {
       }
       bool relist_now = false;
       const std::string path = fmt::format(
-          "{}?watch=true&allowWatchBookmarks=true&timeoutSeconds={}&resourceVersion={}&labelSelector={}",
-          pods_path(), std::max<int64_t>(cfg.kubernetes.watch_timeout_ms / 1000, 1), k8s_query_escape(rv),
-          k8s_query_escape(selector));
+          "{}?watch=true&allowWatchBookmarks=true&timeoutSeconds={}&resourceVersion={}&"
+          "labelSelector={}",
+          pods_path(), std::max<int64_t>(cfg.kubernetes.watch_timeout_ms / 1000, 1),
+          k8s_query_escape(rv), k8s_query_escape(selector));
       auto r = client->watch(
           path,
           [&](std::string_view line) {
@@ -191,8 +196,10 @@ class K8sBackend final : public OrchestratorCore {
             }
             ++watch_events;
             if (ev->type == "ERROR") {
-              if (ev->error_code == 410) ++expired;
-              else ++watch_errors;
+              if (ev->error_code == 410)
+                ++expired;
+              else
+                ++watch_errors;
               last_watch_error = fmt::format("watch: {} {}", ev->error_code, ev->error_message);
               relist_now = true;  // the resourceVersion is too old: start from a fresh list
               return false;
@@ -254,8 +261,9 @@ class K8sBackend final : public OrchestratorCore {
     std::vector<Replica> next;
     for (const PodInfo& p : ps) {
       // By uid: a StatefulSet's replacement pod has its predecessor's name but none of its history.
-      auto it = std::find_if(c.replicas.begin(), c.replicas.end(),
-                             [&](const Replica& r) { return r.pod == p.name && r.pod_uid == p.uid; });
+      auto it = std::find_if(c.replicas.begin(), c.replicas.end(), [&](const Replica& r) {
+        return r.pod == p.name && r.pod_uid == p.uid;
+      });
       Replica r;
       if (it != c.replicas.end()) {
         r = std::move(*it);
@@ -269,7 +277,8 @@ class K8sBackend final : public OrchestratorCore {
       r.index = static_cast<int>(next.size());
       r.pod_ip = p.pod_ip;
       // Each container restart the kubelet made counts towards the crash-loop window.
-      for (int k = r.container_restarts; k < p.restarts; ++k) (void)r.backoff->next_delay_ms(now, 0.5);
+      for (int k = r.container_restarts; k < p.restarts; ++k)
+        (void)r.backoff->next_delay_ms(now, 0.5);
       if (p.restarts > r.container_restarts) {
         r.last_exit = fmt::format("container restarted (restart {})", p.restarts);
       }
@@ -278,13 +287,23 @@ class K8sBackend final : public OrchestratorCore {
       r.ready = p.ready && !p.deleting;
       r.healthy = p.phase == "Running" && p.waiting_reason.empty() && !p.deleting;
       if (r.ready) r.was_ready = true;
-      if (r.ready) r.not_ready_since_ms = 0;
-      else if (r.not_ready_since_ms == 0) r.not_ready_since_ms = now;
-      if (p.deleting) r.state = "terminating";
-      else if (!p.waiting_reason.empty()) r.state = p.waiting_reason == "CrashLoopBackOff" ? "crash_loop" : "waiting";
-      else if (r.ready) r.state = "ready";
-      else if (p.phase == "Running") r.state = r.was_ready ? "not_ready" : "starting";
-      else r.state = p.phase.empty() ? "pending" : (p.phase == "Pending" ? "pending" : p.phase == "Failed" ? "failed" : p.phase);
+      if (r.ready)
+        r.not_ready_since_ms = 0;
+      else if (r.not_ready_since_ms == 0)
+        r.not_ready_since_ms = now;
+      if (p.deleting)
+        r.state = "terminating";
+      else if (!p.waiting_reason.empty())
+        r.state = p.waiting_reason == "CrashLoopBackOff" ? "crash_loop" : "waiting";
+      else if (r.ready)
+        r.state = "ready";
+      else if (p.phase == "Running")
+        r.state = r.was_ready ? "not_ready" : "starting";
+      else
+        r.state = p.phase.empty() ? "pending"
+                                  : (p.phase == "Pending"  ? "pending"
+                                     : p.phase == "Failed" ? "failed"
+                                                           : p.phase);
       next.push_back(std::move(r));
     }
     c.replicas = std::move(next);
@@ -296,12 +315,14 @@ class K8sBackend final : public OrchestratorCore {
       r.health = 0;
       return;
     }
-    auto mt = http_request(r.pod_ip, static_cast<uint16_t>(cfg.kubernetes.metrics_port), "GET", "/metrics",
-                           {}, client_auth_headers(), cfg.probe_timeout_ms);
+    auto mt = http_request(r.pod_ip, static_cast<uint16_t>(cfg.kubernetes.metrics_port), "GET",
+                           "/metrics", {}, client_auth_headers(), cfg.probe_timeout_ms,
+                           client_tls_from_env(cfg.pipeline.server.tls.enabled));
     std::lock_guard lock(mu_);
     if (mt.ok() && mt->status == 200) update_metrics(c, r, parse_prometheus_text(mt->body), now);
     const double lag_target = static_cast<double>(c.cfg.scaling.target_consumer_lag);
-    r.health = replica_health(true, r.healthy, r.ready, r.error_rate, r.lag < 0 ? 0 : r.lag, lag_target);
+    r.health =
+        replica_health(true, r.healthy, r.ready, r.error_rate, r.lag < 0 ? 0 : r.lag, lag_target);
   }
 
   // Delete unhealthy pods (the controller replaces them); report crash loops.
@@ -314,11 +335,12 @@ class K8sBackend final : public OrchestratorCore {
         looping = true;
         if (!w.crash_loop_reported) {
           w.crash_loop_reported = true;
-          spdlog::error("orchestrator: {} pod {} is crash-looping ({} container restarts): {}", c.cfg.name,
-                        r.pod, r.restarts, r.last_exit.empty() ? r.state : r.last_exit);
+          spdlog::error("orchestrator: {} pod {} is crash-looping ({} container restarts): {}",
+                        c.cfg.name, r.pod, r.restarts, r.last_exit.empty() ? r.state : r.last_exit);
           record("heal", c.cfg.name, "crash_loop",
-                 fmt::format("pod {} is crash-looping ({} restarts); the kubelet backs off, not deleted", r.pod,
-                             r.restarts));
+                 fmt::format(
+                     "pod {} is crash-looping ({} restarts); the kubelet backs off, not deleted",
+                     r.pod, r.restarts));
         }
         continue;
       }
@@ -344,15 +366,16 @@ class K8sBackend final : public OrchestratorCore {
       record("heal", c.cfg.name, "failure", fmt::format("delete pod {}: {}", r.pod, s.message()));
       return false;
     }
-    const int64_t delay = w.backoff->next_delay_ms(now, std::uniform_real_distribution<double>(0, 1)(rng));
+    const int64_t delay =
+        w.backoff->next_delay_ms(now, std::uniform_real_distribution<double>(0, 1)(rng));
     w.next_delete_ms = now + delay;
     {
       std::lock_guard lock(mu_);
       r.state = "terminating";
       r.last_exit = why + "; deleted";
     }
-    spdlog::warn("orchestrator: {} pod {} {}; deleted it (next deletion not before {} ms)", c.cfg.name, r.pod,
-                 why, delay);
+    spdlog::warn("orchestrator: {} pod {} {}; deleted it (next deletion not before {} ms)",
+                 c.cfg.name, r.pod, why, delay);
     record("heal", c.cfg.name, "success", fmt::format("pod {} {}; deleted", r.pod, why));
     return true;
   }
@@ -392,10 +415,11 @@ class K8sBackend final : public OrchestratorCore {
         c.desired = replicas;
         c.last_scale_ms = clock->now_ms();
       }
-      finish_op_locked(op_id, s.ok() ? "success" : "failure",
-                       s.ok() ? fmt::format("{} -> {} replicas{}", from, replicas,
-                                            conflicts ? fmt::format(" ({} conflicts retried)", conflicts) : "")
-                              : s.message());
+      finish_op_locked(
+          op_id, s.ok() ? "success" : "failure",
+          s.ok() ? fmt::format("{} -> {} replicas{}", from, replicas,
+                               conflicts ? fmt::format(" ({} conflicts retried)", conflicts) : "")
+                 : s.message());
     }
     if (s.ok() && c.scaler) c.scaler->scaled(clock->now_ms());
     if (!s.ok()) spdlog::error("orchestrator: scaling {} failed: {}", c.cfg.name, s.message());
@@ -427,17 +451,20 @@ class K8sBackend final : public OrchestratorCore {
         std::vector<std::string> deleted;
         for (Replica& r : c.replicas) {
           if (r.ready || r.state == "terminating") continue;
-          if (delete_pod(c, w, r, clock->now_ms(), "forced by POST /heal")) deleted.push_back(r.pod);
+          if (delete_pod(c, w, r, clock->now_ms(), "forced by POST /heal"))
+            deleted.push_back(r.pod);
         }
         std::string list;
         for (const auto& d : deleted) list += (list.empty() ? "" : ", ") + d;
         std::lock_guard lock(mu_);
-        finish_op_locked(req.op_id, "success", deleted.empty() ? "every pod was ready" : "deleted pods " + list);
+        finish_op_locked(req.op_id, "success",
+                         deleted.empty() ? "every pod was ready" : "deleted pods " + list);
       } else if (req.kind == "deploy") {
         Status s = apply_component(c, c.desired);
         std::lock_guard lock(mu_);
-        finish_op_locked(req.op_id, s.ok() ? "success" : "failure",
-                         s.ok() ? fmt::format("applied {} ({} replicas)", w.path, c.desired) : s.message());
+        finish_op_locked(
+            req.op_id, s.ok() ? "success" : "failure",
+            s.ok() ? fmt::format("applied {} ({} replicas)", w.path, c.desired) : s.message());
       }
     }
   }
@@ -488,7 +515,6 @@ class K8sBackend final : public OrchestratorCore {
     }
     update_totals();
   }
-
 };
 
 Status K8sBackend::start() {
@@ -504,7 +530,8 @@ Status K8sBackend::start() {
   ns = cfg.k8s_namespace;
   selector = fmt::format("app.kubernetes.io/name=spate,app.kubernetes.io/instance={}", cfg.name);
   // The texts the ConfigMap holds, as `spate k8s render` put them there.
-  for (auto [path, out] : {std::pair{&cfg.pipeline_path, &pipeline_text}, std::pair{&cfg.source_path, &deployment_text}}) {
+  for (auto [path, out] : {std::pair{&cfg.pipeline_path, &pipeline_text},
+                           std::pair{&cfg.source_path, &deployment_text}}) {
     std::ifstream f(*path, std::ios::binary);
     if (!f) return ConfigError("cannot read " + *path);
     std::stringstream ss;
@@ -516,7 +543,8 @@ Status K8sBackend::start() {
   if (!objs.ok()) return objs.status();
   for (Component& comp : components) {
     for (const K8sObject& o : *objs) {
-      if (o.component != comp.cfg.name || (o.kind != "Deployment" && o.kind != "StatefulSet")) continue;
+      if (o.component != comp.cfg.name || (o.kind != "Deployment" && o.kind != "StatefulSet"))
+        continue;
       Workload& w = workloads[comp.cfg.name];
       w.kind = o.kind;
       w.path = k8s_object_path(o.api_version, o.kind, ns, o.name);
@@ -529,7 +557,8 @@ Status K8sBackend::start() {
     auto n = client->get_scale(workloads[comp.cfg.name].path);
     if (n.ok()) {
       comp.desired = comp.cfg.scaling.enabled
-                         ? std::clamp(*n, comp.cfg.scaling.min_replicas, std::max(comp.cfg.scaling.max_replicas, 1))
+                         ? std::clamp(*n, comp.cfg.scaling.min_replicas,
+                                      std::max(comp.cfg.scaling.max_replicas, 1))
                          : std::max(*n, 1);
       if (comp.cfg.type == ComponentType::kLog) comp.desired = 1;
       record("adopt", comp.cfg.name, "success",
@@ -539,10 +568,11 @@ Status K8sBackend::start() {
     }
     if (comp.scaler) comp.scaler->seed(clock->now_ms(), comp.desired);
     std::lock_guard lock(mu_);
-    comp.deployment_id = new_op_locked("deploy", comp.cfg.name, "running",
-                                       fmt::format("{} replica{} ({})", comp.desired,
-                                                   comp.desired == 1 ? "" : "s", workloads[comp.cfg.name].path))
-                             .id;
+    comp.deployment_id =
+        new_op_locked("deploy", comp.cfg.name, "running",
+                      fmt::format("{} replica{} ({})", comp.desired, comp.desired == 1 ? "" : "s",
+                                  workloads[comp.cfg.name].path))
+            .id;
   }
   if (Status s = apply_config_map(); !s.ok()) return Unavailable("kubernetes: " + s.message());
   register_metrics();

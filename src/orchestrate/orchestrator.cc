@@ -5,7 +5,10 @@
 // (heal, scale, deploy) are queued and run by the monitor between ticks.
 #include "spate/orchestrator.h"
 
+#include <fmt/format.h>
 #include <signal.h>
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,10 +25,6 @@
 #include <sstream>
 #include <thread>
 
-#include <fmt/format.h>
-#include <simdjson.h>
-#include <spdlog/spdlog.h>
-
 #include "base/clock.h"
 #include "base/json_escape.h"
 #include "orchestrate/core.h"
@@ -33,10 +32,10 @@
 #include "orchestrate/policy.h"
 #include "orchestrate/prom_text.h"
 #include "server/admin.h"
-#include "server/web.h"
 #include "server/auth.h"
 #include "server/http_client.h"
 #include "server/http_server.h"
+#include "server/web.h"
 #include "spate/metrics.h"
 #include "spate/version.h"
 
@@ -93,16 +92,18 @@ class LocalBackend final : public OrchestratorCore {
       std::lock_guard lock(mu_);
       for (size_t i = 0; i < components.size(); ++i) {
         const Component& c = components[i];
-        out += fmt::format("{}{{\"name\":\"{}\",\"desired\":{},\"last_scale_ms\":{},\"deployment_id\":\"{}\","
-                           "\"replicas\":[",
-                           i ? "," : "", json_escape(c.cfg.name), c.desired, c.last_scale_ms,
-                           json_escape(c.deployment_id));
+        out += fmt::format(
+            "{}{{\"name\":\"{}\",\"desired\":{},\"last_scale_ms\":{},\"deployment_id\":\"{}\","
+            "\"replicas\":[",
+            i ? "," : "", json_escape(c.cfg.name), c.desired, c.last_scale_ms,
+            json_escape(c.deployment_id));
         bool first = true;
         for (const Replica& r : c.replicas) {
-          out += fmt::format("{}{{\"index\":{},\"of\":{},\"pid\":{},\"start_ticks\":{},\"port\":{},"
-                             "\"started_ms\":{},\"restarts\":{}}}",
-                             first ? "" : ",", r.index, r.of, r.proc.pid, r.proc.start_ticks, r.port,
-                             r.started_ms, r.restarts);
+          out += fmt::format(
+              "{}{{\"index\":{},\"of\":{},\"pid\":{},\"start_ticks\":{},\"port\":{},"
+              "\"started_ms\":{},\"restarts\":{}}}",
+              first ? "" : ",", r.index, r.of, r.proc.pid, r.proc.start_ticks, r.port, r.started_ms,
+              r.restarts);
           first = false;
         }
         out += "]}";
@@ -240,11 +241,15 @@ class LocalBackend final : public OrchestratorCore {
       add("--port", std::to_string(r.port));
     }
     if (const Component* lc = log_component(); lc != nullptr && c.cfg.type != ComponentType::kLog) {
-      add("--log-url", fmt::format("http://{}:{}", probe_host, lc->replicas.empty() ? 0 : lc->replicas[0].port));
+      add("--log-url", fmt::format("{}://{}:{}", scheme(), probe_host,
+                                   lc->replicas.empty() ? 0 : lc->replicas[0].port));
     }
     if (c.explicit_split) add("--replica", fmt::format("{}/{}", r.index, c.desired));
     return a;
   }
+
+  // The replicas' servers speak what the pipeline's server.tls says.
+  const char* scheme() const { return cfg.pipeline.server.tls.enabled ? "https" : "http"; }
 
   int ingest_port(const Component& c) const {
     return c.cfg.port != 0 ? c.cfg.port : cfg.pipeline.server.port;
@@ -319,15 +324,17 @@ class LocalBackend final : public OrchestratorCore {
       return;
     }
     const int64_t to = cfg.probe_timeout_ms;
-    auto h = http_request(probe_host, r.port, "GET", "/health", {}, {}, to);
+    const HttpClientTls tls = client_tls_from_env(cfg.pipeline.server.tls.enabled);
+    auto h = http_request(probe_host, r.port, "GET", "/health", {}, {}, to, tls);
     const bool healthy = h.ok() && h->status == 200;
     bool ready = false;
     PromText m;
     bool have_metrics = false;
     if (healthy) {
-      auto rd = http_request(probe_host, r.port, "GET", "/ready", {}, {}, to);
+      auto rd = http_request(probe_host, r.port, "GET", "/ready", {}, {}, to, tls);
       ready = rd.ok() && rd->status == 200;
-      auto mt = http_request(probe_host, r.port, "GET", "/metrics", {}, client_auth_headers(), to);
+      auto mt =
+          http_request(probe_host, r.port, "GET", "/metrics", {}, client_auth_headers(), to, tls);
       if (mt.ok() && mt->status == 200) {
         m = orchestrate::parse_prometheus_text(mt->body);
         have_metrics = true;
@@ -355,7 +362,8 @@ class LocalBackend final : public OrchestratorCore {
     if (!c.cfg.healing.enabled) return;
     if (r.failed_probes >= c.cfg.healing.unresponsive_probes) {
       orchestrate::signal_process(r.proc, SIGKILL);
-      failed(c, r, now, fmt::format("stopped answering ({} failed probes); killed", r.failed_probes));
+      failed(c, r, now,
+             fmt::format("stopped answering ({} failed probes); killed", r.failed_probes));
     } else if (!ready && !r.was_ready && !r.adopted &&
                now - r.started_ms > c.cfg.healing.ready_timeout_ms) {
       orchestrate::signal_process(r.proc, SIGKILL);
@@ -387,13 +395,15 @@ class LocalBackend final : public OrchestratorCore {
       r.restart_at_ms = 0;
     }
     if (loop) {
-      spdlog::error("orchestrator: {} replica {} is crash-looping ({} restarts within {} s): {}; next "
-                    "try in {} ms (log: {}/logs/{}-{}.log)",
-                    c.cfg.name, r.index, r.backoff->restarts_in_window(now),
-                    c.cfg.healing.crash_loop_window_ms / 1000, why, delay, cfg.state_dir, c.cfg.name,
-                    r.index);
+      spdlog::error(
+          "orchestrator: {} replica {} is crash-looping ({} restarts within {} s): {}; next "
+          "try in {} ms (log: {}/logs/{}-{}.log)",
+          c.cfg.name, r.index, r.backoff->restarts_in_window(now),
+          c.cfg.healing.crash_loop_window_ms / 1000, why, delay, cfg.state_dir, c.cfg.name,
+          r.index);
     } else {
-      spdlog::warn("orchestrator: {} replica {} {}; restarting in {} ms", c.cfg.name, r.index, why, delay);
+      spdlog::warn("orchestrator: {} replica {} {}; restarting in {} ms", c.cfg.name, r.index, why,
+                   delay);
     }
     record("heal", c.cfg.name, loop ? "crash_loop" : "scheduled",
            fmt::format("replica {} {}; restart in {} ms", r.index, why, delay));
@@ -479,12 +489,14 @@ class LocalBackend final : public OrchestratorCore {
     if (c.explicit_split) {
       for (auto it = c.replicas.rbegin(); it != c.replicas.rend(); ++it) stop_replica(c, *it);
     } else {
-      for (size_t i = static_cast<size_t>(replicas); i < c.replicas.size(); ++i) stop_replica(c, c.replicas[i]);
+      for (size_t i = static_cast<size_t>(replicas); i < c.replicas.size(); ++i)
+        stop_replica(c, c.replicas[i]);
     }
     {
       std::lock_guard lock(mu_);
       c.desired = replicas;
-      if (static_cast<int>(c.replicas.size()) > replicas) c.replicas.resize(static_cast<size_t>(replicas));
+      if (static_cast<int>(c.replicas.size()) > replicas)
+        c.replicas.resize(static_cast<size_t>(replicas));
       for (Replica& r : c.replicas) r.restart_at_ms = 0;
       c.last_scale_ms = clock->now_ms();
     }
@@ -492,7 +504,8 @@ class LocalBackend final : public OrchestratorCore {
     const int64_t now = clock->now_ms();
     for (int i = 0; i < replicas; ++i) {
       Replica& r = slot(c, i);
-      if (r.proc.pid <= 0 && !launch(c, r)) failed(c, r, now, "could not be started: " + r.last_exit);
+      if (r.proc.pid <= 0 && !launch(c, r))
+        failed(c, r, now, "could not be started: " + r.last_exit);
     }
     {
       std::lock_guard lock(mu_);
@@ -548,8 +561,9 @@ class LocalBackend final : public OrchestratorCore {
         std::lock_guard lock(mu_);
         std::string list;
         for (const auto& h : healed) list += (list.empty() ? "" : ", ") + h;
-        finish_op_locked(req.op_id, "success",
-                         healed.empty() ? "every replica was healthy" : "restarted replicas " + list);
+        finish_op_locked(
+            req.op_id, "success",
+            healed.empty() ? "every replica was healthy" : "restarted replicas " + list);
       } else if (req.kind == "deploy") {
         {
           std::lock_guard lock(mu_);
@@ -563,8 +577,6 @@ class LocalBackend final : public OrchestratorCore {
       save_state();
     }
   }
-
-
 };
 
 Status LocalBackend::start() {
@@ -585,17 +597,18 @@ Status LocalBackend::start() {
   }
   // The log owner keeps its port across restarts (the others were started with its URL).
   for (Component& c : components) {
-    if (c.cfg.type == ComponentType::kLog && c.cfg.port != 0) slot(c, 0).port = static_cast<uint16_t>(c.cfg.port);
+    if (c.cfg.type == ComponentType::kLog && c.cfg.port != 0)
+      slot(c, 0).port = static_cast<uint16_t>(c.cfg.port);
   }
   for (Component& c : components) {
     std::lock_guard lock(mu_);
-    const bool adopted_all =
-        static_cast<int>(c.replicas.size()) >= c.desired &&
-        std::all_of(c.replicas.begin(), c.replicas.begin() + c.desired,
-                    [](const Replica& r) { return r.proc.pid > 0; });
-    Operation& op = new_op_locked("deploy", c.cfg.name, "running",
-                                  fmt::format("{} replica{}{}", c.desired, c.desired == 1 ? "" : "s",
-                                              adopted_all ? " (adopted)" : ""));
+    const bool adopted_all = static_cast<int>(c.replicas.size()) >= c.desired &&
+                             std::all_of(c.replicas.begin(), c.replicas.begin() + c.desired,
+                                         [](const Replica& r) { return r.proc.pid > 0; });
+    Operation& op =
+        new_op_locked("deploy", c.cfg.name, "running",
+                      fmt::format("{} replica{}{}", c.desired, c.desired == 1 ? "" : "s",
+                                  adopted_all ? " (adopted)" : ""));
     c.deployment_id = op.id;
   }
   register_metrics();
@@ -644,7 +657,9 @@ StreamingOrchestrator::StreamingOrchestrator(DeploymentConfig cfg, MetricsRegist
   impl_->metrics = metrics != nullptr ? metrics : &global_metrics();
 }
 
-StreamingOrchestrator::~StreamingOrchestrator() { stop(false); }
+StreamingOrchestrator::~StreamingOrchestrator() {
+  stop(false);
+}
 
 Status StreamingOrchestrator::start() {
   Impl& m = *impl_;
@@ -664,6 +679,7 @@ Status StreamingOrchestrator::start() {
     m.auth = std::make_unique<Authenticator>(cfg.pipeline.server.auth, m.metrics);
     hc.authorize = m.auth->authorizer();
   }
+  hc.tls = http_tls_config(cfg.pipeline.server.tls, m.metrics);
   m.server = std::make_unique<HttpServer>(hc);
   AdminHooks hooks;
   orchestrate::OrchestratorCore* b = m.backend.get();
@@ -673,9 +689,11 @@ Status StreamingOrchestrator::start() {
   install_admin_routes(*m.server, hooks);
   auto answer = [](const Result<std::string>& r, const std::string& what) {
     if (!r.ok()) {
-      return HttpResponse::error(r.status().code() == Errc::kNotFound ? 404 : 400, r.status().message());
+      return HttpResponse::error(r.status().code() == Errc::kNotFound ? 404 : 400,
+                                 r.status().message());
     }
-    return HttpResponse::json(202, fmt::format("{{\"operation\":\"{}\",\"status\":\"pending\",{}}}", *r, what));
+    return HttpResponse::json(
+        202, fmt::format("{{\"operation\":\"{}\",\"status\":\"pending\",{}}}", *r, what));
   };
   m.server->route_prefix("POST", "/heal/", [this, answer](const HttpRequest& req) {
     const std::string name = url_decode(req.path.substr(6), false);
@@ -690,7 +708,8 @@ Status StreamingOrchestrator::start() {
     const auto n = req.query_param("replicas");
     int replicas = 0;
     if (!n || std::sscanf(n->c_str(), "%d", &replicas) != 1) {
-      return HttpResponse::error(400, "POST /scale/{component}?replicas=N: N missing or not a number");
+      return HttpResponse::error(400,
+                                 "POST /scale/{component}?replicas=N: N missing or not a number");
     }
     return answer(scale(name, replicas),
                   fmt::format("\"component\":\"{}\",\"replicas\":{}", json_escape(name), replicas));
@@ -705,9 +724,12 @@ Status StreamingOrchestrator::start() {
     return s;
   }
   m.started = true;
-  spdlog::info("orchestrator: deployment {} ({} backend, {} components) from {}; admin API on http://{}:{}; state in {}",
-               cfg.name, cfg.backend, cfg.components.size(), cfg.pipeline_path, cfg.host, m.server->port(),
-               cfg.state_dir);
+  spdlog::info(
+      "orchestrator: deployment {} ({} backend, {} components) from {}; admin API on {}://{}:{}; "
+      "state in {}",
+      cfg.name, cfg.backend, cfg.components.size(), cfg.pipeline_path,
+      cfg.pipeline.server.tls.enabled ? "https" : "http", cfg.host, m.server->port(),
+      cfg.state_dir);
   return Status();
 }
 
@@ -734,12 +756,16 @@ Result<std::string> StreamingOrchestrator::scale(const std::string& component, i
   return impl_->backend->enqueue("scale", component, replicas);
 }
 
-uint16_t StreamingOrchestrator::port() const { return impl_->server ? impl_->server->port() : 0; }
+uint16_t StreamingOrchestrator::port() const {
+  return impl_->server ? impl_->server->port() : 0;
+}
 
 std::string StreamingOrchestrator::status_json() const {
   return impl_->backend ? impl_->backend->status_json() : std::string("{}");
 }
 
-bool StreamingOrchestrator::deployed() const { return impl_->backend && impl_->backend->deployed(); }
+bool StreamingOrchestrator::deployed() const {
+  return impl_->backend && impl_->backend->deployed();
+}
 
 }  // namespace spate

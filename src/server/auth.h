@@ -56,6 +56,11 @@ class Authenticator {
   Counter* forbidden_ = nullptr;
 };
 
+/// HttpServerConfig::tls for `server.tls` (nullopt when not enabled). Failed handshakes count
+/// in `http_tls_handshake_failures_total{reason}`, reason one of no_client_certificate,
+/// bad_certificate, plain_http, protocol (version or cipher mismatch, garbage), timeout, closed.
+std::optional<HttpTlsConfig> http_tls_config(const TlsConfig& cfg, MetricsRegistry* metrics);
+
 /// The token for outgoing requests of this process to other Spate servers (the log API, an
 /// orchestrator's probes, the CLI's --log-url and --url): $SPATE_TOKEN, "" if unset.
 std::string client_token();

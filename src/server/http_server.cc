@@ -4,22 +4,31 @@
 // translation units that include Beast are this one and http_client.cc.
 #include "server/http_server.h"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include "spate/version.h"
 
@@ -29,6 +38,7 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+namespace ssl = boost::asio::ssl;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers (declared in the header)
@@ -91,7 +101,6 @@ std::string url_decode(std::string_view s, bool plus_as_space) {
   }
   return out;
 }
-
 
 std::string HttpRequest::header(std::string_view name) const {
   char buf[64];
@@ -216,17 +225,109 @@ HttpResponse call_sync(const HttpHandler& h, const HttpRequest& req) {
   }
 }
 
-class Connection;
+// What stop() needs of a connection, whichever stream it runs on.
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  // From stop(): close now unless a response is being written (that one finishes first).
+  virtual void stop_async() = 0;
+};
 
 // State shared by the acceptor and every connection of one start()..stop() run.
 struct ServerState {
   HttpServerConfig cfg;
   Routes routes;
+  std::shared_ptr<ssl::context> tls;  // set: every connection speaks TLS
   std::atomic<bool> stopping{false};
   std::atomic<int> open_connections{0};
   std::mutex conns_mu;
-  std::vector<std::weak_ptr<Connection>> conns;
+  std::vector<std::weak_ptr<ConnectionBase>> conns;
 };
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// OpenSSL's most recent error as text ("" if none), and the queue cleared.
+std::string openssl_error() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    out = buf;
+  }
+  return out;
+}
+
+// "wrong version number (SSL routines)" -> "wrong version number"
+std::string tls_reason(const beast::error_code& ec) {
+  if (ec == beast::error::timeout) return "handshake timeout";
+  if (ec == net::error::eof || ec == net::ssl::error::stream_truncated) {
+    return "closed during the handshake";
+  }
+  std::string m = ec.message();
+  if (size_t p = m.find(" ("); p != std::string::npos) m.resize(p);
+  return m;
+}
+
+// TLS 1.2 suites (TLS 1.3 has only AEAD suites, OpenSSL's defaults are kept): forward secret
+// key exchange and AEAD ciphers only.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+Result<std::shared_ptr<ssl::context>> make_tls_context(const HttpTlsConfig& t) {
+  auto fail = [](const std::string& what) {
+    std::string e = openssl_error();
+    return InvalidArgument("tls: " + what + (e.empty() ? "" : ": " + e));
+  };
+  if (t.cert_file.empty() || t.key_file.empty()) {
+    return InvalidArgument("tls: cert_file and key_file are both needed");
+  }
+  if (t.min_version != "1.2" && t.min_version != "1.3") {
+    return InvalidArgument("tls: min_version must be \"1.2\" or \"1.3\", got \"" + t.min_version +
+                           "\"");
+  }
+  for (const std::string* f : {&t.cert_file, &t.key_file, &t.client_ca_file}) {
+    if (f->empty()) continue;
+    if (std::FILE* fp = std::fopen(f->c_str(), "rb")) {
+      std::fclose(fp);
+    } else {
+      return InvalidArgument("tls: cannot read " + *f + ": " + std::strerror(errno));
+    }
+  }
+  ERR_clear_error();
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* c = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(c, t.min_version == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION);
+  SSL_CTX_set_options(
+      c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_set_cipher_list(c, kTls12Ciphers) != 1) return fail("setting the cipher list");
+  if (SSL_CTX_use_certificate_chain_file(c, t.cert_file.c_str()) != 1) {
+    return fail("cannot load the certificate " + t.cert_file);
+  }
+  if (SSL_CTX_use_PrivateKey_file(c, t.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return fail("cannot load the private key " + t.key_file);
+  }
+  if (SSL_CTX_check_private_key(c) != 1) {
+    return fail("the private key " + t.key_file + " does not belong to the certificate " +
+                t.cert_file);
+  }
+  if (!t.client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(c, t.client_ca_file.c_str(), nullptr) != 1) {
+      return fail("cannot load the client CA " + t.client_ca_file);
+    }
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(t.client_ca_file.c_str())) {
+      SSL_CTX_set_client_CA_list(c, names);  // takes ownership
+    }
+    SSL_CTX_set_verify(
+        c, SSL_VERIFY_PEER | (t.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+        nullptr);
+    static constexpr unsigned char kSessionContext[] = "spate";
+    SSL_CTX_set_session_id_context(c, kSessionContext, sizeof kSessionContext - 1);
+  }
+  return ctx;
+}
 
 // Split "/a/b?x=1" into path and query; absolute-form "http://h/a" is reduced to "/a".
 bool split_target(std::string_view target, std::string* path, std::string* query) {
@@ -247,32 +348,81 @@ bool split_target(std::string_view target, std::string* path, std::string* query
   return true;
 }
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// One connection, on a plain TCP stream or a TLS stream over it.
+template <class Stream>
+class Connection final : public ConnectionBase,
+                         public std::enable_shared_from_this<Connection<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
  public:
   Connection(tcp::socket socket, std::shared_ptr<ServerState> state)
-      : stream_(std::move(socket)), state_(std::move(state)) {
+      : stream_(make_stream(std::move(socket), *state)), state_(std::move(state)) {
     beast::error_code ec;
-    tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+    tcp::endpoint remote = socket_().remote_endpoint(ec);
     if (!ec) remote_ = remote.address().to_string() + ":" + std::to_string(remote.port());
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    socket_().set_option(tcp::no_delay(true), ec);
     state_->open_connections.fetch_add(1);
   }
-  ~Connection() { state_->open_connections.fetch_sub(1); }
+  ~Connection() override { state_->open_connections.fetch_sub(1); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   void start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
+    net::dispatch(stream_.get_executor(), [self = ptr()] {
+      if constexpr (kTls) {
+        self->handshake();
+      } else {
+        self->read_request();
+      }
+    });
   }
 
-  // From stop(): close now unless a response is being written (that one finishes first).
-  void stop_async() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
+  void stop_async() override {
+    net::post(stream_.get_executor(), [self = ptr()] {
       if (!self->writing_) self->close_now();
     });
   }
 
  private:
+  static Stream make_stream(tcp::socket&& socket, ServerState& state) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *state.tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+  std::shared_ptr<Connection> ptr() { return this->shared_from_this(); }
+  beast::tcp_stream& tcp_() { return beast::get_lowest_layer(stream_); }
+  tcp::socket& socket_() { return tcp_().socket(); }
+
+  void handshake() {
+    tcp_().expires_after(idle());
+    stream_.async_handshake(ssl::stream_base::server, [self = ptr()](beast::error_code ec) {
+      if (!ec) {
+        return self->read_request();
+      }
+      std::string reason = tls_reason(ec);
+      if (self->state_->cfg.tls->on_handshake_failure) {
+        self->state_->cfg.tls->on_handshake_failure(reason);
+      }
+      if (reason == "http request") {
+        // Plain HTTP on the HTTPS port: say so in plain HTTP, as the client can read that.
+        static constexpr std::string_view kBody =
+            "{\"error\":\"this port speaks HTTPS, not HTTP\"}\n";
+        static_assert(kBody.size() == 45, "Content-Length below");
+        static constexpr std::string_view kPlain =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+            "Connection: close\r\nContent-Length: 45\r\n\r\n"
+            "{\"error\":\"this port speaks HTTPS, not HTTP\"}\n";
+        beast::error_code ignored;
+        self->socket_().non_blocking(true, ignored);
+        (void)self->socket_().write_some(net::buffer(kPlain.data(), kPlain.size()), ignored);
+        self->socket_().shutdown(tcp::socket::shutdown_send, ignored);
+      }
+      self->close_now();
+    });
+  }
+
   std::chrono::milliseconds idle() const {
     return std::chrono::milliseconds(std::max<int64_t>(state_->cfg.idle_timeout_ms, 1));
   }
@@ -282,10 +432,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->body_limit(static_cast<std::uint64_t>(state_->cfg.max_body_bytes));
     parser_->header_limit(kHeaderLimit);
-    stream_.expires_after(idle());
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+    tcp_().expires_after(idle());
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = ptr()](beast::error_code ec, size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
@@ -296,10 +445,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (req.version() >= 11 && !parser_->is_done() &&
         iequals({expect.data(), expect.size()}, "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(idle());
+      tcp_().expires_after(idle());
       writing_ = true;
       net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                       [self = shared_from_this()](beast::error_code wec, size_t) {
+                       [self = ptr()](beast::error_code wec, size_t) {
                          self->writing_ = false;
                          if (wec || self->state_->stopping.load()) return self->close_now();
                          self->read_body();
@@ -310,12 +459,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void read_body() {
-    stream_.expires_after(idle());
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       if (ec) return self->on_read_error(ec);
-                       self->handle();
-                     });
+    tcp_().expires_after(idle());
+    http::async_read(stream_, buffer_, *parser_, [self = ptr()](beast::error_code ec, size_t) {
+      if (ec) return self->on_read_error(ec);
+      self->handle();
+    });
   }
 
   void on_read_error(beast::error_code ec) {
@@ -349,9 +497,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     req.remote_address = remote_;
     const size_t header_count = static_cast<size_t>(std::distance(msg.begin(), msg.end()));
     if (header_count > static_cast<size_t>(std::max(state_->cfg.max_header_count, 1))) {
-      return send(HttpResponse::error(431, "more than " + std::to_string(state_->cfg.max_header_count) +
-                                               " request headers"),
-                  msg.version(), false, false);
+      return send(
+          HttpResponse::error(431, "more than " + std::to_string(state_->cfg.max_header_count) +
+                                       " request headers"),
+          msg.version(), false, false);
     }
     for (const auto& f : msg) {
       std::string name = lower(std::string_view(f.name_string().data(), f.name_string().size()));
@@ -382,12 +531,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Asynchronous: the connection reads nothing more until the handler responds (from any
     // thread); the response is written on this connection's I/O thread — right away when the
     // handler responds from within this call (dispatch then runs it inline).
-    auto self = shared_from_this();
+    auto self = ptr();
     HttpResponder respond = [self, version, keep_alive, head_only](HttpResponse r) {
       net::dispatch(self->stream_.get_executor(),
-                [self, r = std::move(r), version, keep_alive, head_only]() mutable {
-                  self->send(std::move(r), version, keep_alive, head_only);
-                });
+                    [self, r = std::move(r), version, keep_alive, head_only]() mutable {
+                      self->send(std::move(r), version, keep_alive, head_only);
+                    });
     };
     try {
       h->async(std::move(req), std::move(respond));
@@ -438,9 +587,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_ += "\r\n\r\n";
     if (!no_body && !head_only) out_ += r.body;
 
-    stream_.expires_after(idle());
+    tcp_().expires_after(idle());
     writing_ = true;
-    auto on_written = [self = shared_from_this()](beast::error_code ec, size_t) {
+    auto on_written = [self = ptr()](beast::error_code ec, size_t) {
       self->writing_ = false;
       if (ec) return self->close_now();
       if (self->close_after_write_ || self->state_->stopping.load()) {
@@ -454,16 +603,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Send FIN, then read and discard what the peer still sends (briefly), so that unread
   // request bytes do not turn our close into a RST that could destroy the response in flight.
   void close_gracefully() {
+    if constexpr (kTls) {
+      // close_notify, then wait (briefly) for the peer's before closing.
+      if (state_->stopping.load()) return close_now();
+      tcp_().expires_after(kLingerTimeout);
+      stream_.async_shutdown([self = ptr()](beast::error_code) { self->close_now(); });
+      return;
+    }
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    socket_().shutdown(tcp::socket::shutdown_send, ec);
     if (ec || state_->stopping.load()) return close_now();
-    stream_.expires_after(kLingerTimeout);
+    tcp_().expires_after(kLingerTimeout);
     drain();
   }
 
   void drain() {
     stream_.async_read_some(net::buffer(drain_buf_),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            [self = ptr()](beast::error_code ec, size_t n) {
                               self->drained_ += n;
                               if (ec || self->drained_ > kLingerMaxBytes) return self->close_now();
                               self->drain();
@@ -472,10 +628,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void close_now() {
     beast::error_code ec;
-    stream_.socket().close(ec);
+    socket_().close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   std::shared_ptr<ServerState> state_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -524,6 +680,12 @@ struct HttpServer::Impl {
         });
         return;
       }
+      if (state->open_connections.load() >= std::max(state->cfg.max_connections, 1) && state->tls) {
+        beast::error_code ignored;  // no plain-text answer on a TLS port: just close
+        s.close(ignored);
+        do_accept();
+        return;
+      }
       if (state->open_connections.load() >= std::max(state->cfg.max_connections, 1)) {
         // Over the limit: answer at once and close (the client sees why, and may retry later).
         static constexpr std::string_view kBusy =
@@ -538,7 +700,16 @@ struct HttpServer::Impl {
         do_accept();
         return;
       }
-      auto conn = std::make_shared<Connection>(std::move(s), state);
+      std::shared_ptr<ConnectionBase> conn;
+      if (state->tls) {
+        auto c = std::make_shared<Connection<TlsStream>>(std::move(s), state);
+        c->start();
+        conn = std::move(c);
+      } else {
+        auto c = std::make_shared<Connection<PlainStream>>(std::move(s), state);
+        c->start();
+        conn = std::move(c);
+      }
       {
         std::lock_guard lock(state->conns_mu);
         if (state->conns.size() >= 64 && state->conns.size() % 64 == 0) {
@@ -546,7 +717,6 @@ struct HttpServer::Impl {
         }
         state->conns.push_back(conn);
       }
-      conn->start();
       do_accept();
     });
   }
@@ -637,6 +807,12 @@ Status HttpServer::start() {
   if (m.running) return Status(Errc::kAlreadyExists, "http server already running");
   const HttpServerConfig& cfg = m.cfg;
   std::string where = cfg.host + ":" + std::to_string(cfg.port);
+  std::shared_ptr<ssl::context> tls;
+  if (cfg.tls) {
+    auto t = make_tls_context(*cfg.tls);
+    if (!t.ok()) return t.status();
+    tls = std::move(*t);
+  }
   int threads = std::max(cfg.io_threads, 1);
 
   std::vector<std::unique_ptr<net::io_context>> iocs;
@@ -682,6 +858,7 @@ Status HttpServer::start() {
   auto state = std::make_shared<ServerState>();
   state->cfg = cfg;
   state->routes = m.routes;
+  state->tls = std::move(tls);
   m.iocs = std::move(iocs);
   m.next_ioc = 0;
   m.acceptor = std::move(acceptor);

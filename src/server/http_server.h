@@ -87,6 +87,24 @@ using AsyncHttpHandler = std::function<void(HttpRequest, HttpResponder)>;
 /// send instead (e.g. 401). Called on the I/O threads; must be thread-safe and quick.
 using HttpAuthorizer = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
 
+/// TLS for a server (HttpServerConfig::tls). Files are PEM and read by start(); an unreadable
+/// or mismatched certificate/key is start()'s error. TLS 1.2 and 1.3 only, forward-secret AEAD
+/// cipher suites only (ECDHE with AES-GCM or ChaCha20-Poly1305), no compression, no
+/// renegotiation. With client_ca_file a client certificate is asked for and verified against
+/// it; require_client_cert then refuses connections without one (mutual TLS).
+/// A failed handshake closes that connection (no HTTP answer is possible) and is reported to
+/// on_handshake_failure. Certificates are read once: restart to rotate them.
+struct HttpTlsConfig {
+  std::string cert_file;            // the certificate chain, leaf first
+  std::string key_file;             // its private key (unencrypted)
+  std::string client_ca_file;       // "" = no client certificates asked for
+  bool require_client_cert = true;  // only with client_ca_file
+  std::string min_version = "1.2";  // "1.2" | "1.3"
+  // Called on the I/O thread with a short reason ("no client certificate", "wrong version",
+  // "handshake timeout", ...): must be thread-safe and quick.
+  std::function<void(std::string_view reason)> on_handshake_failure;
+};
+
 struct HttpServerConfig {
   std::string host = "127.0.0.1";  // IP literal or resolvable name; "0.0.0.0"/"::" for all
   uint16_t port = 8080;            // 0 = ephemeral, see HttpServer::port()
@@ -97,9 +115,10 @@ struct HttpServerConfig {
   // SO_REUSEPORT: several processes (replicas) listen on the same port and the kernel spreads
   // connections among them. Every one of them must set it.
   bool reuse_port = false;
-  HttpAuthorizer authorize;  // unset: every request is served
+  HttpAuthorizer authorize;      // unset: every request is served
   int max_connections = 10'000;  // open connections; a new one beyond is answered 503 and closed
   int max_header_count = 100;    // request headers; more: 431
+  std::optional<HttpTlsConfig> tls;  // set: HTTPS only on this port (plain HTTP is refused)
 };
 
 class HttpServer {
@@ -122,7 +141,7 @@ class HttpServer {
   /// One registered route: what /openapi.json is checked against.
   struct Route {
     std::string method;
-    std::string path;     // the exact path, or the prefix when `prefix`
+    std::string path;  // the exact path, or the prefix when `prefix`
     bool prefix = false;
   };
   /// Every route registered so far, exact ones first (sorted by path), then prefixes (longest

@@ -1,15 +1,14 @@
 #include "server/remote_log.h"
 
-#include "server/auth.h"
-
 #include <atomic>
 #include <charconv>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "server/auth.h"
 #include "server/http_client.h"
 #include "server/log_wire.h"
 
@@ -63,34 +62,13 @@ Result<int64_t> parse_int(std::string_view s) {
 
 }  // namespace
 
-Status parse_http_url(std::string_view url, std::string* host, uint16_t* port) {
-  std::string_view u = url;
-  if (!u.starts_with("http://")) {
-    return ConfigError("log url must look like http://HOST:PORT, got \"" + std::string(url) + "\"");
-  }
-  u.remove_prefix(7);
-  while (u.ends_with('/')) u.remove_suffix(1);
-  const size_t colon = u.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || u.find('/') != std::string_view::npos) {
-    return ConfigError("log url must look like http://HOST:PORT, got \"" + std::string(url) + "\"");
-  }
-  std::string_view h = u.substr(0, colon);
-  if (h.starts_with('[') && h.ends_with(']')) h = h.substr(1, h.size() - 2);
-  unsigned p = 0;
-  const std::string_view ps = u.substr(colon + 1);
-  auto [end, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), p);
-  if (ec != std::errc() || end != ps.data() + ps.size() || p == 0 || p > 65535) {
-    return ConfigError("log url: bad port in \"" + std::string(url) + "\"");
-  }
-  *host = std::string(h);
-  *port = static_cast<uint16_t>(p);
-  return Status::Ok();
-}
-
 class RemoteLog final : public Log {
  public:
-  RemoteLog(RemoteLogConfig cfg, std::string host, uint16_t port)
-      : cfg_(std::move(cfg)), host_(std::move(host)), port_(port) {}
+  RemoteLog(RemoteLogConfig cfg, HttpEndpoint endpoint)
+      : cfg_(std::move(cfg)),
+        host_(std::move(endpoint.host)),
+        port_(endpoint.port),
+        tls_(endpoint.tls()) {}
 
   // One request on a pooled connection; a non-2xx answer becomes its Status.
   Result<HttpResponse> call(std::string_view method, const std::string& target,
@@ -111,7 +89,8 @@ class RemoteLog final : public Log {
     const std::string errc = r->header(logwire::kErrcHeader);
     if (errc.empty()) {
       if (r->status == 404 || r->status == 405) {
-        return Unimplemented("no log API at " + cfg_.url + " (is it a `spate run` that owns its "
+        return Unimplemented("no log API at " + cfg_.url +
+                             " (is it a `spate run` that owns its "
                              "log, with server.log_api on?)");
       }
       if (r->status == 401 || r->status == 403) {
@@ -178,8 +157,9 @@ class RemoteLog final : public Log {
                             const FetchOptions& opts) override {
     const std::string target =
         fmt_tp("/log/v1/fetch", topic, partition) + "&offset=" + std::to_string(offset) +
-        "&max_records=" + std::to_string(opts.max_records) + "&max_bytes=" +
-        std::to_string(opts.max_bytes) + "&wait_ms=" + std::to_string(opts.wait_ms) +
+        "&max_records=" + std::to_string(opts.max_records) +
+        "&max_bytes=" + std::to_string(opts.max_bytes) +
+        "&wait_ms=" + std::to_string(opts.wait_ms) +
         "&isolation=" + (opts.isolation == Isolation::kReadCommitted ? "committed" : "uncommitted");
     SPATE_ASSIGN_OR_RETURN(HttpResponse r, call("GET", target, {}, opts.wait_ms));
     FetchResult fr;
@@ -199,17 +179,17 @@ class RemoteLog final : public Log {
                         const std::map<uint32_t, int64_t>& offsets) override {
     std::string body;
     logwire::encode_offsets(body, offsets);
-    return call("POST",
-                "/log/v1/commit?group=" + url_encode(group) + "&topic=" + url_encode(topic), body)
+    return call("POST", "/log/v1/commit?group=" + url_encode(group) + "&topic=" + url_encode(topic),
+                body)
         .status();
   }
 
   Result<std::optional<int64_t>> committed_offset(std::string_view group, std::string_view topic,
                                                   uint32_t partition) override {
-    SPATE_ASSIGN_OR_RETURN(HttpResponse r,
-                           call("GET", "/log/v1/committed?group=" + url_encode(group) +
-                                           "&topic=" + url_encode(topic) +
-                                           "&partition=" + std::to_string(partition)));
+    SPATE_ASSIGN_OR_RETURN(
+        HttpResponse r,
+        call("GET", "/log/v1/committed?group=" + url_encode(group) + "&topic=" + url_encode(topic) +
+                        "&partition=" + std::to_string(partition)));
     if (r.status == 204) return std::optional<int64_t>();
     SPATE_ASSIGN_OR_RETURN(int64_t v, parse_int(r.body));
     return std::optional<int64_t>(v);
@@ -263,7 +243,7 @@ class RemoteLog final : public Log {
         return c;
       }
     }
-    return std::make_unique<HttpClient>(host_, port_, cfg_.timeout_ms);
+    return std::make_unique<HttpClient>(host_, port_, cfg_.timeout_ms, tls_);
   }
   void release(std::unique_ptr<HttpClient> c) const {
     std::lock_guard lk(pool_mu_);
@@ -273,6 +253,7 @@ class RemoteLog final : public Log {
   RemoteLogConfig cfg_;
   std::string host_;
   uint16_t port_;
+  HttpClientTls tls_;
   mutable std::mutex pool_mu_;
   mutable std::vector<std::unique_ptr<HttpClient>> pool_;
   std::atomic<bool> closed_{false};
@@ -301,8 +282,9 @@ class RemoteProducer final : public TransactionalProducer {
       // this id (a restarted replica) may have committed, so the caller must re-read the
       // committed offsets — after this fence — before its next transaction.
       SPATE_ASSIGN_OR_RETURN(session_, log_->open_session(txid_));
-      return Unavailable("the log's owner lost this producer's session; a new one is open: "
-                         "re-read the committed offsets, then begin again");
+      return Unavailable(
+          "the log's owner lost this producer's session; a new one is open: "
+          "re-read the committed offsets, then begin again");
     }
     return s;
   }
@@ -312,7 +294,8 @@ class RemoteProducer final : public TransactionalProducer {
     logwire::encode_records(body, records, count);
     SPATE_ASSIGN_OR_RETURN(
         HttpResponse r,
-        log_->call("POST", RemoteLog::fmt_tp("/log/v1/txn/" + session_ + "/append", topic, partition),
+        log_->call("POST",
+                   RemoteLog::fmt_tp("/log/v1/txn/" + session_ + "/append", topic, partition),
                    body));
     return parse_int(r.body);
   }
@@ -321,8 +304,9 @@ class RemoteProducer final : public TransactionalProducer {
     std::string body;
     logwire::encode_offsets(body, next_offsets);
     return log_
-        ->call("POST", "/log/v1/txn/" + session_ + "/offsets?group=" + url_encode(group) +
-                           "&topic=" + url_encode(topic),
+        ->call("POST",
+               "/log/v1/txn/" + session_ + "/offsets?group=" + url_encode(group) +
+                   "&topic=" + url_encode(topic),
                body)
         .status();
   }
@@ -352,10 +336,8 @@ Result<std::unique_ptr<TransactionalProducer>> RemoteLog::transactional_producer
 }
 
 Result<std::unique_ptr<Log>> open_remote_log(const RemoteLogConfig& config) {
-  std::string host;
-  uint16_t port = 0;
-  SPATE_RETURN_IF_ERROR(parse_http_url(config.url, &host, &port));
-  auto log = std::make_unique<RemoteLog>(config, host, port);
+  SPATE_ASSIGN_OR_RETURN(HttpEndpoint endpoint, parse_endpoint_url(config.url, "log url"));
+  auto log = std::make_unique<RemoteLog>(config, std::move(endpoint));
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(config.connect_wait_ms);
   for (;;) {

@@ -32,17 +32,14 @@
 namespace spate {
 
 struct RemoteLogConfig {
-  std::string url;                  // http://host:port of the owner's admin server
-  int64_t timeout_ms = 10'000;      // per call (fetches add their wait_ms)
-  int64_t connect_wait_ms = 30'000; // open_remote_log() waits this long for the owner to answer
+  std::string url;                   // http(s)://host:port of the owner's admin server
+  int64_t timeout_ms = 10'000;       // per call (fetches add their wait_ms)
+  int64_t connect_wait_ms = 30'000;  // open_remote_log() waits this long for the owner to answer
 };
 
 /// Open a RemoteLog; waits up to connect_wait_ms for the owner's log API to answer. Errors:
 /// kConfig (bad URL), kUnavailable (no answer in time), kUnimplemented (something answers at
 /// the URL but serves no log API).
 Result<std::unique_ptr<Log>> open_remote_log(const RemoteLogConfig& config);
-
-/// Split "http://host:port[/]" into host and port. Error message on failure.
-Status parse_http_url(std::string_view url, std::string* host, uint16_t* port);
 
 }  // namespace spate
