@@ -38,19 +38,9 @@ asan:
 tsan:
 	$(MAKE) test BUILD_DIR=build-tsan CMAKE_FLAGS="-DSPATE_SANITIZE=thread -DSPATE_BUILD_BENCH=OFF"
 
-FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= 20000
 fuzz:
-	@bash scripts/install-deps.sh --fuzz
-	@test -f build-fuzz/CMakeCache.txt || CC=clang CXX=clang++ cmake -S . -B build-fuzz $(GENERATOR) \
-	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPATE_FUZZ=ON -DSPATE_SANITIZE=address \
-	  -DSPATE_BUILD_TESTS=OFF -DSPATE_BUILD_BENCH=OFF
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_config fuzz_log_segment fuzz_ingest_body fuzz_ingest_stages \
-	  fuzz_analytics_state
-	for f in config log_segment ingest_body ingest_stages analytics_state; do \
-	  mkdir -p build-fuzz/corpus/$$f && \
-	  ./build-fuzz/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-	    build-fuzz/corpus/$$f fuzz/corpus/$$f || exit 1; \
-	done
+	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_RUNS)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

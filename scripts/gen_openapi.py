@@ -37,6 +37,7 @@ ingest_responses = {
     "415": err("Unsupported Content-Type or Content-Encoding"),
     "429": resp("The ingestion queue is full; nothing of the request was accepted", ref("Error"), headers=RETRY),
     "503": resp("Stopping, the log failed, or the dedup store is unreachable", ref("Error"), headers=RETRY),
+    "507": resp("The log's disk is full: nothing more is stored until space is freed", ref("Error"), headers=RETRY),
 }
 log_errors = {
     "400": err("A missing or malformed parameter or body"),

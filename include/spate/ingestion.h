@@ -204,6 +204,9 @@ struct IngestResult {
   size_t dropped = 0;        // acknowledged, discarded by a quality check (drop)
   std::vector<EventError> errors;
   int retry_after_seconds = 0;
+  // kUnavailable because the log's disk is full (HTTP 507): nothing changes until space is
+  // freed, so clients should back off longer than for a transient failure.
+  bool storage_full = false;
 };
 
 struct IngestRequest {

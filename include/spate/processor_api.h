@@ -55,7 +55,23 @@ struct OptionValue {
   std::vector<OptionValue> list;
   int line = 0;
   int column = 0;
+
+  // Declared here and defaulted below, where OptionValue is complete: `map` holds pairs of
+  // OptionValue, which libstdc++ with clang refuses to check while the class is incomplete.
+  OptionValue();
+  ~OptionValue();
+  OptionValue(const OptionValue&);
+  OptionValue(OptionValue&&) noexcept;
+  OptionValue& operator=(const OptionValue&);
+  OptionValue& operator=(OptionValue&&) noexcept;
 };
+
+inline OptionValue::OptionValue() = default;
+inline OptionValue::~OptionValue() = default;
+inline OptionValue::OptionValue(const OptionValue&) = default;
+inline OptionValue::OptionValue(OptionValue&&) noexcept = default;
+inline OptionValue& OptionValue::operator=(const OptionValue&) = default;
+inline OptionValue& OptionValue::operator=(OptionValue&&) noexcept = default;
 
 /// Typed access to a step's options that reports every problem as
 /// "FILE:LINE:COL: processors[i].steps[j].key: message" and, in finish(), unknown keys with a

@@ -362,8 +362,11 @@ void Appender::complete(RequestState& req) {
   IngestResult res = std::move(req.result);
   if (!failure.ok()) {
     res.status = IngestStatus::kUnavailable;
-    res.message = "events could not be stored: " + failure.to_string();
-    res.retry_after_seconds = 1;
+    res.storage_full = failure.code() == Errc::kNoSpace;
+    res.message = "events could not be stored: " + failure.to_string() +
+                  (res.storage_full ? " (the log's disk is full: nothing more is stored until space is freed)" : "") +
+                  "; retry the request (some of its events may be stored: with dedup a retry stores none twice)";
+    res.retry_after_seconds = res.storage_full ? 5 : 1;
   }
   auto done = std::move(req.done);
   req.responded = true;

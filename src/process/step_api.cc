@@ -230,7 +230,11 @@ bool StepOptions::get_string_map(std::string_view key,
 }
 
 StepOptions StepOptions::child(std::string_view key) {
-  static const OptionValue kEmpty{OptionValue::kMap, {}, {}, {}, 0, 0};
+  static const OptionValue kEmpty = [] {
+    OptionValue v;
+    v.kind = OptionValue::kMap;
+    return v;
+  }();
   const OptionValue* v = raw(key);
   if (v != nullptr && v->kind != OptionValue::kMap && v->kind != OptionValue::kNull) {
     error(key, fmt::format("expected a map, got {}", kind_name(*v)));

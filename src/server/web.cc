@@ -91,8 +91,11 @@ std::string openapi_document(const std::vector<HttpServer::Route>& routes) {
       if (item.get(ops) != simdjson::SUCCESS) continue;
       std::string kept;
       for (auto [method, op] : ops) {
+        // Named copies: clang 14 cannot capture structured bindings in a lambda.
+        const std::string_view m = method;
+        const std::string_view p = path;
         const bool served = std::any_of(routes.begin(), routes.end(), [&](const auto& r) {
-          return lower(r.method) == method && route_serves(r, path);
+          return lower(r.method) == m && route_serves(r, p);
         });
         if (!served) continue;
         if (!kept.empty()) kept += ',';

@@ -92,7 +92,7 @@ int result_http_status(const IngestResult& r) {
     case IngestStatus::kUnsupported: return 415;
     case IngestStatus::kNotFound: return 404;
     case IngestStatus::kOverloaded: return 429;
-    case IngestStatus::kUnavailable: return 503;
+    case IngestStatus::kUnavailable: return r.storage_full ? 507 : 503;
   }
   return 500;
 }
