@@ -38,7 +38,7 @@ asan:
 tsan:
 	$(MAKE) test BUILD_DIR=build-tsan CMAKE_FLAGS="-DSPATE_SANITIZE=thread -DSPATE_BUILD_BENCH=OFF"
 
-FUZZ_RUNS ?= 20000
+FUZZ_RUNS ?= 100000
 fuzz:
 	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_RUNS)
 

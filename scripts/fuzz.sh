@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Runs every libFuzzer target in fuzz/ (built with clang, ASan+UBSan) for a fixed number of
-# executions each, starting from its seed corpus in fuzz/corpus/NAME/ (what it finds new is kept
+# executions each (at most MAX_SECONDS, default 45, per target: the slow ones, which drive a real
+# server or fsync, stop there and report how far they got), starting from its seed corpus in fuzz/corpus/NAME/ (what it finds new is kept
 # in build-fuzz/corpus/NAME/). A crash, leak, sanitizer report or timeout fails the run; the input
 # that caused it is left in build-fuzz/crashes/ — fix the bug and add the input to the seed corpus
 # (fuzz/corpus/NAME/), where ctest replays it (fuzz_corpus.NAME) as a regression test.
 # Writes build-fuzz/fuzz-results.tsv: target, executions, seconds, corpus files.
 #
-#   scripts/fuzz.sh [RUNS]        (default 20000; `make fuzz FUZZ_RUNS=...`)
+#   scripts/fuzz.sh [RUNS]        (default 100000; `make fuzz FUZZ_RUNS=...`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS="${1:-20000}"
+RUNS="${1:-100000}"
+MAX_SECONDS="${MAX_SECONDS:-45}"
 BUILD=build-fuzz
 JOBS="${JOBS:-$(nproc)}"
 bash scripts/install-deps.sh --fuzz
@@ -33,7 +35,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$BUILD/corpus/$t"
   log="$BUILD/fuzz-$t.log"
   start=$(date +%s%N)
-  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "./$BUILD/fuzz/fuzz_$t" -runs="$RUNS" -max_len=65536 \
+  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "./$BUILD/fuzz/fuzz_$t" -runs="$RUNS" -max_total_time="$MAX_SECONDS" -max_len=65536 \
       -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$BUILD/crashes/$t-" \
       "$BUILD/corpus/$t" "fuzz/corpus/$t" > "$log" 2>&1; then
     status=ok

@@ -58,6 +58,8 @@ class Reader {
     return true;
   }
   bool done() const { return ok_ && pos_ == in_.size(); }
+  /// Marks the input malformed (a value no encoder writes); returns false.
+  bool reject() { return fail(); }
   Status status(std::string_view what) const {
     if (bad_version_) return InvalidArgument(std::string(what) + ": unsupported wire version");
     if (!ok_) return InvalidArgument(std::string(what) + ": truncated or malformed");
@@ -110,6 +112,9 @@ bool read_records(Reader& r, std::vector<RecordHeader>* headers, Sink&& sink) {
         !r.get_str(&value) || !r.count(&hc, 8)) {
       return false;
     }
+    // The key flag is 0 or 1, and a record without a key carries an empty one: anything else
+    // is not what an encoder writes (found by fuzz_log_wire).
+    if (has_key > 1 || (has_key == 0 && !key.empty())) return r.reject();
     const size_t first = headers->size();
     for (uint32_t h = 0; h < hc; ++h) {
       RecordHeader rh;

@@ -825,8 +825,10 @@ TEST(ConfigTest, RemoteLogNeedsAnHttpUrl) {
             "p.yaml:2:9: log.kind: log kind remote needs url: http://HOST:PORT of the process "
             "that owns the log");
   EXPECT_EQ(error_of(yaml({"log:", "  kind: remote", "  url: 127.0.0.1:8080"})),
-            "p.yaml:3:8: log.url: expected http://HOST:PORT of the process that owns the log, "
-            "got \"127.0.0.1:8080\"");
+            "p.yaml:3:8: log.url: expected http://HOST:PORT (or https://) of the process that owns "
+            "the log, got \"127.0.0.1:8080\"");
+  EXPECT_EQ(load_ok(yaml({"log:", "  kind: remote", "  url: https://log.internal:8443"})).log.url,
+            "https://log.internal:8443");
   EXPECT_EQ(error_of(yaml({"log:", "  url: http://x:1"})),
             "p.yaml:2:8: log.url: url is only for log kind remote");
 }
