@@ -2,6 +2,8 @@
 // under one deadline per request.
 #include "server/http_client.h"
 
+#include "server/openssl_error.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -42,6 +44,8 @@ bool is_closed_before_response(const beast::error_code& ec) {
          ec == net::error::broken_pipe || ec == net::error::eof;
 }
 
+}  // namespace
+
 std::string openssl_error() {
   std::string out;
   while (unsigned long e = ERR_get_error()) {
@@ -51,8 +55,6 @@ std::string openssl_error() {
   }
   return out;
 }
-
-}  // namespace
 
 HttpClientTls client_tls_from_env(bool enabled) {
   HttpClientTls t;

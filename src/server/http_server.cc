@@ -4,6 +4,8 @@
 // translation units that include Beast are this one and http_client.cc.
 #include "server/http_server.h"
 
+#include "server/openssl_error.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -246,17 +248,6 @@ struct ServerState {
 
 using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
-
-// OpenSSL's most recent error as text ("" if none), and the queue cleared.
-std::string openssl_error() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    out = buf;
-  }
-  return out;
-}
 
 // "wrong version number (SSL routines)" -> "wrong version number"
 std::string tls_reason(const beast::error_code& ec) {
