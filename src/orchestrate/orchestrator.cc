@@ -324,17 +324,18 @@ class LocalBackend final : public OrchestratorCore {
       return;
     }
     const int64_t to = cfg.probe_timeout_ms;
-    const HttpClientTls tls = client_tls_from_env(cfg.pipeline.server.tls.enabled);
-    auto h = http_request(probe_host, r.port, "GET", "/health", {}, {}, to, tls);
+    // One keep-alive connection for the three requests: one TCP connect and, with TLS, one
+    // handshake per probe.
+    HttpClient client(probe_host, r.port, to, client_tls_from_env(cfg.pipeline.server.tls.enabled));
+    auto h = client.request("GET", "/health");
     const bool healthy = h.ok() && h->status == 200;
     bool ready = false;
     PromText m;
     bool have_metrics = false;
     if (healthy) {
-      auto rd = http_request(probe_host, r.port, "GET", "/ready", {}, {}, to, tls);
+      auto rd = client.request("GET", "/ready");
       ready = rd.ok() && rd->status == 200;
-      auto mt =
-          http_request(probe_host, r.port, "GET", "/metrics", {}, client_auth_headers(), to, tls);
+      auto mt = client.request("GET", "/metrics", {}, client_auth_headers());
       if (mt.ok() && mt->status == 200) {
         m = orchestrate::parse_prometheus_text(mt->body);
         have_metrics = true;
